@@ -1,0 +1,44 @@
+"""Shared bits of the benchmark scripts: argument parsing, timing, writing results with the command."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+CACHE_DIR = BENCH_DIR / "cache"
+
+
+def setup(description: str) -> argparse.ArgumentParser:
+    """Common options; one torch thread per process (small models run faster, two benches fit on two cores)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="cell cache (resume: rerun the same command)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: check the script runs (not a result)")
+    return parser
+
+
+def machine() -> dict:
+    """Where the numbers were measured."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(), "device": "cpu", "platform": platform.platform(),
+            "command": " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1]] + sys.argv),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    tmp.replace(path)

@@ -1,0 +1,417 @@
+"""The library's public calls: train a generator into the registry, list / load / delete
+models, and generate a synthetic dataset from one.
+
+The CLI, the REST service and the job workers call only these functions, so every rule
+(name reuse, config validation, atomic artifacts, manifests) holds the same everywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import pydantic
+
+from .data.datasets import LabelledData, LabelledImages, LabelledTable
+from .generators import base as generator_base
+from .generators.base import Generator, GeneratorConfig, get_generator_class
+from .progress import ProgressCallback, ProgressReporter
+from .store.artifacts import remove_model_folders, write_artifact_atomically
+from .store.manifest import SampleWriter, prepare_out_dir
+from .store.registry import READY, ModelNotReadyError, ModelRow, Registry, genaug_home, json_safe, validate_name
+
+DATASETS_DIR = "datasets"
+# Batch seeds: seed * 1_000_003 + batch index. The prime keeps the batch seeds of
+# neighbouring user seeds apart for any realistic number of batches.
+SEED_STRIDE = 1_000_003
+
+
+# -- results -----------------------------------------------------------------
+
+def _iso(moment: Optional[datetime]) -> Optional[str]:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+@dataclass
+class ModelInfo:
+    """What the registry knows about one model (a JSON-ready snapshot of its row)."""
+
+    id: str
+    name: str
+    kind: str
+    status: str
+    class_names: list[str]
+    config: dict[str, Any]
+    data_fingerprint: Optional[str]
+    data_summary: dict[str, Any]
+    metrics: dict[str, Any]
+    error: Optional[str]
+    owner_pid: Optional[int]
+    owner_host: Optional[str]
+    parent_id: Optional[str]
+    created_at: Optional[str]
+    updated_at: Optional[str]
+    artifact_dir: Optional[str]  # relative to GENAUG_HOME
+    path: Optional[str] = None  # absolute artifact folder, for ready models
+
+    @classmethod
+    def from_row(cls, row: ModelRow, home: Path) -> "ModelInfo":
+        """Snapshot of a registry row."""
+        return cls(id=row.id, name=row.name, kind=row.kind, status=row.status,
+                   class_names=list(row.class_names or []), config=dict(row.config or {}),
+                   data_fingerprint=row.data_fingerprint, data_summary=dict(row.data_summary or {}),
+                   metrics=dict(row.metrics or {}), error=row.error, owner_pid=row.owner_pid,
+                   owner_host=row.owner_host, parent_id=row.parent_id, created_at=_iso(row.created_at),
+                   updated_at=_iso(row.updated_at), artifact_dir=row.artifact_dir,
+                   path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class GenerationResult:
+    """What ``generate`` wrote: where, how many per class, from which model and seed."""
+
+    out_dir: str
+    manifest: str
+    counts: dict[str, int]
+    total: int
+    kind: str
+    seed: int
+    model: Optional[str] = None
+    model_id: Optional[str] = None
+    data_file: Optional[str] = None  # samples.csv for table models
+    label_column: Optional[str] = None  # its label column
+    seconds: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return json_safe(dataclasses.asdict(self))
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _generator_class(kind: str) -> type[Generator]:
+    """The class of ``kind``.
+
+    ``get_generator_class`` imports every built-in kind; if one of them cannot be imported
+    (an optional dependency missing), kinds that did register must still work, so fall back
+    to the kinds registered so far and re-raise only when ``kind`` is not among them.
+    """
+    try:
+        return get_generator_class(kind)
+    except ImportError:
+        registered = generator_base._KINDS
+        if kind in registered:
+            return registered[kind]
+        raise
+
+
+def _format_validation_error(error: pydantic.ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem.get("loc", ()))
+        where = f"config field '{location}'" if location else "config"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def validate_config(kind: str, config: GeneratorConfig | Mapping[str, Any] | None = None,
+                    overrides: Optional[Mapping[str, Any]] = None) -> GeneratorConfig:
+    """``config`` (a dict or Config) with ``overrides`` on top, validated by ``kind``'s Config.
+
+    Errors are ValueErrors naming the field, e.g. "config field 'beta': Input should be
+    greater than 0".
+    """
+    generator_class = _generator_class(kind)
+    if config is None:
+        values: dict[str, Any] = {}
+    elif isinstance(config, pydantic.BaseModel):
+        values = config.model_dump()
+    elif isinstance(config, Mapping):
+        values = dict(config)
+    else:
+        raise TypeError(f"config must be a dict or a {generator_class.Config.__name__}, got {type(config).__name__}")
+    values.update(overrides or {})
+    try:
+        return generator_class.Config.model_validate(values)
+    except pydantic.ValidationError as error:
+        raise ValueError(_format_validation_error(error)) from error
+
+
+def data_summary(data: LabelledData, source: Optional[str] = None) -> dict[str, Any]:
+    """What the registry records about training data: counts per class, shape or columns, source."""
+    summary: dict[str, Any] = {"data_kind": data.kind, "n": len(data), "counts": data.counts()}
+    if isinstance(data, LabelledImages):
+        summary["image_shape"] = list(data.image_shape)
+    else:
+        summary["columns"] = list(data.frame.columns)
+    summary["source"] = str(source) if source else None
+    return summary
+
+
+def _check_data_kind(generator_class: type[Generator], data: LabelledData) -> None:
+    expected = LabelledTable if generator_class.data_kind == "table" else LabelledImages
+    if not isinstance(data, expected):
+        raise TypeError(f"{generator_class.kind} trains on {generator_class.data_kind}, "
+                        f"got {type(data).__name__}")
+
+
+def _delete_ingested_data(home: Path, data_source: str | os.PathLike) -> bool:
+    """Delete ``data_source`` if it lies inside ``<home>/datasets/``; True when deleted."""
+    datasets = (home / DATASETS_DIR).resolve()
+    source = Path(data_source).expanduser().resolve()
+    # Only genaug's own ingested copies: never the user's original folder, never datasets/ itself.
+    if source == datasets or datasets not in source.parents or not source.exists():
+        return False
+    if source.is_dir():
+        shutil.rmtree(source)
+    else:
+        source.unlink()
+    return True
+
+
+# -- training and the registry -------------------------------------------------
+
+def train(data: LabelledData, kind: str, name: str, *,
+          config: GeneratorConfig | Mapping[str, Any] | None = None,
+          overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
+          home: str | os.PathLike | None = None, keep_data: bool = False,
+          data_source: Optional[str] = None, replace: bool = False) -> ModelInfo:
+    """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
+
+    Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
+    name the field), create a ``training`` row, fit, save the artifacts atomically, mark the
+    row ``ready`` with metrics (the generator's ``meta`` plus ``training_seconds``). On any
+    error the row is marked ``failed`` with the error text, its files are removed, and the
+    error is re-raised. Name reuse rules: see ``Registry.begin_training`` (``replace``
+    overwrites a ready model of the same name).
+
+    ``data_source`` records where the data came from. When it is genaug's own ingested copy
+    -- a folder (or file) inside ``$GENAUG_HOME/datasets/`` -- it is deleted after successful
+    training to free the space (seed 002 ch. 3.3.8), unless ``keep_data=True``. Anything
+    outside that folder is never deleted, and nothing is deleted when training fails (so
+    the user can retry).
+    """
+    validate_name(name)
+    generator_class = _generator_class(kind)
+    validated = validate_config(kind, config, overrides)
+    _check_data_kind(generator_class, data)
+    home_path = genaug_home(home)
+    with Registry.open(home_path) as registry:
+        row = registry.begin_training(name, kind, validated.model_dump(mode="json"), data.fingerprint(),
+                                      data_summary(data, data_source), class_names=list(data.class_names),
+                                      replace=replace)
+        try:
+            started = time.monotonic()
+            generator = generator_class(validated)
+            generator.fit(data, progress=progress)
+            seconds = time.monotonic() - started
+            folder = write_artifact_atomically(home_path, row.id, generator.save)
+            metrics = {**json_safe(generator.meta), "training_seconds": round(seconds, 3)}
+            row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)
+        except BaseException as error:  # KeyboardInterrupt too: the row must not stay "training"
+            try:
+                registry.mark_failed(row.id, f"{type(error).__name__}: {error}")
+            finally:
+                remove_model_folders(home_path, row.id)
+            raise
+    if data_source and not keep_data:
+        try:
+            _delete_ingested_data(home_path, data_source)
+        except OSError as error:  # the model is ready: a leftover copy must not fail the training
+            warnings.warn(f"could not delete the ingested data {data_source}: {error}", stacklevel=2)
+    return ModelInfo.from_row(row, home_path)
+
+
+def list_models(include_all: bool = False, home: str | os.PathLike | None = None) -> list[ModelInfo]:
+    """Ready models, oldest first; with ``include_all`` also those training or failed."""
+    home_path = genaug_home(home)
+    with Registry.open(home_path) as registry:
+        rows = registry.list() if include_all else registry.list(status=READY)
+    return [ModelInfo.from_row(row, home_path) for row in rows]
+
+
+def get_model(name: str, home: str | os.PathLike | None = None) -> ModelInfo:
+    """The model named ``name`` (or with that id), whatever its status; ``ModelNotFoundError`` if none."""
+    home_path = genaug_home(home)
+    with Registry.open(home_path) as registry:
+        return ModelInfo.from_row(registry.get(name), home_path)
+
+
+def _load_ready(registry: Registry, name: str) -> tuple[ModelRow, Generator]:
+    row = registry.get(name)
+    if row.status != READY:
+        detail = f": {row.error}" if row.error else ""
+        raise ModelNotReadyError(f"model {row.name} is not ready (status: {row.status}{detail})")
+    return row, _generator_class(row.kind).load(registry.artifact_path(row))
+
+
+def load_model(name: str, home: str | os.PathLike | None = None) -> Generator:
+    """The fitted generator of the ready model ``name``; refuses models still training or failed."""
+    with Registry.open(home) as registry:
+        return _load_ready(registry, name)[1]
+
+
+def delete_model(name: str, home: str | os.PathLike | None = None, *, force: bool = False) -> ModelInfo:
+    """Delete the model's row and artifact folder; returns what was deleted.
+
+    A model being trained by a live process is refused unless ``force``.
+    """
+    home_path = genaug_home(home)
+    with Registry.open(home_path) as registry:
+        return ModelInfo.from_row(registry.delete(name, force=force), home_path)
+
+
+def cleanup(home: str | os.PathLike | None = None) -> dict[str, list[str]]:
+    """Mark trainings whose process died as failed and remove stale artifact folders."""
+    with Registry.open(home) as registry:
+        return registry.cleanup()
+
+
+# -- generation -----------------------------------------------------------------
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def plan_counts(class_names: list[str], *, n_per_class: Optional[int] = None,
+                counts: Optional[Mapping[str, int]] = None, balance: bool = False,
+                reference_counts: Optional[Mapping[str, int]] = None) -> dict[str, int]:
+    """How many samples of each class to make; exactly one of the three ways must be given.
+
+    ``n_per_class``: the same number for every class. ``counts``: per class name (classes
+    left out get none). ``balance``: fill every class up to the largest class of
+    ``reference_counts`` (the training data's counts per class).
+    """
+    given = [name for name, value in (("n_per_class", n_per_class), ("counts", counts))
+             if value is not None] + (["balance"] if balance else [])
+    if len(given) != 1:
+        raise ValueError("give exactly one of n_per_class, counts or balance"
+                         + (f" (got {', '.join(given)})" if given else ""))
+    if n_per_class is not None:
+        if not _is_count(n_per_class):
+            raise ValueError(f"n_per_class must be an integer >= 0, got {n_per_class!r}")
+        return {name: int(n_per_class) for name in class_names}
+    if counts is not None:
+        unknown = [str(name) for name in counts if name not in class_names]
+        if unknown:
+            raise ValueError(f"counts: unknown class {', '.join(map(repr, unknown))}; "
+                             f"the model's classes are {class_names}")
+        for name, value in counts.items():
+            if not _is_count(value):
+                raise ValueError(f"counts[{name!r}] must be an integer >= 0, got {value!r}")
+        return {name: int(counts.get(name, 0)) for name in class_names}
+    if not reference_counts:
+        raise ValueError("balance needs the training data's counts per class: the model's "
+                         "registry row has none, so pass reference_counts")
+    missing = [name for name in class_names if name not in reference_counts]
+    if missing:
+        raise ValueError(f"reference_counts: no count for class {', '.join(map(repr, missing))}")
+    largest = max(int(reference_counts[name]) for name in class_names)
+    return {name: largest - int(reference_counts[name]) for name in class_names}
+
+
+def _take(data: np.ndarray | pd.DataFrame, n: int):
+    return data.iloc[:n] if isinstance(data, pd.DataFrame) else data[:n]
+
+
+def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
+             n_per_class: Optional[int] = None, counts: Optional[Mapping[str, int]] = None,
+             balance: bool = False, reference_counts: Optional[Mapping[str, int]] = None,
+             seed: int = 0, batch_size: int = 256, progress: Optional[ProgressCallback] = None,
+             home: str | os.PathLike | None = None, **options: Any) -> GenerationResult:
+    """Generate samples from a registered model (by name or id) or a fitted generator into ``out_dir``.
+
+    Say how many with exactly one of ``n_per_class``, ``counts`` (per class name) or
+    ``balance`` (fill every class up to the training data's largest class; counts from the
+    model's registry row or ``reference_counts``). ``options`` go to ``sample`` (sampler
+    and its settings).
+
+    Writes ``out_dir/<class>/<index>.png`` (grayscale stays 1-channel) -- or, for table
+    models, ``out_dir/samples.csv`` with a label column appended -- and
+    ``out_dir/manifest.jsonl``, one line per sample (file or row, label, model name and id,
+    kind, seed, batch seed, sampler and options, source example and filter verdicts when
+    the provenance has them). ``out_dir`` must be new or empty.
+
+    Works in batches of ``batch_size`` per ``sample`` call, each written before the next is
+    made, so memory does not grow with the number of samples. Batch ``i`` (counted over
+    all classes) uses seed ``seed * 1_000_003 + i``: the same seed, counts and batch size
+    give the same output.
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    row: Optional[ModelRow] = None
+    if isinstance(name_or_generator, Generator):
+        generator = name_or_generator
+    else:
+        with Registry.open(home) as registry:
+            row, generator = _load_ready(registry, name_or_generator)
+        if reference_counts is None:
+            reference_counts = (row.data_summary or {}).get("counts")
+    class_names = list(generator.class_names)
+    plan = plan_counts(class_names, n_per_class=n_per_class, counts=counts, balance=balance,
+                       reference_counts=reference_counts)
+
+    started = time.monotonic()
+    out = prepare_out_dir(out_dir)
+    writer = SampleWriter(out, class_names, {"model": row.name if row else None,
+                                             "model_id": row.id if row else None,
+                                             "kind": generator.kind, "seed": int(seed)})
+    # Filled in only where a sample's provenance does not say it itself.
+    defaults = {key: value for key, value in (("sampler", options.get("sampler")),
+                                              ("options", dict(options) or None)) if value is not None}
+    report = ProgressReporter(progress, "generate", sum(plan.values()))
+    batch_index = 0
+    try:
+        for class_index, class_name in enumerate(class_names):
+            remaining = plan[class_name]
+            while remaining > 0:
+                batch_seed = int(seed) * SEED_STRIDE + batch_index
+                samples = generator.sample(min(batch_size, remaining), label=class_index, seed=batch_seed,
+                                           **options)
+                if len(samples) == 0:
+                    raise RuntimeError(f"{generator.kind}: sample() returned no samples for class "
+                                       f"{class_name!r} (seed {batch_seed})")
+                if list(samples.class_names) != class_names:
+                    raise RuntimeError(f"{generator.kind}: samples name classes {samples.class_names}, "
+                                       f"the model has {class_names}")
+                wrong = np.asarray(samples.labels) != class_index
+                if wrong.any():
+                    raise RuntimeError(f"{generator.kind}: asked for class {class_name!r}, got samples of "
+                                       f"class {class_names[int(np.asarray(samples.labels)[wrong][0])]!r}")
+                take = min(len(samples), remaining)  # a filter may return fewer: ask again
+                remaining -= writer.write(_take(samples.data, take), samples.labels[:take],
+                                          samples.provenance[:take],
+                                          extra={"batch": batch_index, "batch_seed": batch_seed},
+                                          defaults=defaults)
+                batch_index += 1
+                report(writer.total)
+        manifest = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return GenerationResult(out_dir=str(out), manifest=str(manifest), counts=dict(writer.counts),
+                            total=writer.total, kind=generator.kind, seed=int(seed),
+                            model=row.name if row else None, model_id=row.id if row else None,
+                            data_file=str(out / "samples.csv") if writer.label_column else None,
+                            label_column=writer.label_column, seconds=round(time.monotonic() - started, 3),
+                            options=json_safe(dict(options)))

@@ -1,0 +1,115 @@
+"""The downstream image classifier every arm trains: a small CNN with a fixed step budget.
+
+Fairness rules (DESIGN.md, honest evaluation): the same network, optimiser, batch size and
+number of steps for every arm; only the training data differs. No early stopping on test
+data. To cut the classifier's own seed-to-seed noise (so a .02 difference is visible), the
+model evaluated is an exponential moving average of the weights.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..generators.images import images_to_tensor
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks (32, 64, 128), global average pooling, a linear head."""
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 32):
+        super().__init__()
+        layers, previous = [], in_channels
+        for i, c in enumerate((width, width * 2, width * 4)):
+            layers += [nn.Conv2d(previous, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+            if i < 2:
+                layers.append(nn.MaxPool2d(2))
+            previous = c
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(previous, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for images in [0, 1]."""
+        return self.head(self.dropout(self.features(x)))
+
+
+@dataclass
+class ClassifierBudget:
+    """What every arm gets: steps, batch size, learning rate, EMA decay."""
+
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    ema_decay: float = 0.995
+    width: int = 32
+
+
+def _batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batch: int,
+                   real_fraction: Optional[float]) -> np.ndarray:
+    """Indices into [real..., synthetic...]; with ``real_fraction`` a fixed share of each batch is real,
+    so 20 real images are not drowned by 20,000 synthetic ones under a fixed step budget."""
+    if n_synthetic == 0 or real_fraction is None or n_real == 0:
+        return rng.integers(0, n_real + n_synthetic, size=batch)
+    n_r = int(round(batch * real_fraction))
+    return np.concatenate([rng.integers(0, n_real, size=n_r),
+                           n_real + rng.integers(0, n_synthetic, size=batch - n_r)])
+
+
+def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
+                           budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
+                           synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
+                           real_fraction: Optional[float] = 0.5) -> nn.Module:
+    """Train the CNN on real (+ synthetic) uint8 images; ``augment`` is applied to every batch on the fly.
+
+    Returns the EMA model in eval mode.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = images_to_tensor(real)
+    y = torch.from_numpy(np.asarray(real_labels, dtype=np.int64))
+    n_real, n_syn = len(x), 0
+    if synthetic is not None and len(synthetic):
+        x = torch.cat([x, images_to_tensor(synthetic)])
+        y = torch.cat([y, torch.from_numpy(np.asarray(synthetic_labels, dtype=np.int64))])
+        n_syn = len(synthetic)
+    if n_real + n_syn == 0:
+        raise ValueError("classifier: no training images")
+    model = SmallCNN(x.shape[1], n_classes, budget.width)
+    ema = copy.deepcopy(model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, budget.steps)
+    model.train()
+    for step in range(budget.steps):
+        idx = torch.from_numpy(_batch_indices(rng, n_real, n_syn, budget.batch_size, real_fraction))
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            with torch.no_grad():
+                xb = augment(xb).clamp(0, 1)
+        loss = F.cross_entropy(model(xb), yb)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        with torch.no_grad():
+            # Warm-up: a short EMA horizon early on, so short budgets are not dominated by init weights.
+            decay = min(budget.ema_decay, (1 + step) / (10 + step))
+            for p_ema, p in zip(ema.parameters(), model.parameters()):
+                p_ema.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            for b_ema, b in zip(ema.buffers(), model.buffers()):
+                b_ema.copy_(b)
+    return ema.eval()
+
+
+@torch.no_grad()
+def predict_images(model: nn.Module, images: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """Predicted class per uint8 image."""
+    out = []
+    for start in range(0, len(images), batch):
+        out.append(model(images_to_tensor(images[start:start + batch])).argmax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)

@@ -1,0 +1,157 @@
+"""Sample filters. The generative classifier of seed 001 ch. 5.4.
+
+A binary network learns "real example" vs "noise", where noise is uniform noise, Gaussian
+noise around the sample mean (std ``sigma``, the filter's sensitivity) and -- for images --
+the blurry reconstructions of an early snapshot of the VAE. A generated sample the network
+judges to be noise is rejected and redrawn; the rejection rate is reported.
+
+Works on uint8 images (N, H, W, C) and on float feature matrices (N, D) alike: both are
+flattened, images scaled to [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _as_features(x: np.ndarray) -> torch.Tensor:
+    x = np.asarray(x)
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / scale)
+
+
+def _network(width: int, hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(width, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden // 2),
+                         nn.LeakyReLU(0.2), nn.Linear(hidden // 2, 1))
+
+
+class GenerativeClassifierFilter:
+    """Real-vs-noise classifier; ``accepts(x)`` says which samples look like real data."""
+
+    def __init__(self, sigma: float = 0.3, steps: int = 600, hidden: int = 128, threshold: float = 0.5,
+                 seed: int = 0):
+        self.sigma, self.steps, self.hidden, self.threshold, self.seed = sigma, steps, hidden, threshold, seed
+        self.network: Optional[nn.Module] = None
+        self.train_accuracy: Optional[float] = None
+
+    def noise_examples(self, real: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Uniform noise over each feature's range and Gaussian noise around the sample mean."""
+        n = len(real)
+        low, high = real.min(0).values, real.max(0).values
+        uniform = low + (high - low) * torch.from_numpy(rng.random(real.shape).astype(np.float32))
+        gaussian = real.mean(0) + self.sigma * torch.from_numpy(rng.standard_normal(real.shape).astype(np.float32))
+        if real.max() <= 1.0 and real.min() >= 0.0:
+            gaussian = gaussian.clamp(0, 1)
+        return torch.cat([uniform[: max(1, n // 2)], gaussian[: max(1, n - n // 2)]])
+
+    def fit(self, real: np.ndarray, extra_noise: Optional[np.ndarray] = None) -> "GenerativeClassifierFilter":
+        """Train on ``real`` examples vs generated noise (plus ``extra_noise``, e.g. early reconstructions)."""
+        rng = np.random.default_rng(self.seed)
+        torch.manual_seed(self.seed)
+        positives = _as_features(real)
+        negatives = [self.noise_examples(positives, rng)]
+        if extra_noise is not None and len(extra_noise):
+            negatives.append(_as_features(extra_noise))
+        negatives = torch.cat(negatives)
+        x = torch.cat([positives, negatives])
+        y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+        # Weight the classes equally: there are usually more noise examples than real ones.
+        weight = torch.where(y == 1, len(y) / (2 * len(positives)), len(y) / (2 * len(negatives)))
+        self.network = _network(x.shape[1], self.hidden)
+        optimiser = torch.optim.Adam(self.network.parameters(), lr=1e-3)
+        batch = min(128, len(x))
+        for _ in range(self.steps):
+            idx = torch.from_numpy(rng.integers(0, len(x), size=batch))
+            logits = self.network(x[idx]).squeeze(1)
+            loss = F.binary_cross_entropy_with_logits(logits, y[idx], weight=weight[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        self.network.eval()
+        with torch.no_grad():
+            self.train_accuracy = float(((self.network(x).squeeze(1) > 0).float() == y).float().mean())
+        return self
+
+    @torch.no_grad()
+    def real_probability(self, samples: np.ndarray) -> np.ndarray:
+        """P(real) per sample."""
+        if self.network is None:
+            raise RuntimeError("generative classifier: call fit() first")
+        return torch.sigmoid(self.network(_as_features(samples)).squeeze(1)).numpy()
+
+    def accepts(self, samples: np.ndarray) -> np.ndarray:
+        """Boolean mask: which samples the filter keeps."""
+        return self.real_probability(samples) >= self.threshold
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Network weights plus its settings (as tensors, so they travel in safetensors)."""
+        if self.network is None:
+            raise RuntimeError("generative classifier: nothing to save before fit()")
+        tensors = {f"net.{k}": v for k, v in self.network.state_dict().items()}
+        tensors["settings"] = torch.tensor([self.sigma, self.threshold, float(self.hidden),
+                                            float(self.train_accuracy or 0.0)], dtype=torch.float64)
+        return tensors
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor]) -> "GenerativeClassifierFilter":
+        """Rebuild a trained filter from ``state_tensors``."""
+        sigma, threshold, hidden, accuracy = tensors["settings"].tolist()
+        gc = cls(sigma=sigma, hidden=int(hidden), threshold=threshold)
+        width = tensors["net.0.weight"].shape[1]
+        gc.network = _network(width, int(hidden))
+        gc.network.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        gc.network.eval()
+        gc.train_accuracy = accuracy
+        return gc
+
+
+def filtered_sampling(draw: Callable[[int], "Samples"], n: int, gc: GenerativeClassifierFilter,
+                      max_rounds: int = 10, features: Optional[Callable] = None):
+    """Draw until ``n`` samples pass ``gc`` (at most ``max_rounds`` rounds).
+
+    Each round draws what is missing plus a margin. If the rounds run out, the best-scored
+    rejected samples fill the gap and are marked ``forced`` -- reported, never hidden.
+    ``features`` turns a sample batch's data into what ``gc`` was trained on (default: the
+    data itself, for images). ``stats`` on the result counts drawn and rejected samples.
+    """
+    from .generators.base import Samples
+
+    features = features or (lambda data: data)
+    kept: list[Samples] = []
+    rejected_pool: list[tuple[float, Samples, int, np.ndarray]] = []
+    have, drawn, rejected = 0, 0, 0
+    for _ in range(max_rounds):
+        missing = n - have
+        if missing <= 0:
+            break
+        batch = draw(int(missing * 1.3) + 1)
+        p_real = gc.real_probability(features(batch.data))
+        drawn += len(batch)
+        ok = p_real >= gc.threshold
+        rejected += int((~ok).sum())
+        keep = np.flatnonzero(ok)[:missing]
+        rejected_pool += [(float(p_real[i]), batch, int(i), p_real) for i in np.flatnonzero(~ok)[:missing]]
+        if len(keep):
+            kept.append(_take(batch, keep, p_real, "accepted"))
+            have += len(keep)
+    forced = max(0, n - have)
+    rejected_pool.sort(key=lambda item: -item[0])
+    for _, batch, i, p_real in rejected_pool[:forced]:
+        kept.append(_take(batch, np.array([i]), p_real, "forced"))
+    result = Samples.concat(kept)
+    result.stats = {"filter_drawn": drawn, "filter_rejected": rejected, "filter_forced": forced}
+    return result
+
+
+def _take(samples, index: np.ndarray, p_real: np.ndarray, verdict: str):
+    """The samples at ``index`` with the filter's verdict added to their provenance."""
+    from .generators.base import Samples
+
+    data = samples.data.iloc[index].reset_index(drop=True) if hasattr(samples.data, "iloc") else samples.data[index]
+    provenance = [{**samples.provenance[i], "filters": {"generative_classifier": verdict,
+                                                         "p_real": round(float(p_real[i]), 4)}} for i in index]
+    return Samples(data, samples.labels[index], list(samples.class_names), provenance)

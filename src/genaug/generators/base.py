@@ -1,0 +1,222 @@
+"""The generator contract, the samples it returns, and the registry of generator kinds.
+
+Every generator -- classic augmentation, VAE, tabular VAE, and later GANs and diffusion --
+follows the same five calls (``fit``, ``sample``, ``save``, ``load``, ``tiny_config``), so the
+store, the evaluation harness, the CLI and the service can treat them alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+import pandas as pd
+import pydantic
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.datasets import LabelledData, LabelledImages, LabelledTable
+from ..progress import ProgressCallback
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class GeneratorConfig(pydantic.BaseModel):
+    """Base of every generator's config: typed, validated, unknown fields refused."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass
+class Samples:
+    """Generated examples: images (uint8 NHWC) or table rows, their labels, and per-sample provenance."""
+
+    data: np.ndarray | pd.DataFrame
+    labels: np.ndarray
+    class_names: list[str]
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)  # e.g. filter draws and rejections
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to_dataset(self) -> LabelledData:
+        """The samples as a ``LabelledImages`` / ``LabelledTable`` (sources say they are synthetic)."""
+        sources = [f"synthetic:{p.get('sampler', 'sample')}:{i}" for i, p in enumerate(self.provenance)]
+        if isinstance(self.data, pd.DataFrame):
+            return LabelledTable(self.data, self.labels, list(self.class_names), sources or [])
+        return LabelledImages(self.data, self.labels, list(self.class_names), sources or [])
+
+    @staticmethod
+    def concat(parts: list["Samples"]) -> "Samples":
+        """One ``Samples`` from several (same class names)."""
+        if not parts:
+            raise ValueError("concat: nothing to concatenate")
+        first = parts[0]
+        if isinstance(first.data, pd.DataFrame):
+            data = pd.concat([p.data for p in parts], ignore_index=True)
+        else:
+            data = np.concatenate([p.data for p in parts])
+        stats: dict[str, int] = {}
+        for part in parts:
+            for key, value in part.stats.items():
+                stats[key] = stats.get(key, 0) + value
+        return Samples(data, np.concatenate([p.labels for p in parts]), list(first.class_names),
+                       [prov for p in parts for prov in p.provenance], stats)
+
+
+class NotFittedError(RuntimeError):
+    """Raised when ``sample`` or ``save`` is called before ``fit``."""
+
+
+class Generator(ABC):
+    """Base class of every generator kind.
+
+    ``__init__`` only validates and stores the config; ``fit`` sees the training split
+    only and returns ``self``; ``sample`` is deterministic for a given seed.
+    """
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[GeneratorConfig]]
+    data_kind: ClassVar[str] = "images"  # "images" or "table": what fit accepts
+    summary: ClassVar[str] = ""  # one line for CLI help and the UI
+
+    def __init__(self, config: GeneratorConfig | dict | None = None, **overrides: Any):
+        if isinstance(config, pydantic.BaseModel):
+            config = config.model_dump()
+        values = {**(config or {}), **overrides}
+        self.config = self.Config.model_validate(values)
+        self.class_names: list[str] = []
+        self.meta: dict[str, Any] = {}
+        self.fitted = False
+
+    # -- the contract --------------------------------------------------------
+    @abstractmethod
+    def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
+            checkpoints: Optional[Path] = None) -> "Generator":
+        """Learn from ``data`` (the training split only) and return ``self``."""
+
+    @abstractmethod
+    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
+               **options: Any) -> Samples:
+        """``n`` new examples of class ``label`` (all classes, balanced, when None)."""
+
+    @abstractmethod
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything learned, as named tensors (written as safetensors)."""
+
+    @abstractmethod
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what ``state_tensors`` returned."""
+
+    @classmethod
+    @abstractmethod
+    def tiny_config(cls) -> GeneratorConfig:
+        """A config that fits and samples in seconds on a CPU (tests)."""
+
+    # -- shared behaviour ----------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write ``config.json`` and ``weights.safetensors`` into ``directory`` (no pickle)."""
+        if not self.fitted:
+            raise NotFittedError(f"{self.kind}: call fit() before save()")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        document = {"kind": self.kind, "config": self.config.model_dump(mode="json"),
+                    "class_names": self.class_names, "meta": self.meta}
+        (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_tensors().items()}
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Generator":
+        """Rebuild a fitted generator from a folder written by ``save``."""
+        directory = Path(directory)
+        document = json.loads((directory / CONFIG_FILE).read_text())
+        if document.get("kind") != cls.kind:
+            raise ValueError(f"{directory}: holds a '{document.get('kind')}' model, not '{cls.kind}'")
+        generator = cls(document["config"])
+        generator.class_names = list(document["class_names"])
+        generator.meta = dict(document.get("meta", {}))
+        generator.load_state_tensors(load_file(str(directory / WEIGHTS_FILE)))
+        generator.fitted = True
+        return generator
+
+    def label_index(self, label: int | str) -> int:
+        """Class index for a class name or index; a clear error for anything else."""
+        if isinstance(label, str) and label in self.class_names:
+            return self.class_names.index(label)
+        if isinstance(label, (int, np.integer)) and 0 <= int(label) < len(self.class_names):
+            return int(label)
+        raise ValueError(f"label: {label!r} is not one of the classes {self.class_names}")
+
+    def split_counts(self, n: int, label: int | str | None) -> dict[int, int]:
+        """How many samples of each class a ``sample(n, label=...)`` call makes."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if label is not None:
+            return {self.label_index(label): n}
+        k = len(self.class_names)
+        return {c: n // k + (1 if c < n % k else 0) for c in range(k)}
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise NotFittedError(f"{self.kind}: call fit() before sample()")
+
+    def _check_data(self, data: LabelledData) -> None:
+        expected = LabelledTable if self.data_kind == "table" else LabelledImages
+        if not isinstance(data, expected):
+            raise TypeError(f"{self.kind} trains on {self.data_kind}, got {type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError(f"{self.kind}: the training data is empty")
+
+
+_KINDS: dict[str, type[Generator]] = {}
+
+
+def register(kind: str):
+    """Class decorator: make a generator available under ``kind``."""
+
+    def decorate(cls: type[Generator]) -> type[Generator]:
+        if kind in _KINDS and _KINDS[kind] is not cls:
+            raise ValueError(f"generator kind '{kind}' is already registered")
+        cls.kind = kind
+        _KINDS[kind] = cls
+        return cls
+
+    return decorate
+
+
+def _load_entry_points() -> None:
+    # Third-party generators announce themselves in the entry-point group "genaug.generators".
+    for entry in metadata.entry_points(group="genaug.generators"):
+        if entry.name not in _KINDS:
+            entry.load()
+
+
+def generator_kinds() -> dict[str, type[Generator]]:
+    """Every registered kind, built-in and from installed plugins."""
+    from . import classic, tabular, vae  # noqa: F401  (registers the built-in kinds)
+
+    if not os.environ.get("GENAUG_NO_PLUGINS"):
+        _load_entry_points()
+    return dict(_KINDS)
+
+
+def get_generator_class(kind: str) -> type[Generator]:
+    """The class registered under ``kind``; the error lists the kinds there are."""
+    kinds = generator_kinds()
+    if kind not in kinds:
+        raise ValueError(f"unknown generator kind '{kind}'; known kinds: {', '.join(sorted(kinds))}")
+    return kinds[kind]
+
+
+def load_generator(directory: str | Path) -> Generator:
+    """Load any saved generator, picking the class from its ``config.json``."""
+    document = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    return get_generator_class(document["kind"]).load(directory)
