@@ -57,7 +57,7 @@ def specs(quick: bool) -> list[GeneratorSpec]:
         # Seed 001: single VAE d=50, beta 1, trained on all 60,000 training images (unlabeled).
         GeneratorSpec(label="vae-single", kind="vae", unlabeled_pool=True, variants=single_variants, config=dict(
             mode="single", channels=[32, 64, 128], hidden=128, latent_dim=50 if not quick else 8, beta=1.0,
-            steps=100 if quick else 4000, batch_size=64, alpha=0.5, noise=0.3, generative_classifier=True,
+            steps=100 if quick else 3000, batch_size=64, alpha=0.5, noise=0.3, generative_classifier=True,
             gc_steps=50 if quick else 600)),
         # Seed 001: per-class VAEs, d=2, beta=0.5, on the few-shot subset only.
         GeneratorSpec(label="vae-per-class", kind="vae", variants=per_class_variants, config=dict(

@@ -28,6 +28,9 @@ from .progress import ProgressCallback, ProgressReporter
 from .store.artifacts import remove_model_folders, write_artifact_atomically
 from .store.manifest import SampleWriter, prepare_out_dir
 from .store.registry import READY, ModelNotReadyError, ModelRow, Registry, genaug_home, json_safe, validate_name
+from .data import ingest  # noqa: F401  (public: part of the API the CLI and service call)
+from .generators.base import generator_kinds  # noqa: F401
+from .store.datasets import dataset_dir, list_datasets, load_dataset, save_dataset  # noqa: F401
 
 DATASETS_DIR = "datasets"
 # Batch seeds: seed * 1_000_003 + batch index. The prime keeps the batch seeds of
@@ -415,3 +418,18 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
                             data_file=str(out / "samples.csv") if writer.label_column else None,
                             label_column=writer.label_column, seconds=round(time.monotonic() - started, 3),
                             options=json_safe(dict(options)))
+
+
+# -- datasets ------------------------------------------------------------------
+
+def safe_dataset_name(path: str | os.PathLike) -> str:
+    """A valid dataset name derived from a file or folder name (``my flowers.zip`` -> ``my_flowers``)."""
+    import re
+
+    stem = Path(path).name
+    for suffix in (".tar.gz", ".tgz", ".zip", ".tar", ".npz", ".csv", ".dt"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-") or "dataset"
+    return cleaned[:64]

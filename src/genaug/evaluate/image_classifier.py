@@ -19,20 +19,26 @@ from torch import nn
 from ..generators.images import images_to_tensor
 
 
-class SmallCNN(nn.Module):
-    """Three conv blocks (32, 64, 128), global average pooling, a linear head."""
+# Bump when the network or training loop changes: cached evaluation cells carry it.
+CLASSIFIER_VERSION = 2
 
-    def __init__(self, in_channels: int, n_classes: int, width: int = 32):
+
+class SmallCNN(nn.Module):
+    """Three conv layers (w, 2w, 4w) with max pooling, a 4x4 spatial map flattened into a linear head.
+
+    Flattening a small spatial map (rather than global average pooling) keeps where a
+    stroke is; with 20 training images that is worth about .2 F1 on MNIST.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 16):
         super().__init__()
-        layers, previous = [], in_channels
-        for i, c in enumerate((width, width * 2, width * 4)):
-            layers += [nn.Conv2d(previous, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
-            if i < 2:
-                layers.append(nn.MaxPool2d(2))
-            previous = c
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width * 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width * 2, width * 4, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten())
         self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(previous, n_classes)
+        self.head = nn.Linear(width * 4 * 16, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for images in [0, 1]."""
@@ -47,7 +53,7 @@ class ClassifierBudget:
     batch_size: int = 64
     lr: float = 1e-3
     ema_decay: float = 0.995
-    width: int = 32
+    width: int = 16
 
 
 def _batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batch: int,

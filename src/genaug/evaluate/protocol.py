@@ -26,7 +26,7 @@ from ..data.splits import few_shot_subset
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
-from .image_classifier import ClassifierBudget, predict_images, train_image_classifier
+from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, predict_images, train_image_classifier
 from .metrics import classification_metrics
 
 BASE_ARMS = ("real", "real+classic")
@@ -123,6 +123,7 @@ def _identity(protocol: Protocol, spec: Optional[GeneratorSpec] = None,
     """Hash of everything that decides a cell's value except n, seed and arm name: a cached
     cell computed under other settings is recomputed, never silently reused."""
     relevant = protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"})
+    relevant["classifier_version"] = CLASSIFIER_VERSION
     if spec is not None:
         relevant["spec"] = spec.model_dump(mode="json", exclude={"variants"})
         relevant["variant"] = variant.model_dump(mode="json")

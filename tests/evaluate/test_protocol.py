@@ -1,0 +1,110 @@
+"""The evaluation harness on real data (sklearn digits), at tiny budgets."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from genaug.data import load_digits_dataset, stratified_split
+from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise, write_report
+from genaug.evaluate.metrics import classification_metrics, mean_interval, paired_difference
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    return stratified_split(load_digits_dataset(), test_fraction=0.3, seed=0)
+
+
+TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=40, batchnorm=False)
+
+
+def _spec(**variant):
+    return GeneratorSpec(label="vae", kind="vae", config=TINY_VAE,
+                         variants=[SampleVariant(label="v", **variant)])
+
+
+def test_all_arms_run_and_summaries_hold(digits_split, tmp_path):
+    train, test = digits_split
+    protocol = Protocol(shots=[3], seeds=[0, 1], classifier_steps=30)
+    result = evaluate(train, test, [_spec(per_class=10, ratio=None)], protocol, dataset_name="digits",
+                      cache_dir=tmp_path / "cache")
+    arms = {c["arm"] for c in result["cells"]}
+    assert arms == {"real", "real+classic", "synthetic[vae/v]", "real+synthetic[vae/v]", "real+synthetic+classic[vae/v]"}
+    assert len(result["cells"]) == 2 * 5
+    for cell in result["cells"]:
+        assert 0.0 <= cell["weighted_f1"] <= 1.0
+        assert np.asarray(cell["confusion"]).sum() == len(test)
+        if cell["arm"] == "real":
+            assert cell["n_train_real"] == 30 and cell["n_train_synthetic"] == 0
+        if cell["arm"] == "real+synthetic[vae/v]":
+            assert cell["n_train_real"] == 30 and cell["n_train_synthetic"] == 100
+            assert cell["samples_per_class"] == {str(c): 10 for c in range(10)} or cell["samples_per_class"] == {c: 10 for c in range(10)}
+    rows = summarise(result)
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm["real"]["seeds"] == [0, 1]
+    assert "delta_vs_real" in by_arm["real+classic"] and "delta_vs_classic" in by_arm["real+synthetic[vae/v]"]
+    assert "gqi" in by_arm["synthetic[vae/v]"]
+    written = write_report(result, tmp_path / "report")
+    assert (tmp_path / "report" / "results.md").read_text().count("|") > 20
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert len(saved["cells"]) == 10 and saved["summary"]
+    assert written["grids"] and (tmp_path / "report" / written["grids"][0]).stat().st_size > 1000
+
+
+def test_cells_are_cached_and_resumed_but_not_reused_under_other_settings(digits_split, tmp_path):
+    train, test = digits_split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
+    first = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path)
+    files = sorted(tmp_path.rglob("*.json"))
+    assert len(files) == 2
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path)
+    assert [f.stat().st_mtime_ns for f in files] == stamps, "cached cells must be reused, not recomputed"
+    assert [c["weighted_f1"] for c in again["cells"]] == [c["weighted_f1"] for c in first["cells"]]
+    changed = protocol.model_copy(update={"classifier_steps": 21})
+    evaluate(train, test, [_spec(ratio=1.0)], changed, cache_dir=tmp_path)
+    assert [f.stat().st_mtime_ns for f in files] != stamps, "other settings must not reuse old cells"
+
+
+def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
+    train, test = digits_split
+    from genaug.generators.vae import ImageVAE
+
+    seen = []
+    original = ImageVAE.fit
+
+    def recording_fit(self, data, **kwargs):
+        seen.append(data)
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(ImageVAE, "fit", recording_fit)
+    evaluate(train, test, [_spec(ratio=1.0)], Protocol(shots=[2], seeds=[0], classifier_steps=5,
+                                                       arms=["real+synthetic"]))
+    test_sources = set(test.sources)
+    train_sources = set(train.sources)
+    assert seen and all(len(d) == 20 for d in seen)
+    for data in seen:
+        assert not (set(data.sources) & test_sources)
+        assert set(data.sources) <= train_sources
+
+
+def test_unknown_arm_and_kind_fail_before_any_work(digits_split):
+    train, test = digits_split
+    with pytest.raises(ValueError, match="arms"):
+        evaluate(train, test, [], Protocol(arms=["real", "reel"]))
+    with pytest.raises(ValueError, match="unknown generator kind 'nope'"):
+        evaluate(train, test, [GeneratorSpec(label="x", kind="nope")], Protocol())
+
+
+def test_metrics_and_intervals():
+    m = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    assert m["accuracy"] == 0.75
+    assert m["confusion"] == [[1, 1], [0, 2]]
+    assert m["per_class_f1"]["a"] == pytest.approx(2 / 3)
+    assert m["weighted_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    summary = mean_interval([0.5, 0.6, 0.7])
+    assert summary["mean"] == pytest.approx(0.6)
+    assert summary["ci95"] == pytest.approx(4.303 * 0.1 / np.sqrt(3))
+    diff = paired_difference({0: 0.6, 1: 0.7}, {0: 0.5, 1: 0.5, 2: 0.9})
+    assert diff["n"] == 2 and diff["mean"] == pytest.approx(0.15)

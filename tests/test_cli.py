@@ -1,0 +1,108 @@
+"""The CLI end to end, in-process through Typer's runner, on a real image folder and a real registry."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from genaug.cli import app
+from genaug.data import load_digits_dataset
+
+runner = CliRunner()
+TINY = ["--set", "steps=20", "--set", "channels=[4,8]", "--set", "hidden=16", "--set", "latent_dim=2",
+        "--set", "mode=conditional"]
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUG_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture()
+def digit_folder(tmp_path) -> Path:
+    data = load_digits_dataset()
+    root = tmp_path / "digits folder"
+    for label in range(3):
+        (root / f"class {label}").mkdir(parents=True)
+        for i in np.flatnonzero(data.labels == label)[:8]:
+            Image.fromarray(data.images[i][..., 0]).resize((16, 16)).save(root / f"class {label}" / f"{i}.png")
+    (root / "class 0" / "broken.png").write_bytes(b"not an image at all")
+    return root
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+@pytest.mark.parametrize("command", ["ingest", "train", "models", "generate", "evaluate", "demo", "kinds"])
+def test_every_command_has_help_with_examples(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    if command in ("ingest", "train", "generate", "evaluate"):
+        assert "Example" in result.output
+
+
+def test_ingest_train_models_generate(home, digit_folder, tmp_path):
+    result = invoke("ingest", digit_folder, "--name", "digits3")
+    assert result.exit_code == 0, result.output
+    assert "broken.png" in result.output and "stored" in result.output
+    assert (home / "datasets" / "digits3" / "train.npz").exists()
+
+    result = invoke("train", "digits3", "--kind", "vae", "--name", "d3", *TINY, "--keep-data")
+    assert result.exit_code == 0, result.output
+    assert "ready" in result.output
+    assert (home / "datasets" / "digits3").exists(), "--keep-data keeps the ingested copy"
+
+    result = invoke("models", "--json")
+    assert result.exit_code == 0
+    listed = json.loads(result.output)
+    assert [m["name"] for m in listed] == ["d3"] and listed[0]["status"] == "ready"
+
+    out = tmp_path / "synthetic"
+    result = invoke("generate", "d3", "--n-per-class", 4, "--out", out, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    pngs = sorted(out.rglob("*.png"))
+    assert len(pngs) == 12
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 12 and {m["label"] for m in manifest} == {"class 0", "class 1", "class 2"}
+    assert all(m["model"] == "d3" and m["kind"] == "vae" for m in manifest)
+
+    # Training from the stored copy without --keep-data deletes that copy afterwards.
+    result = invoke("train", "digits3", "--kind", "classic", "--name", "d3-classic")
+    assert result.exit_code == 0, result.output
+    assert not (home / "datasets" / "digits3").exists()
+
+
+def test_user_errors_are_clear_and_exit_1(home, digit_folder, tmp_path):
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "x", "--set", "latent_dim=0")
+    assert result.exit_code == 1
+    assert "latent_dim" in result.output
+    result = invoke("train", digit_folder, "--kind", "nope", "--name", "x")
+    assert result.exit_code == 1 and "unknown generator kind 'nope'" in result.output
+    result = invoke("train", "no-such-dataset", "--kind", "vae", "--name", "x")
+    assert result.exit_code == 1 and "no stored dataset" in result.output
+    result = invoke("generate", "missing-model", "--n-per-class", 1, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "../evil")
+    assert result.exit_code == 1 and not (tmp_path / "evil").exists()
+
+
+def test_evaluate_writes_report(home, tmp_path):
+    out = tmp_path / "report"
+    result = invoke("evaluate", "../nonexistent", "--shots", "2")
+    assert result.exit_code != 0
+    data = load_digits_dataset()
+    np.savez(tmp_path / "digits.npz", x_train=data.images[:600, ..., 0], y_train=data.labels[:600],
+             x_test=data.images[600:900, ..., 0], y_test=data.labels[600:900])
+    result = invoke("evaluate", tmp_path / "digits.npz", "-g", "vae:mode=conditional,steps=20,channels=[4,8],hidden=16",
+                    "--shots", "2", "--seeds", "0", "--steps", "10", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "real+synthetic" in result.output and "best arm" in result.output
+    assert (out / "results.md").exists() and (out / "results.json").exists()
