@@ -41,6 +41,8 @@ class SampleVariant(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="sample() options, e.g. sampler, alpha, filter")
     ratio: Optional[float] = Field(1.0, gt=0, description="synthetic:real ratio per class")
     per_class: Optional[int] = Field(None, ge=1, description="a fixed number per class (overrides ratio)")
+    balance: bool = Field(False, description="as many synthetic as real examples in all, given to the smaller "
+                                             "classes first so that real+synthetic is balanced (seed 001 'balance')")
     arms: Optional[list[str]] = Field(None, description="generator arms for this variant (default: the protocol's)")
 
     def count(self, n_real_per_class: int) -> int:
@@ -253,8 +255,16 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
 
 
 def _counts(real: LabelledData, variant: SampleVariant) -> dict[int, int]:
+    """Synthetic samples per class index for this variant."""
     per_class = np.bincount(real.labels, minlength=len(real.class_names))
-    return {c: variant.count(int(k)) for c, k in enumerate(per_class) if k > 0}
+    present = {c: int(k) for c, k in enumerate(per_class) if k > 0}
+    if variant.balance:
+        total = sum(present.values())
+        target = 2 * total / len(present)
+        deficit = {c: max(0.0, target - k) for c, k in present.items()}
+        if sum(deficit.values()) > 0:
+            return {c: int(round(total * d / sum(deficit.values()))) for c, d in deficit.items()}
+    return {c: variant.count(k) for c, k in present.items()}
 
 
 def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict):
@@ -280,5 +290,5 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
 
 def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int) -> Samples:
     parts = [generator.sample(count, label=cls, seed=seed * 1000 + cls, **variant.options)
-             for cls, count in counts.items()]
+             for cls, count in counts.items() if count > 0]
     return Samples.concat(parts)

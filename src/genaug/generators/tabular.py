@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.datasets import LabelledTable
+from ..filters import GenerativeClassifierFilter, filtered_sampling
 from ..progress import ProgressCallback, ProgressReporter
 from .base import Generator, GeneratorConfig, Samples, register
 from .latent_sampling import SamplerName, sample_latents
@@ -86,6 +87,12 @@ class TabularVAEConfig(GeneratorConfig):
     alpha: float = Field(0.5, ge=0.0, description="noise std (noise) or step (inter-/extrapolation)")
     k: int = Field(5, ge=1, description="neighbours to pick an inter-/extrapolation partner from")
     noise: float = Field(0.2, ge=0.0, description="extra noise std of the '+noise' samplers")
+    generative_classifier: bool = Field(
+        False, description="train the generative-classifier filter (real rows vs uniform and Gaussian "
+                           "noise, seed 001 ch. 5.4) and reject samples it judges to be noise")
+    gc_sigma: float = Field(0.3, gt=0.0, description="std of the Gaussian noise rows around the sample mean "
+                                                     "(in standardised units): the filter's sensitivity")
+    gc_steps: int = Field(600, ge=1, description="training steps of the filter network")
     discrete_decoding: Literal["sample", "argmax"] = Field(
         "sample", description="discrete columns: draw from the decoder's softmax (keeps rare values) "
                               "or take its most likely value")
@@ -352,11 +359,12 @@ class TabularVAE(Generator):
         self.networks: dict[str, TabularVAENetwork] = {}
         self.latent_means: dict[str, np.ndarray] = {}
         self.latent_labels: dict[str, np.ndarray] = {}
+        self.filter: Optional[GenerativeClassifierFilter] = None
 
     @classmethod
     def tiny_config(cls) -> TabularVAEConfig:
         """Small network, few steps: fits in well under a second per VAE on a CPU."""
-        return TabularVAEConfig(hidden=[16, 8], steps=30, batch_size=16)
+        return TabularVAEConfig(hidden=[16, 8], steps=30, batch_size=16, generative_classifier=True, gc_steps=20)
 
     # -- fit -----------------------------------------------------------------
     def fit(self, data: LabelledTable, *, progress: Optional[ProgressCallback] = None,
@@ -387,6 +395,10 @@ class TabularVAE(Generator):
             vae_meta[key] = {"norm": norm, "rows": int(len(train_rows)),
                              "sources": [data.sources[i] for i in own_rows]}
         self.meta = {"columns": self.encoding.to_json(), "beta_effective": beta, "vaes": vae_meta}
+        self.filter = None
+        if cfg.generative_classifier:
+            self.filter = GenerativeClassifierFilter(sigma=cfg.gc_sigma, steps=cfg.gc_steps, seed=cfg.seed).fit(x_all)
+            self.meta["filter_train_accuracy"] = self.filter.train_accuracy
         self.fitted = True
         return self
 
@@ -498,12 +510,25 @@ class TabularVAE(Generator):
         for this call. The same ``seed`` gives the same rows; ``seed=None`` draws fresh ones.
         """
         self._require_fitted()
+        use_filter = bool(options.pop("filter", self.filter is not None))
+        if use_filter and self.filter is None:
+            raise ValueError("filter: this model was trained without the generative classifier "
+                             "(set generative_classifier=true when training)")
         cfg = self._sample_config(options)
         sampler = cfg.effective_sampler()
         entropy = np.random.SeedSequence(seed).entropy
-        parts = [self._sample_class(label_index, count, sampler, cfg,
-                                    np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(label_index,))))
-                 for label_index, count in self.split_counts(n, label).items() if count > 0]
+        parts = []
+        for label_index, count in self.split_counts(n, label).items():
+            if count <= 0:
+                continue
+            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(label_index,)))
+            draw = lambda m, c=label_index, r=rng: self._sample_class(c, m, sampler, cfg, r)  # noqa: E731
+            if use_filter:
+                # The filter judges rows in the VAE's own input encoding (standardised, one-hot).
+                parts.append(filtered_sampling(draw, count, self.filter,
+                                               features=lambda frame: self.encoding.encode(frame)[0]))
+            else:
+                parts.append(draw(count))
         if not parts:
             empty = self.encoding.decode(np.zeros((0, self.encoding.width), np.float32),
                                          np.random.default_rng(0), "argmax")
@@ -514,7 +539,7 @@ class TabularVAE(Generator):
         unknown = sorted(set(options) - set(SAMPLE_OPTIONS))
         if unknown:
             raise ValueError(f"tabular_vae.sample: unknown option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(SAMPLE_OPTIONS)}")
+                             f"known: {', '.join(SAMPLE_OPTIONS)}, filter")
         return self.Config.model_validate({**self.config.model_dump(), **options})
 
     def _sample_class(self, label_index: int, count: int, sampler: str, cfg: TabularVAEConfig,
@@ -556,6 +581,8 @@ class TabularVAE(Generator):
             tensors.update({f"vae.{key}.{name}": value for name, value in network.state_dict().items()})
             tensors[f"means.{key}"] = torch.from_numpy(np.ascontiguousarray(self.latent_means[key]))
             tensors[f"labels.{key}"] = torch.from_numpy(np.asarray(self.latent_labels[key], dtype=np.int64))
+        if self.filter is not None:
+            tensors.update({f"filter.{k}": v for k, v in self.filter.state_tensors().items()})
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -570,3 +597,5 @@ class TabularVAE(Generator):
             self.networks[key] = network.eval()
             self.latent_means[key] = tensors[f"means.{key}"].numpy()
             self.latent_labels[key] = tensors[f"labels.{key}"].numpy()
+        filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
+        self.filter = GenerativeClassifierFilter.from_state(filter_tensors) if filter_tensors else None
