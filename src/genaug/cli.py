@@ -75,6 +75,15 @@ def read_config_file(path: Optional[Path]) -> dict[str, Any]:
     return loaded
 
 
+def show_verdict(markdown: str, verdict: list[str]) -> None:
+    """Print the verdict table as plain text: arm names contain [...] that rich would read as markup,
+    and a table must not be wrapped at the terminal width."""
+    print(markdown)
+    print()
+    for line in verdict:
+        print(line)
+
+
 def fail(message: str) -> None:
     """Print an error and exit 1 (no traceback for user errors)."""
     err.print(f"[red]error:[/red] {message}")
@@ -245,9 +254,7 @@ def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (
     with ProgressBars() as bars:
         result = run_evaluation(dataset, test, specs, protocol, dataset_name=Path(data).stem, cache_dir=cache, progress=bars)
     written = write_report(result, out)
-    console.print(written["markdown"])
-    for line in written["verdict"]:
-        console.print(f"[bold]{line}[/bold]")
+    show_verdict(written["markdown"], written["verdict"])
     console.print(f"report: {out / 'results.md'}")
 
 
@@ -263,9 +270,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), help="report folder"),
     with ProgressBars() as bars:
         summary = run_demo(out, shots=[int(s) for s in shots.split(",")], seeds=[int(s) for s in seeds.split(",")],
                            progress=bars, log=lambda m: err.print(m))
-    console.print(summary["markdown"])
-    for line in summary["verdict"]:
-        console.print(f"[bold]{line}[/bold]")
+    show_verdict(summary["markdown"], summary["verdict"])
     console.print(f"report: {out / 'report' / 'results.md'}; samples: {summary['samples_dir']}; "
                   f"{time.time() - started:.0f} s")
 

@@ -19,10 +19,10 @@ from .generators.classic import ClassicConfig
 from .progress import ProgressCallback
 
 # Small enough for a 2-core CPU in a few minutes; large enough to be a real model.
-DEMO_VAE = dict(mode="conditional", channels=[32, 64], hidden=64, latent_dim=8, steps=1500, batch_size=64,
+DEMO_VAE = dict(mode="conditional", channels=[32, 64], hidden=64, latent_dim=8, steps=800, batch_size=64,
                 batchnorm=False, beta=1.0)
 DEMO_SAMPLES_PER_CLASS = 100
-DEMO_CLASSIFIER_STEPS = 500
+DEMO_CLASSIFIER_STEPS = 300
 
 
 def run_demo(out: Path, *, shots: list[int], seeds: list[int], progress: Optional[ProgressCallback] = None,

@@ -109,6 +109,16 @@ class GenerativeClassifierFilter:
         return gc
 
 
+def wants_filter(options: dict, gc: Optional[GenerativeClassifierFilter]) -> bool:
+    """Pop the ``filter`` sample option (default: filter when the model has a filter); refuse it
+    with a clear message when the model was trained without one."""
+    use = bool(options.pop("filter", gc is not None))
+    if use and gc is None:
+        raise ValueError("filter: this model was trained without the generative classifier "
+                         "(set generative_classifier=true when training)")
+    return use
+
+
 def filtered_sampling(draw: Callable[[int], "Samples"], n: int, gc: GenerativeClassifierFilter,
                       max_rounds: int = 10, features: Optional[Callable] = None):
     """Draw until ``n`` samples pass ``gc`` (at most ``max_rounds`` rounds).

@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.datasets import LabelledTable
-from ..filters import GenerativeClassifierFilter, filtered_sampling
+from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
 from ..progress import ProgressCallback, ProgressReporter
 from .base import Generator, GeneratorConfig, Samples, register
 from .latent_sampling import SamplerName, sample_latents
@@ -510,10 +510,7 @@ class TabularVAE(Generator):
         for this call. The same ``seed`` gives the same rows; ``seed=None`` draws fresh ones.
         """
         self._require_fitted()
-        use_filter = bool(options.pop("filter", self.filter is not None))
-        if use_filter and self.filter is None:
-            raise ValueError("filter: this model was trained without the generative classifier "
-                             "(set generative_classifier=true when training)")
+        use_filter = wants_filter(options, self.filter)
         cfg = self._sample_config(options)
         sampler = cfg.effective_sampler()
         entropy = np.random.SeedSequence(seed).entropy

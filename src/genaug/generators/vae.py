@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..filters import GenerativeClassifierFilter, filtered_sampling
+from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
 from ..progress import ProgressCallback, ProgressReporter
 from .base import Generator, GeneratorConfig, Samples, register
 from .images import images_to_tensor, tensor_to_images
@@ -228,10 +228,7 @@ class ImageVAE(Generator):
                **options: Any) -> Samples:
         """``n`` images; options: sampler, alpha, k, noise (override the config), filter (bool)."""
         self._require_fitted()
-        use_filter = bool(options.pop("filter", self.filter is not None))
-        if use_filter and self.filter is None:
-            raise ValueError("filter: this model was trained without the generative classifier "
-                             "(set generative_classifier=true when training)")
+        use_filter = wants_filter(options, self.filter)
         settings = self._sampler_settings(options)
         rng = np.random.default_rng(seed)
         parts = []
