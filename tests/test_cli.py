@@ -106,3 +106,19 @@ def test_evaluate_writes_report(home, tmp_path):
     assert result.exit_code == 0, result.output
     assert "real+synthetic" in result.output and "best arm" in result.output
     assert (out / "results.md").exists() and (out / "results.json").exists()
+
+
+def test_single_vae_with_unlabeled_pool_is_recorded(home, digit_folder, tmp_path):
+    data = load_digits_dataset()
+    pool = tmp_path / "pool"
+    (pool / "any").mkdir(parents=True)
+    (pool / "other").mkdir(parents=True)
+    for i in range(100, 140):
+        Image.fromarray(data.images[i][..., 0]).resize((16, 16)).save(pool / ("any" if i % 2 else "other") / f"{i}.png")
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "pooled", "--set", "mode=single",
+                    "--set", "steps=10", "--set", "channels=[4,8]", "--set", "hidden=16", "--unlabeled", pool)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(invoke("models", "--json").output)
+    model = next(m for m in listed if m["name"] == "pooled")
+    assert model["data_summary"]["unlabeled_pool"] == 40
+    assert model["metrics"]["unlabeled_pool_size"] == 40

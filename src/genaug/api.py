@@ -196,7 +196,8 @@ def train(data: LabelledData, kind: str, name: str, *,
           config: GeneratorConfig | Mapping[str, Any] | None = None,
           overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
           home: str | os.PathLike | None = None, keep_data: bool = False,
-          data_source: Optional[str] = None, replace: bool = False) -> ModelInfo:
+          data_source: Optional[str] = None, replace: bool = False,
+          unlabeled: Optional[np.ndarray] = None) -> ModelInfo:
     """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
 
     Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
@@ -205,6 +206,9 @@ def train(data: LabelledData, kind: str, name: str, *,
     error the row is marked ``failed`` with the error text, its files are removed, and the
     error is re-raised. Name reuse rules: see ``Registry.begin_training`` (``replace``
     overwrites a ready model of the same name).
+
+    ``unlabeled``: extra images without labels (uint8 N x H x W x C) for generators that can
+    learn from them (the single-mode VAE); their number is recorded in the model's data summary.
 
     ``data_source`` records where the data came from. When it is genaug's own ingested copy
     -- a folder (or file) inside ``$GENAUG_HOME/datasets/`` -- it is deleted after successful
@@ -218,13 +222,16 @@ def train(data: LabelledData, kind: str, name: str, *,
     _check_data_kind(generator_class, data)
     home_path = genaug_home(home)
     with Registry.open(home_path) as registry:
+        summary = data_summary(data, data_source)
+        if unlabeled is not None:
+            summary["unlabeled_pool"] = int(len(unlabeled))
         row = registry.begin_training(name, kind, validated.model_dump(mode="json"), data.fingerprint(),
-                                      data_summary(data, data_source), class_names=list(data.class_names),
+                                      summary, class_names=list(data.class_names),
                                       replace=replace)
         try:
             started = time.monotonic()
             generator = generator_class(validated)
-            generator.fit(data, progress=progress)
+            generator.fit(data, progress=progress, **({} if unlabeled is None else {"unlabeled": unlabeled}))
             seconds = time.monotonic() - started
             folder = write_artifact_atomically(home_path, row.id, generator.save)
             metrics = {**json_safe(generator.meta), "training_seconds": round(seconds, 3)}

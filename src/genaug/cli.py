@@ -163,7 +163,8 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
           set_: Optional[list[str]] = typer.Option(None, "--set", help="config field override key=value (repeatable)"),
           keep_data: bool = typer.Option(False, help="keep the stored dataset after training (default: delete it)"),
           replace: bool = typer.Option(False, help="replace a ready model of the same name"),
-          image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images")):
+          image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images"),
+          unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) the single-mode VAE also learns from")):
     """Train a generator and keep it in the registry.
 
     Examples: `genaug train digits --kind vae --name digits-vae --set steps=2000 --set mode=conditional`,
@@ -171,10 +172,15 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
     """
     try:
         dataset, _, source = load_data(data, image_size)
+        pool = None
+        if unlabeled is not None:
+            pool_data, _, _ = load_data(str(unlabeled), image_size=dataset.images.shape[1])
+            pool = pool_data.images  # labels (folder names) are ignored: the pool is unlabeled
         overrides = parse_assignments(set_)
         with ProgressBars() as bars:
             info = api.train(dataset, kind, name, config=read_config_file(config), overrides=overrides,
-                             progress=bars, keep_data=keep_data, data_source=source, replace=replace)
+                             progress=bars, keep_data=keep_data, data_source=source, replace=replace,
+                             unlabeled=pool)
     except (ValueError, FileNotFoundError, TypeError) as error:
         fail(str(error))
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
