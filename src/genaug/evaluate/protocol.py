@@ -224,16 +224,18 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             arms = [(arm_name(base, spec, v), base, v) for v in spec.variants for base in gen_arms
                     if v.arms is None or base in v.arms]
             cached = {name: cache.get(n, seed, name, _identity(protocol, spec, v)) for name, _, v in arms}
-            generator = None
+            generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
             for name, base, variant in arms:
                 cell = cached[name]
                 if cell is None:
                     if generator is None:
                         report(f"n={n} seed={seed} fit {spec.label}")
                         generator, fit_seconds = _fit(spec, real, train, seed, shared)
-                    counts = _counts(real, variant)
-                    samples = _sample(generator, counts, variant, seed)
-                    if keep_samples and name.startswith("synthetic"):
+                    if variant.label not in drawn:
+                        counts = _counts(real, variant)
+                        drawn[variant.label] = (counts, _sample(generator, counts, variant, seed))
+                    counts, samples = drawn[variant.label]
+                    if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
                     if base == "synthetic":
