@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
 from . import api
 from .data import few_shot_subset, load_digits_dataset, stratified_split
 from .evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, write_report
@@ -28,6 +30,9 @@ DEMO_CLASSIFIER_STEPS = 300
 def run_demo(out: Path, *, shots: list[int], seeds: list[int], progress: Optional[ProgressCallback] = None,
              log: Callable[[str], None] = print, model_name: str = "demo-digits-vae") -> dict:
     """Run the demo into ``out`` (registry under ``out/home`` unless GENAUG_HOME is set); returns the summary."""
+    # One thread: these models are small, and two threads on two busy cores slow down
+    # many times over (OpenMP threads waiting on each other), while one thread never does.
+    torch.set_num_threads(1)
     out = Path(out)
     home = Path(os.environ.get("GENAUG_HOME") or out / "home")
     data = load_digits_dataset()
