@@ -124,11 +124,13 @@ def _identity(protocol: Protocol, spec: Optional[GeneratorSpec] = None,
               variant: Optional[SampleVariant] = None) -> str:
     """Hash of everything that decides a cell's value except n, seed and arm name: a cached
     cell computed under other settings is recomputed, never silently reused."""
-    relevant = protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"})
+    # Fields left at their defaults are left out, so adding a new option (with a default that
+    # keeps the old behaviour) does not invalidate hours of cached cells.
+    relevant = protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"}, exclude_defaults=True)
     relevant["classifier_version"] = CLASSIFIER_VERSION
     if spec is not None:
-        relevant["spec"] = spec.model_dump(mode="json", exclude={"variants"})
-        relevant["variant"] = variant.model_dump(mode="json")
+        relevant["spec"] = spec.model_dump(mode="json", exclude={"variants"}, exclude_defaults=True)
+        relevant["variant"] = variant.model_dump(mode="json", exclude_defaults=True)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
