@@ -194,8 +194,10 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
     unknown = set(protocol.arms) - set(BASE_ARMS + GENERATOR_ARMS)
     if unknown:
         raise ValueError(f"arms: unknown {sorted(unknown)}; choose from {BASE_ARMS + GENERATOR_ARMS}")
-    for spec in generators:
-        get_generator_class(spec.kind)  # fail before hours of work, not after
+    for spec in generators:  # fail before hours of work, not after
+        cls = get_generator_class(spec.kind)
+        if spec.unlabeled_pool and not hasattr(cls, "use_examples"):
+            raise ValueError(f"generator '{spec.label}': kind '{spec.kind}' cannot learn from an unlabeled pool")
     cache = CellCache(cache_dir, dataset_name)
     trainer = _Trainer(protocol, test)
     gen_arms = [a for a in protocol.arms if a in GENERATOR_ARMS]

@@ -66,7 +66,7 @@ class VAEConfig(GeneratorConfig):
 
 
 def _training_sets(data: LabelledImages, mode: str, mix_data: float, rng: np.random.Generator):
-    """(group key, indices, labels-for-CVAE or None) of every VAE this mode trains."""
+    """(group key, training indices) of every VAE this mode trains: one group, or one per class."""
     if mode != "per_class":
         return [("all", np.arange(len(data)))]
     groups = []
