@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import time
 import warnings
@@ -30,9 +31,8 @@ from .store.manifest import SampleWriter, prepare_out_dir
 from .store.registry import READY, ModelNotReadyError, ModelRow, Registry, genaug_home, json_safe, validate_name
 from .data import ingest  # noqa: F401  (public: part of the API the CLI and service call)
 from .generators.base import generator_kinds  # noqa: F401
-from .store.datasets import dataset_dir, list_datasets, load_dataset, save_dataset  # noqa: F401
+from .store.datasets import DATASETS_DIR, dataset_dir, list_datasets, load_dataset, save_dataset  # noqa: F401
 
-DATASETS_DIR = "datasets"
 # Batch seeds: seed * 1_000_003 + batch index. The prime keeps the batch seeds of
 # neighbouring user seeds apart for any realistic number of batches.
 SEED_STRIDE = 1_000_003
@@ -431,8 +431,6 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
 
 def safe_dataset_name(path: str | os.PathLike) -> str:
     """A valid dataset name derived from a file or folder name (``my flowers.zip`` -> ``my_flowers``)."""
-    import re
-
     stem = Path(path).name
     for suffix in (".tar.gz", ".tgz", ".zip", ".tar", ".npz", ".csv", ".dt"):
         if stem.lower().endswith(suffix):

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -44,8 +45,6 @@ def run_demo(out: Path, *, shots: list[int], seeds: list[int], progress: Optiona
     info = api.train(few, "vae", model_name, config=DEMO_VAE, progress=progress, home=home, replace=True)
     samples_dir = out / "samples"
     if samples_dir.exists():
-        import shutil
-
         shutil.rmtree(samples_dir)
     generated = api.generate(info.name, samples_dir, n_per_class=20, seed=0, home=home)
     log(f"generated {generated.total} samples -> {samples_dir} (manifest.jsonl beside them)")
