@@ -122,3 +122,28 @@ def test_single_vae_with_unlabeled_pool_is_recorded(home, digit_folder, tmp_path
     model = next(m for m in listed if m["name"] == "pooled")
     assert model["data_summary"]["unlabeled_pool"] == 40
     assert model["metrics"]["unlabeled_pool_size"] == 40
+
+
+def test_train_shows_losses_and_eta_and_writes_grids_and_loss_plot(home, digit_folder):
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "shown", *TINY[2:], "--set", "steps=60",
+                    "--set", "sample_every=20")
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "train vae" in output and "60/60" in output
+    assert "loss=" in output and "kl=" in output and "eta" in output and "img/s" in output
+    assert "loss plot: " in output and "sample grids: 3" in output
+    plot = Path(output.split("loss plot: ")[1].split()[0])
+    assert plot.name == "losses.png" and plot.stat().st_size > 1000
+    grids = sorted(plot.parent.glob("samples/step-*.png"))
+    assert [g.name for g in grids] == ["step-000020.png", "step-000040.png", "step-000060.png"]
+    assert Image.open(grids[-1]).size[0] >= 64
+
+
+def test_train_from_a_parent_model_records_it(home, digit_folder):
+    assert invoke("train", digit_folder, "--kind", "vae", "--name", "base", *TINY).exit_code == 0
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "child", *TINY, "--parent", "base")
+    assert result.exit_code == 1 and "cannot start from another model" in result.output
+    result = invoke("train", digit_folder, "--kind", "classic", "--name", "child", "--parent", "base")
+    assert result.exit_code == 1 and "'vae' model" in result.output
+    result = invoke("train", digit_folder, "--kind", "vae", "--name", "child", *TINY, "--parent", "nobody")
+    assert result.exit_code == 1 and "nobody" in result.output

@@ -7,6 +7,8 @@ The CLI, the REST service and the job workers call only these functions, so ever
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +28,7 @@ from .data.datasets import LabelledData, LabelledImages, LabelledTable
 from .generators import base as generator_base
 from .generators.base import Generator, GeneratorConfig, get_generator_class
 from .progress import ProgressCallback, ProgressReporter
+from .training import copy_training_record
 from .store.artifacts import remove_model_folders, write_artifact_atomically
 from .store.manifest import SampleWriter, prepare_out_dir
 from .store.registry import READY, ModelNotReadyError, ModelRow, Registry, genaug_home, json_safe, validate_name
@@ -192,12 +195,30 @@ def _delete_ingested_data(home: Path, data_source: str | os.PathLike) -> bool:
 
 # -- training and the registry -------------------------------------------------
 
+WORK_DIR = "work"
+
+
+def training_work_dir(home: Path, name: str, kind: str, config: Mapping[str, Any], fingerprint: Optional[str],
+                      parent_id: Optional[str] = None) -> Path:
+    """``$GENAUG_HOME/work/<name>-<hash>``: where a training keeps checkpoints, grids and its loss history.
+
+    The hash covers the kind, the validated config, the data's fingerprint and the parent
+    model, so starting the *same* training again (after a crash or a kill) finds its
+    checkpoints and resumes, and a changed setting starts afresh.
+    """
+    identity = json.dumps({"kind": kind, "config": json_safe(dict(config)), "data": fingerprint,
+                           "parent": parent_id}, sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return home / WORK_DIR / f"{name}-{digest}"
+
+
 def train(data: LabelledData, kind: str, name: str, *,
           config: GeneratorConfig | Mapping[str, Any] | None = None,
           overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
           home: str | os.PathLike | None = None, keep_data: bool = False,
           data_source: Optional[str] = None, replace: bool = False,
-          unlabeled: Optional[np.ndarray] = None) -> ModelInfo:
+          unlabeled: Optional[np.ndarray] = None, parent: Optional[str] = None,
+          resume: bool = True) -> ModelInfo:
     """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
 
     Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
@@ -206,6 +227,15 @@ def train(data: LabelledData, kind: str, name: str, *,
     error the row is marked ``failed`` with the error text, its files are removed, and the
     error is re-raised. Name reuse rules: see ``Registry.begin_training`` (``replace``
     overwrites a ready model of the same name).
+
+    Checkpoints: trainable kinds write them into ``training_work_dir(...)``; when the same
+    training (same name, kind, config, data and parent) is started again after a crash, kill
+    or failure, it resumes from the latest one (``resume=False`` starts afresh). The loss
+    plot, the loss history and the sample grids are copied into the model's folder
+    (``training/``); the checkpoints are deleted once the model is ready.
+
+    ``parent``: name of a ready model of the same kind to start from (transfer: weights
+    trained on a larger related set, fine-tuned on ``data``); recorded as the model's parent.
 
     ``unlabeled``: extra images without labels (uint8 N x H x W x C) for generators that can
     learn from them (the single-mode VAE); their number is recorded in the model's data summary.
@@ -222,19 +252,40 @@ def train(data: LabelledData, kind: str, name: str, *,
     _check_data_kind(generator_class, data)
     home_path = genaug_home(home)
     with Registry.open(home_path) as registry:
+        parent_row, parent_generator = (None, None)
+        if parent is not None:
+            parent_row, parent_generator = _load_ready(registry, parent)
+            if parent_row.kind != kind:
+                raise ValueError(f"parent: model {parent_row.name} is a '{parent_row.kind}' model; "
+                                 f"a '{kind}' model can only start from a '{kind}' model")
         summary = data_summary(data, data_source)
         if unlabeled is not None:
             summary["unlabeled_pool"] = int(len(unlabeled))
-        row = registry.begin_training(name, kind, validated.model_dump(mode="json"), data.fingerprint(),
+        config_document = validated.model_dump(mode="json")
+        work_dir = training_work_dir(home_path, name, kind, config_document, data.fingerprint(),
+                                     parent_row.id if parent_row else None)
+        if not resume and work_dir.exists():
+            shutil.rmtree(work_dir)
+        row = registry.begin_training(name, kind, config_document, data.fingerprint(),
                                       summary, class_names=list(data.class_names),
-                                      replace=replace)
+                                      replace=replace, parent_id=parent_row.id if parent_row else None)
         try:
             started = time.monotonic()
             generator = generator_class(validated)
-            generator.fit(data, progress=progress, **({} if unlabeled is None else {"unlabeled": unlabeled}))
+            if parent_generator is not None:
+                generator.warm_start(parent_generator)
+            extra = {} if unlabeled is None else {"unlabeled": unlabeled}
+            generator.fit(data, progress=progress, checkpoints=work_dir, **extra)
             seconds = time.monotonic() - started
-            folder = write_artifact_atomically(home_path, row.id, generator.save)
+
+            def write(folder: Path) -> None:
+                generator.save(folder)
+                copy_training_record(work_dir, folder)
+
+            folder = write_artifact_atomically(home_path, row.id, write)
             metrics = {**json_safe(generator.meta), "training_seconds": round(seconds, 3)}
+            if parent_row is not None:
+                metrics["parent_model"] = parent_row.name
             row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)
         except BaseException as error:  # KeyboardInterrupt too: the row must not stay "training"
             try:
@@ -242,6 +293,8 @@ def train(data: LabelledData, kind: str, name: str, *,
             finally:
                 remove_model_folders(home_path, row.id)
             raise
+    # The model is complete: its checkpoints are no longer needed.
+    shutil.rmtree(work_dir, ignore_errors=True)
     if data_source and not keep_data:
         try:
             _delete_ingested_data(home_path, data_source)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from . import api
 from .progress import ProgressEvent
+from .store import ModelNotFoundError, ModelNotReadyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="genaug: generative data augmentation for small labelled datasets, with the numbers to prove it helps.")
@@ -45,7 +46,10 @@ class ProgressBars:
         return self.progress.__exit__(*exc)
 
     def __call__(self, event: ProgressEvent) -> None:
-        info = " ".join(f"{k}={v:.4g}" for k, v in list(event.losses.items())[:3]) or event.message[:60]
+        losses = [(k, v) for k, v in event.losses.items() if k != "images_per_s"][:3]
+        info = " ".join(f"{k}={v:.4g}" for k, v in losses) or event.message[:60]
+        if "images_per_s" in event.losses:
+            info += f" ({event.losses['images_per_s']:.0f} img/s)"
         if event.stage not in self.tasks:
             self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total, info=info)
         self.progress.update(self.tasks[event.stage], completed=event.step, total=event.total, info=info)
@@ -164,11 +168,18 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
           keep_data: bool = typer.Option(False, help="keep the stored dataset after training (default: delete it)"),
           replace: bool = typer.Option(False, help="replace a ready model of the same name"),
           image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images"),
-          unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) the single-mode VAE also learns from")):
+          unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) the single-mode VAE also learns from"),
+          parent: Optional[str] = typer.Option(None, help="start from this ready model of the same kind (transfer) and fine-tune"),
+          fresh: bool = typer.Option(False, help="ignore checkpoints of an interrupted run of the same training (default: resume)")):
     """Train a generator and keep it in the registry.
 
     Examples: `genaug train digits --kind vae --name digits-vae --set steps=2000 --set mode=conditional`,
-    `genaug train ./flowers --kind classic --name flowers-classic --set horizontal_flip=true`.
+    `genaug train ./flowers --kind ddim --name flowers-ddim --image-size 64 --set steps=20000`,
+    `genaug train ./tulips --kind ddim --name tulips --parent flowers-ddim --set steps=2000`.
+
+    An interrupted training (crash, Ctrl-C, kill) resumes from its latest checkpoint when the
+    same command is run again. The loss plot, the loss history and sample grids are written
+    into the model's folder under `training/`.
     """
     try:
         dataset, _, source = load_data(data, image_size)
@@ -180,11 +191,20 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
         with ProgressBars() as bars:
             info = api.train(dataset, kind, name, config=read_config_file(config), overrides=overrides,
                              progress=bars, keep_data=keep_data, data_source=source, replace=replace,
-                             unlabeled=pool)
-    except (ValueError, FileNotFoundError, TypeError) as error:
+                             unlabeled=pool, parent=parent, resume=not fresh)
+    except (ValueError, FileNotFoundError, TypeError, ModelNotFoundError, ModelNotReadyError) as error:
         fail(str(error))
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
                   f"{info.metrics.get('training_seconds', 0):.1f} s")
+    record = Path(info.path) / "training" if info.path else None
+    if record is not None and record.is_dir():
+        plots = sorted(record.glob("*/losses.png"))
+        grids = sorted(record.glob("*/samples/*.png"))
+        # soft_wrap: paths are for copying, a wrapped path is a broken one
+        console.print(f"loss plot{'s' if len(plots) > 1 else ''}: {', '.join(map(str, plots))}", soft_wrap=True)
+        if grids:
+            console.print(f"sample grids: {len(grids)} in {record}/<phase>/samples/ (latest: {grids[-1]})",
+                          soft_wrap=True)
 
 
 @app.command()

@@ -17,6 +17,14 @@ def shipped_kinds() -> dict:
 
 
 KINDS = sorted(shipped_kinds())
+# Every (kind, mode) worth testing: each kind's tiny_variants(), e.g. "dcgan/conditional".
+VARIANTS = sorted(f"{kind}/{variant}" for kind, cls in shipped_kinds().items() for variant in cls.tiny_variants())
+
+
+def _variant(name: str):
+    kind, variant = name.split("/", 1)
+    cls = shipped_kinds()[kind]
+    return cls, cls.tiny_variants()[variant]
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +57,11 @@ def _data_for(cls, digits_subset, small_table):
 def fitted(digits_subset, small_table):
     """One fitted generator per kind (fitting once keeps the suite fast)."""
     models = {}
-    for kind, cls in shipped_kinds().items():
-        generator = cls(cls.tiny_config())
+    for name in VARIANTS:
+        cls, config = _variant(name)
+        generator = cls(config)
         returned = generator.fit(_data_for(cls, digits_subset, small_table))
-        models[kind] = (generator, returned)
+        models[name] = (generator, returned)
     return models
 
 
@@ -65,14 +74,14 @@ def test_every_kind_is_documented():
         assert schema["properties"], f"{kind}: config has no fields"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_fit_returns_self(kind, fitted):
     generator, returned = fitted[kind]
     assert returned is generator
     assert generator.fitted
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_samples_shape_dtype_range_labels(kind, fitted, digits_subset, small_table):
     generator, _ = fitted[kind]
     data = _data_for(type(generator), digits_subset, small_table)
@@ -94,7 +103,7 @@ def test_samples_shape_dtype_range_labels(kind, fitted, digits_subset, small_tab
     assert len(one_class) == 5
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_same_seed_same_samples_and_save_load_round_trip(kind, fitted, tmp_path):
     generator, _ = fitted[kind]
     first = generator.sample(6, seed=7)
@@ -102,11 +111,12 @@ def test_same_seed_same_samples_and_save_load_round_trip(kind, fitted, tmp_path)
     other = generator.sample(6, seed=8)
     _assert_same(first, again)
     assert not _equal(first, other), "a different seed should give different samples"
-    generator.save(tmp_path / kind)
-    assert (tmp_path / kind / "config.json").exists()
-    assert (tmp_path / kind / "weights.safetensors").exists()
-    assert not list((tmp_path / kind).glob("*.pkl")) and not list((tmp_path / kind).glob("*.pt"))
-    loaded = load_generator(tmp_path / kind)
+    folder = tmp_path / kind.replace("/", "-")
+    generator.save(folder)
+    assert (folder / "config.json").exists()
+    assert (folder / "weights.safetensors").exists()
+    assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pt")) and not list(folder.rglob("*.bin"))
+    loaded = load_generator(folder)
     assert type(loaded) is type(generator)
     assert loaded.class_names == generator.class_names
     _assert_same(first, loaded.sample(6, seed=7))
@@ -131,7 +141,7 @@ def test_sample_before_fit_and_unknown_label_are_clear_errors(kind, fitted):
     cls = shipped_kinds()[kind]
     with pytest.raises(RuntimeError, match="fit"):
         cls(cls.tiny_config()).sample(2, seed=0)
-    generator, _ = fitted[kind]
+    generator, _ = fitted[f"{kind}/{next(iter(cls.tiny_variants()))}"]
     with pytest.raises(ValueError, match="not one of the classes"):
         generator.sample(2, label="no-such-class", seed=0)
 

@@ -6,6 +6,7 @@ store, the evaluation harness, the CLI and the service can treat them alike.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -120,6 +121,15 @@ class Generator(ABC):
     def tiny_config(cls) -> GeneratorConfig:
         """A config that fits and samples in seconds on a CPU (tests)."""
 
+    @classmethod
+    def tiny_variants(cls) -> dict[str, GeneratorConfig]:
+        """Tiny configs of every mode worth testing (the conformance suite runs each)."""
+        return {"default": cls.tiny_config()}
+
+    def warm_start(self, parent: "Generator") -> None:
+        """Start the next ``fit`` from ``parent``'s weights (transfer); kinds that can, override this."""
+        raise ValueError(f"{self.kind}: this kind cannot start from another model (no transfer support)")
+
     # -- shared behaviour ----------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``weights.safetensors`` into ``directory`` (no pickle)."""
@@ -177,6 +187,7 @@ class Generator(ABC):
 
 
 _KINDS: dict[str, type[Generator]] = {}
+_BUILTIN_MODULES = ("classic", "tabular", "vae")
 
 
 def register(kind: str):
@@ -201,7 +212,8 @@ def _load_entry_points() -> None:
 
 def generator_kinds() -> dict[str, type[Generator]]:
     """Every registered kind, built-in and from installed plugins."""
-    from . import classic, tabular, vae  # noqa: F401  (registers the built-in kinds)
+    for module in _BUILTIN_MODULES:  # importing a module registers its kinds
+        importlib.import_module(f"{__package__}.{module}")
 
     if not os.environ.get("GENAUG_NO_PLUGINS"):
         _load_entry_points()

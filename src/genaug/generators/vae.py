@@ -25,15 +25,16 @@ from torch import nn
 
 from ..data.datasets import LabelledData, LabelledImages
 from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
-from ..progress import ProgressCallback, ProgressReporter
-from .base import Generator, GeneratorConfig, Samples, register
+from ..progress import ProgressCallback
+from ..training import Trainer, TrainingConfig
+from .base import Generator, Samples, register
 from .images import images_to_tensor, tensor_to_images
 from .latent_sampling import SAMPLERS, sample_latents
 from .vae_networks import ConvVAE, vae_loss
 
 
-class VAEConfig(GeneratorConfig):
-    """Settings of the image VAE."""
+class VAEConfig(TrainingConfig):
+    """Settings of the image VAE (training settings: see ``TrainingConfig``)."""
 
     mode: Literal["single", "per_class", "conditional"] = Field("per_class", description="single: one VAE, class from the source example; per_class: one VAE per class; conditional: one CVAE")
     channels: list[int] = Field([64, 128, 256], min_length=1, max_length=6, description="conv channels per encoder level (depth = length)")
@@ -124,15 +125,16 @@ class ImageVAE(Generator):
         pool = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
         pool_tensor = images_to_tensor(pool)
         labels_tensor = torch.from_numpy(data.labels)
-        reporter = ProgressReporter(progress, "train vae", cfg.steps * len(groups), every=10)
-        early_states, losses = {}, {}
+        early_states, losses, results = {}, {}, {}
         self.vaes = nn.ModuleDict()
         for g_index, (key, indices) in enumerate(groups):
             if cfg.mode == "single" and unlabeled is not None:
                 indices = np.arange(len(pool))
             vae = self._new_vae(data.image_shape)
-            early_states[key], losses[key] = self._train_one(
-                vae, pool_tensor, labels_tensor, indices, rng, reporter, g_index * cfg.steps, data.image_shape)
+            early_states[key], result = self._train_one(
+                vae, key, pool_tensor, labels_tensor, indices, rng, data.image_shape, checkpoints, progress,
+                g_index * cfg.steps, cfg.steps * len(groups))
+            losses[key], results[key] = result.history[-1] if result.history else {}, result.summary()
             self.vaes[key] = vae.eval()
         self.fitted = True
         self._encode_training_set(data)
@@ -142,39 +144,68 @@ class ImageVAE(Generator):
             "sources": list(data.sources), "image_shape": list(data.image_shape),
             "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
             "final_loss": {k: v for k, v in losses.items()}, "beta_used": self._beta(data.image_shape),
+            "training": results,
             "train_seconds": round(time.monotonic() - started, 2),
         }
         if self.filter is not None:
             self.meta["filter_train_accuracy"] = self.filter.train_accuracy
         return self
 
-    def _train_one(self, vae: ConvVAE, images: torch.Tensor, labels: torch.Tensor, indices: np.ndarray,
-                   rng: np.random.Generator, reporter: ProgressReporter, step_offset: int, image_shape):
+    def _train_one(self, vae: ConvVAE, key: str, images: torch.Tensor, labels: torch.Tensor,
+                   indices: np.ndarray, rng: np.random.Generator, image_shape, checkpoints: Optional[Path],
+                   progress: Optional[ProgressCallback], offset: int, total: int):
+        """Train one VAE with the shared training helper; returns (early snapshot, TrainingResult)."""
         cfg = self.config
-        optimiser = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
         batch = min(cfg.batch_size, len(indices))
         beta = self._beta(image_shape)
         early_step = max(1, int(cfg.steps * cfg.gc_early_fraction))
-        early_state, last = None, {}
-        vae.train()
-        for step in range(1, cfg.steps + 1):
+        early: dict[str, Any] = {"state": None}
+        trainer = Trainer(cfg, phase=f"vae-{key}", modules={"vae": vae},
+                          optimisers={"vae": torch.optim.Adam(vae.parameters(), lr=cfg.lr)}, rng=rng,
+                          work_dir=checkpoints, progress=progress, ema=("vae",), images_per_step=batch,
+                          progress_offset=offset, progress_total=total, stage="train vae",
+                          sample_fn=lambda: self._grid_samples(trainer, image_shape),
+                          # The early snapshot teaches the filter: a resumed run must still have it.
+                          extra_state=(lambda: {"early": early["state"]} if early["state"] else {},
+                                       lambda state: early.update(state=state.get("early"))))
+        model, optimiser = trainer.modules["vae"], trainer.optimisers["vae"]
+        device = trainer.device
+
+        def step(number: int) -> dict[str, torch.Tensor]:
             chosen = indices[rng.integers(0, len(indices), size=batch)]
-            x = images[chosen]
+            x = images[chosen].to(device)
             # Only the single mode sees the unlabeled pool, and it never uses labels.
-            y = labels[chosen] if vae.n_classes else None
+            y = labels[chosen].to(device) if vae.n_classes else None
             if batch == 1 and any(isinstance(m, nn.BatchNorm2d) for m in vae.modules()):
                 x = torch.cat([x, x])  # BatchNorm needs two values per channel
                 y = None if y is None else torch.cat([y, y])
-            logits, mu, logvar = vae(x, y)
-            total, rec, kl = vae_loss(logits, x, mu, logvar, beta, cfg.reconstruction)
+            with trainer.autocast():
+                logits, mu, logvar = model(x, y)
+                total_loss, rec, kl = vae_loss(logits.float(), x, mu.float(), logvar.float(), beta,
+                                               cfg.reconstruction)
             optimiser.zero_grad(set_to_none=True)
-            total.backward()
+            trainer.backward(total_loss)
             optimiser.step()
-            if step == early_step:
-                early_state = copy.deepcopy(vae.state_dict())
-            last = {"loss": total.item(), "reconstruction": rec.item(), "kl": kl.item()}
-            reporter(step_offset + step, last)
-        return early_state, last
+            if number == early_step:
+                early["state"] = copy.deepcopy(trainer.unwrap("vae").state_dict())
+            return {"loss": total_loss, "reconstruction": rec, "kl": kl}
+
+        result = trainer.run(step)
+        # Sampling uses the EMA weights when EMA is on.
+        vae.load_state_dict(trainer.sampling_module("vae").state_dict())
+        return early["state"], result
+
+    @torch.no_grad()
+    def _grid_samples(self, trainer: Trainer, image_shape) -> np.ndarray:
+        """32 prior samples from the current (EMA) weights, for the training grids."""
+        vae = trainer.sampling_module("vae")
+        was_training = vae.training
+        vae.eval()
+        z = torch.from_numpy(np.random.default_rng(0).standard_normal((32, self.config.latent_dim)).astype(np.float32))
+        y = torch.arange(32) % len(self.class_names) if vae.n_classes else None
+        images = tensor_to_images(vae.decode(z.to(trainer.device), None if y is None else y.to(trainer.device)))
+        vae.train(was_training)
+        return images
 
     @torch.no_grad()
     def _encode_training_set(self, data: LabelledImages) -> None:
