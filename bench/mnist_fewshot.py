@@ -66,6 +66,39 @@ def specs(quick: bool) -> list[GeneratorSpec]:
     ]
 
 
+# The UNet the CPU budget affords at 28 px (0.7 M parameters; the '28' preset has 3.9 M).
+SMALL_UNET = {"block_out_channels": [16, 32, 64], "layers_per_block": 1, "attention_resolution": 7,
+              "norm_num_groups": 8, "flip": False, "checkpoint_every": 250}
+
+
+def deep_specs(quick: bool) -> list[GeneratorSpec]:
+    """Issue 3's arms: DDIM (on the unlabeled pool with img2img from the labelled examples, and
+    class-conditional on the few-shot subset only, sampled from noise with guidance and by
+    img2img) and a conditional DCGAN (few-shot subset only). 500 generated per class (the CPU
+    budget; the VAE lines use 2,000)."""
+    per = 20 if quick else 500
+    steps = (lambda full: 4) if quick else (lambda full: full)
+    unet = {"preset": "tiny"} if quick else SMALL_UNET
+    sample_steps = 4 if quick else 20
+    both = ["real+synthetic", "real+synthetic+classic"]
+    return [
+        # The analogue of vae-single: the pool teaches the UNet what digits look like (labels unused);
+        # img2img from each of the n labelled examples keeps that example's class.
+        GeneratorSpec(label="ddim-pool", kind="ddim", unlabeled_pool=True, config=dict(
+            mode="single", **unet, steps=steps(4000), batch_size=32, seed=0), variants=[
+            SampleVariant(label=f"img2img{strength},{per}", options={"strength": strength, "steps": sample_steps},
+                          per_class=per, arms=both) for strength in (0.3, 0.5, 0.7)]),
+        GeneratorSpec(label="ddim-cond", kind="ddim", config=dict(
+            mode="conditional", **unet, steps=steps(1500), batch_size=32, label_dropout=0.1), variants=[
+            SampleVariant(label=f"cfg2,{per}", options={"guidance_scale": 2.0, "steps": sample_steps}, per_class=per, arms=both),
+            SampleVariant(label=f"img2img0.5,{per}", options={"mode": "img2img", "strength": 0.5, "steps": sample_steps},
+                          per_class=per, arms=both)]),
+        GeneratorSpec(label="dcgan", kind="dcgan", config=dict(
+            mode="conditional", ngf=32, ndf=32, steps=steps(1500), batch_size=32, checkpoint_every=250), variants=[
+            SampleVariant(label=f"default,{per}", per_class=per, arms=both)]),
+    ]
+
+
 def seed_columns(rows: list[dict]) -> list[str]:
     """Our gains over our own real baseline beside the seed's gains over its baseline."""
     lines = ["| n | arm | ours: F1 | ours: Δ vs real | seed 001: F1 | seed 001: Δ vs its baseline |",
@@ -99,6 +132,7 @@ def main() -> None:
     parser.add_argument("--shots", default="2,5,10,20,50")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
+    parser.add_argument("--deep-shots", default="2,5,10", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
@@ -116,6 +150,17 @@ def main() -> None:
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)
 
     result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show)
+    deep_shots = [2] if args.quick else [int(s) for s in args.deep_shots.split(",") if s]
+    if deep_shots:
+        # Same protocol (same cell identities), fewer shots, and without the base arms: those
+        # cells are in ``result`` already and must not be counted twice.
+        deep_protocol = protocol.model_copy(update={"shots": deep_shots,
+                                                    "arms": ["real+synthetic", "real+synthetic+classic"]})
+        deep = evaluate(train, test, deep_specs(args.quick), deep_protocol, dataset_name=name,
+                        cache_dir=args.cache, progress=show)
+        result["cells"] += deep["cells"]
+        result["samples"].update(deep.get("samples", {}))
+        generators = generators + deep_specs(args.quick)
     # The +classic combination only for the 2000-per-class lines without filter (the budget's limit).
     rows = summarise(result)
     result.pop("samples", None)
@@ -123,6 +168,7 @@ def main() -> None:
                "wall_seconds_this_invocation": round(time.time() - started, 1),
                "budgets": {"classifier_steps": protocol.classifier_steps, "classifier_batch": "min(64, 10n)",
                            "vae_single_steps": generators[0].config["steps"], "vae_per_class_steps_per_class": generators[1].config["steps"],
+                           "deep_arms": {g.label: g.config for g in generators[2:]}, "deep_shots": deep_shots,
                            "test_images": len(test)},
                "summary": rows, "cells": result["cells"]}
     write_json(args.out / f"{name}.json", payload)
@@ -136,7 +182,13 @@ def main() -> None:
           "of the n labelled few-shot examples, whose class it keeps. `vae-per-class` trains one VAE per class on the "
           "n labelled examples only. `,gc` = generative-classifier filter on; `+classic` = classic augmentation "
           "(kornia 'strong' preset) applied on the fly to every training batch. Mixed arms draw half of each batch "
-          "from the real images. Per-cell CPU seconds and filter rejection counts are in the JSON.",
+          "from the real images. Per-cell CPU seconds and filter rejection counts are in the JSON.", "",
+          "Issue 3 arms (n in the deep_shots budget only): `ddim-pool` is the diffusion analogue of `vae-single`: an "
+          "unconditional DDIM learns from the 60,000 unlabeled training images, and every sample is an img2img "
+          "variation (strength 0.3 / 0.5 / 0.7, 20 DDIM steps) of one of the n labelled examples, whose class it keeps. "
+          "`ddim-cond` is a class-conditional DDIM trained on the n labelled examples only, sampled from noise with "
+          "classifier-free guidance 2 (`cfg2`) or by img2img at strength 0.5. `dcgan` is a conditional DCGAN "
+          "(projection discriminator, DiffAugment) on the n labelled examples only. 500 generated per class.",
           "", markdown_table(rows), "", "## Verdict per n", ""] + [f"- {v}" for v in verdict_lines(rows)] + [
           "", "## Beside seed 001 (its classifier was weaker: compare gains over each protocol's own baseline)", ""] \
         + seed_columns(rows)

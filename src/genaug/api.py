@@ -238,7 +238,7 @@ def train(data: LabelledData, kind: str, name: str, *,
     trained on a larger related set, fine-tuned on ``data``); recorded as the model's parent.
 
     ``unlabeled``: extra images without labels (uint8 N x H x W x C) for generators that can
-    learn from them (the single-mode VAE); their number is recorded in the model's data summary.
+    learn from them (mode single of vae, ddim and ddpm); their number is recorded in the model's data summary.
 
     ``data_source`` records where the data came from. When it is genaug's own ingested copy
     -- a folder (or file) inside ``$GENAUG_HOME/datasets/`` -- it is deleted after successful

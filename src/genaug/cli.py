@@ -168,7 +168,7 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
           keep_data: bool = typer.Option(False, help="keep the stored dataset after training (default: delete it)"),
           replace: bool = typer.Option(False, help="replace a ready model of the same name"),
           image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images"),
-          unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) the single-mode VAE also learns from"),
+          unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) mode single of vae/ddim/ddpm also learns from"),
           parent: Optional[str] = typer.Option(None, help="start from this ready model of the same kind (transfer) and fine-tune"),
           fresh: bool = typer.Option(False, help="ignore checkpoints of an interrupted run of the same training (default: resume)")):
     """Train a generator and keep it in the registry.

@@ -1,10 +1,13 @@
 """Tabular VAE: mixed column types, PROBEN1 rows, both modes, every sampler, save/load."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pydantic
 import pytest
+import torch
 
 from genaug.data import LabelledTable, load_proben1
 from genaug.generators.base import load_generator
@@ -169,18 +172,78 @@ def test_missing_values_are_refused_naming_the_column(mixed):
 
 
 # --------------------------------------------------------------------------- training plumbing
-def test_progress_events_and_checkpoint_resume(mixed, tmp_path):
+def test_progress_events_and_finished_vaes_are_loaded_again(mixed, tmp_path):
     events = []
     first = TabularVAE(TabularVAE.tiny_config()).fit(mixed, progress=events.append, checkpoints=tmp_path)
-    assert events and events[-1].step == events[-1].total == 2 * TabularVAE.tiny_config().steps
-    assert {"loss", "recon", "kl"} <= set(events[-1].losses)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tabular_vae_class0.safetensors",
-                                                         "tabular_vae_class1.safetensors"]
+    steps = TabularVAE.tiny_config().steps
+    assert events and events[-1].step == events[-1].total == 2 * steps
+    assert {"loss", "reconstruction", "kl"} <= set(events[-1].losses)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.jsonl", "tabular_vae-class0", "tabular_vae-class1"]
+    assert first.meta["training"]["class1"]["steps_done"] == steps
     resumed_events = []
     resumed = TabularVAE(TabularVAE.tiny_config()).fit(mixed, progress=resumed_events.append,
                                                        checkpoints=tmp_path)
-    assert resumed_events == []  # both VAEs came from the checkpoints
+    assert resumed_events == []  # both VAEs came from their final checkpoints
+    assert {key: row["resumed_from"] for key, row in resumed.meta["training"].items()} == \
+        {"class0": steps, "class1": steps}
     pd.testing.assert_frame_equal(first.sample(8, seed=0).data, resumed.sample(8, seed=0).data)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode, extra, stop_at", [
+    # per_class: 15 rows per VAE, 3 batches of 4 per epoch -> the checkpoint at step 10 is mid-epoch;
+    # the run stops in class1's VAE after its checkpoint at step 10 (overall step 40 + 13)
+    ("per_class", {"mix_data": 0.25, "batch_size": 4}, 53),
+    # single: 24 rows, batches of 5, and the EMA of the weights (its state must resume too)
+    ("single", {"batch_size": 5, "ema_decay": 0.9, "norm": "batch"}, 13),
+])
+def test_interrupted_fit_resumes_and_matches_an_uninterrupted_one(mixed, tmp_path, mode, extra, stop_at):
+    config = dict(hidden=[16, 8], steps=40, checkpoint_every=10, mode=mode, **extra)
+    reference = TabularVAE(config).fit(mixed)
+
+    def interrupt(event):
+        if event.step == stop_at:
+            raise _Interrupt
+    with pytest.raises(_Interrupt):
+        TabularVAE(config).fit(mixed, progress=interrupt, checkpoints=tmp_path)
+    last = "class1" if mode == "per_class" else "all"
+    assert sorted(p.name for p in (tmp_path / f"tabular_vae-{last}" / "checkpoints").iterdir()) == ["step-000010.pt"]
+
+    events = []
+    resumed = TabularVAE(config).fit(mixed, progress=events.append, checkpoints=tmp_path)
+    training = resumed.meta["training"]
+    assert training[last]["resumed_from"] == 10 and training[last]["steps_done"] == 40
+    if mode == "per_class":
+        assert training["class0"]["resumed_from"] == 40  # finished before the interruption: loaded
+    assert events[0].step == stop_at - 2 and events[-1].step == events[-1].total  # steps 11.. again
+    for key in resumed.networks:
+        phase = tmp_path / f"tabular_vae-{key}"
+        assert (phase / "losses.png").stat().st_size > 0
+        history = [json.loads(line) for line in (phase / "history.jsonl").read_text().splitlines()]
+        assert [row["step"] for row in history] == list(range(1, 41))  # no gap, no duplicate
+        assert {"loss", "reconstruction", "kl"} <= set(history[-1])
+        assert resumed.meta["training"][key]["final"]["loss"] == history[-1]["loss"]
+    # the very same weights and latent means as a fit that was never interrupted (nor checkpointed)
+    expected, got = reference.state_tensors(), resumed.state_tensors()
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    pd.testing.assert_frame_equal(reference.sample(30, seed=1).data, resumed.sample(30, seed=1).data,
+                                  check_exact=True)
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(mixed, tmp_path):
+    TabularVAE(TabularVAE.tiny_config(), mode="single").fit(mixed, checkpoints=tmp_path)
+    other = TabularVAE(TabularVAE.tiny_config(), mode="single", lr=3e-3)
+    other.fit(mixed, checkpoints=tmp_path)
+    assert other.meta["training"]["all"]["resumed_from"] == 0  # trained afresh, not resumed
+    fresh = TabularVAE(TabularVAE.tiny_config(), mode="single", lr=3e-3).fit(mixed)
+    pd.testing.assert_frame_equal(fresh.sample(10, seed=0).data, other.sample(10, seed=0).data)
+    # sampling settings do not change the training: the checkpoint is still used
+    again = TabularVAE(TabularVAE.tiny_config(), mode="single", lr=3e-3, alpha=0.9).fit(mixed, checkpoints=tmp_path)
+    assert again.meta["training"]["all"]["resumed_from"] == TabularVAE.tiny_config().steps
 
 
 # --------------------------------------------------------------------------- PROBEN1

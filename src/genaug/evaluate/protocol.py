@@ -26,6 +26,7 @@ from ..data.splits import few_shot_subset
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
+from ..training import remove_checkpoints
 from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, predict_images, train_image_classifier
 from .metrics import classification_metrics
 
@@ -58,7 +59,7 @@ class GeneratorSpec(BaseModel):
     kind: str
     config: dict[str, Any] = Field(default_factory=dict)
     variants: list[SampleVariant] = Field(default_factory=lambda: [SampleVariant()])
-    unlabeled_pool: bool = Field(False, description="also train on the training split's images without labels (single-mode VAE)")
+    unlabeled_pool: bool = Field(False, description="also train on the training split's images without labels (mode single of vae, ddim, ddpm)")
 
 
 class Protocol(BaseModel):
@@ -99,6 +100,12 @@ class CellCache:
         if self.directory is None:
             return None
         return self.directory / f"n={n if n is not None else 'all'}" / f"seed={seed}" / f"{_slug(arm)}.json"
+
+    def work_dir(self, spec: GeneratorSpec, identity: str, n, seed) -> Optional[Path]:
+        """Checkpoint folder of one generator fit (None without a cache)."""
+        if self.directory is None:
+            return None
+        return self.directory / "work" / f"{_slug(spec.label)}-{identity}" / f"n={n if n is not None else 'all'}-seed={seed}"
 
     def get(self, n, seed, arm, identity: str) -> Optional[dict]:
         """The cached cell, or None -- also when it was computed under other settings."""
@@ -234,7 +241,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 if cell is None:
                     if generator is None:
                         report(f"n={n} seed={seed} fit {spec.label}")
-                        generator, fit_seconds = _fit(spec, real, train, seed, shared)
+                        work = cache.work_dir(spec, _identity(protocol, spec, spec.variants[0]), n, seed)
+                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work)
                     if variant.label not in drawn:
                         counts = _counts(real, variant)
                         drawn[variant.label] = (counts, _sample(generator, counts, variant, seed))
@@ -273,9 +281,13 @@ def _counts(real: LabelledData, variant: SampleVariant) -> dict[int, int]:
     return {c: variant.count(k) for c, k in present.items()}
 
 
-def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict):
+def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict,
+         work_dir: Optional[Path] = None):
     """Fit the spec's generator on the few-shot subset; a pool-trained generator is fitted once per
-    seed (its weights do not depend on n: the pool is the whole training split, labels unused)."""
+    seed (its weights do not depend on n: the pool is the whole training split, labels unused).
+
+    ``work_dir``: where the fit keeps its checkpoints, so a killed benchmark resumes a long
+    fit where it stopped instead of starting it again."""
     cls = get_generator_class(spec.kind)
     config = {**spec.config}
     if "seed" in cls.Config.model_fields:
@@ -285,12 +297,16 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
         key = (spec.label, seed)
         if key not in shared:
             generator = cls(config)
-            generator.fit(real, unlabeled=train.images)
+            # The pool fit does not depend on n: one folder per seed, found again from any n.
+            pool_dir = None if work_dir is None else work_dir.parent / f"pool-seed={seed}"
+            # Its final checkpoint is kept: a restarted benchmark loads it instead of refitting.
+            generator.fit(real, unlabeled=train.images, checkpoints=pool_dir)
             shared[key] = (generator, time.process_time() - started)
         generator, seconds = shared[key]
         generator.use_examples(real)
         return generator, round(seconds, 2)
-    generator = cls(config).fit(real)
+    generator = cls(config).fit(real, checkpoints=work_dir)
+    remove_checkpoints(work_dir)  # the fit is done; its loss history and grids stay
     return generator, round(time.process_time() - started, 2)
 
 

@@ -187,7 +187,7 @@ class Generator(ABC):
 
 
 _KINDS: dict[str, type[Generator]] = {}
-_BUILTIN_MODULES = ("classic", "tabular", "vae")
+_BUILTIN_MODULES = ("classic", "tabular", "vae", "dcgan", "diffusion")
 
 
 def register(kind: str):

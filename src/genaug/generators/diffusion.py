@@ -1,0 +1,604 @@
+"""Diffusion-model data augmentation: the ``ddim`` and ``ddpm`` generator kinds.
+
+Both kinds share one implementation and differ only in the default sampler: a diffusers
+``UNet2DModel`` is trained with a ``DDPMScheduler`` noise schedule (epsilon prediction, MSE
+loss, AdamW, EMA weights for sampling) and sampled with DDIM (``ddim``: 50 steps by default)
+or ancestral DDPM (``ddpm``: the full chain by default). Either sampler can be chosen per
+``sample`` call (``scheduler="ddim"|"ddpm"``), with ``steps``, ``eta``, ``guidance_scale``,
+``mode``, ``strength`` and ``upscale``.
+
+Modes:
+- ``conditional`` (default): one UNet with a class embedding of ``n_classes + 1`` entries; the
+  last entry is the "null" class that ``label_dropout`` substitutes during training, so that
+  generation can use classifier-free guidance (``guidance_scale``; 1 = plain conditional).
+- ``per_class``: one unconditional UNet per class (the thesis's setup), one training phase
+  ``unet-class<i>`` each.
+- ``single``: one unconditional UNet (phase ``unet``) on all images, labels unused -- and on
+  an *unlabeled pool* too when ``fit(data, unlabeled=images)`` is given one (uint8 N x H x W x
+  C, the training images' shape; its size is recorded as ``meta["unlabeled_pool_size"]``,
+  batches are drawn uniformly over labelled and pool images). A sample's class is the class
+  of the labelled image it starts from, so this mode samples with img2img only (the default
+  ``mode`` there), with ``strength`` < 1 and without guidance. ``use_examples(data)`` swaps
+  the labelled source images afterwards (weights unchanged): the pool teaches the model what
+  images look like, the few labelled examples decide what is sampled and with which class.
+
+Sampling modes:
+- ``mode="sample"`` (default of conditional / per_class): new images from pure noise.
+- ``mode="img2img"`` (default and only mode of ``single``): a labelled training image of the
+  class, noised to the timestep at fraction ``strength`` of the sampling schedule and denoised
+  again with the class's model (the DA-Fusion idea, with our own small models instead of
+  Stable Diffusion): small strengths give subtle variations, 1 a new image. For this the model
+  keeps its labelled training images (uint8; never the unlabeled pool) and labels in
+  ``weights.safetensors``; each sample's provenance names its source image. ``use_examples``
+  replaces these source images in every mode.
+
+Saved artifact (a folder): ``config.json`` and ``weights.safetensors`` (training images and
+labels) as for every kind, plus diffusers folders that plain diffusers loads directly:
+``unet/`` (``unet_class0/``, ... in ``per_class`` mode; EMA weights, safetensors) and
+``scheduler/`` (the training ``DDPMScheduler``)::
+
+    unet = UNet2DModel.from_pretrained("model/unet")
+    scheduler = DDIMScheduler.from_pretrained("model/scheduler")
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pydantic
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from pydantic import Field, model_validator
+from torch import nn
+
+from ..data.datasets import LabelledData
+from ..progress import ProgressCallback
+from ..training import Trainer, TrainingConfig, load_matching_weights
+from .base import Generator, Samples, register
+from .diffusion_sampling import denoise, img2img_timesteps, sampling_scheduler, upscale_images
+from .diffusion_unet import (build_unet, flops_per_image_step, parameter_count, resolve_preset,
+                             unet_architecture, unet_kwargs)
+from .images import images_to_tensor, tensor_to_images
+
+SCHEDULER_DIR = "scheduler"
+GRID_SAMPLES = 32
+GRID_STEPS = 25
+MAX_SAMPLE_BATCH = 64
+_SINGLE_STRENGTH = ("strength: mode 'single' needs a strength below 1 -- its unconditional UNet takes a "
+                    "sample's class from the source image, and strength 1 ignores the source; got {}")
+
+
+class DiffusionConfig(TrainingConfig):
+    """Settings of the diffusion generators (training settings: see ``TrainingConfig``)."""
+
+    mode: Literal["conditional", "per_class", "single"] = Field("conditional", description="conditional: one class-conditional UNet (classifier-free guidance); per_class: one unconditional UNet per class; single: one unconditional UNet on all images (plus an optional unlabeled pool), sampled by img2img only -- a sample's class is its source image's")
+    # -- the UNet ----------------------------------------------------------------
+    preset: Literal["auto", "tiny", "28", "32", "64"] = Field("auto", description="UNet size preset; auto picks by image size (<=28: '28', <=32: '32', else '64'); 'tiny' is for tests")
+    block_out_channels: Optional[list[int]] = Field(None, min_length=1, max_length=6, description="UNet widths per resolution level (overrides the preset; levels = length, image size must be divisible by 2^(levels-1))")
+    layers_per_block: Optional[int] = Field(None, ge=1, le=4, description="ResNet layers per level (overrides the preset)")
+    attention_resolution: Optional[int] = Field(None, ge=0, description="self-attention on levels whose side is <= this many pixels (0 = none; overrides the preset)")
+    norm_num_groups: Optional[int] = Field(None, ge=1, description="GroupNorm groups (must divide every width; overrides the preset)")
+    attention_head_dim: Optional[int] = Field(None, ge=1, description="channels per attention head (overrides the preset)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout in the ResNet blocks")
+    # -- the noise schedule ------------------------------------------------------------
+    num_train_timesteps: int = Field(1000, ge=2, le=4000, description="diffusion timesteps T of the training schedule")
+    beta_schedule: Literal["squaredcos_cap_v2", "linear"] = Field("squaredcos_cap_v2", description="noise schedule: cosine (better at small image sizes) or the original linear one")
+    timestep_spacing: Literal["trailing", "leading", "linspace"] = Field("trailing", description="how sampling picks its timesteps; trailing starts at T-1 (pure noise), best for few steps")
+    # -- training (defaults overridden for diffusion) -----------------------------------
+    steps: int = Field(4000, ge=1, description="optimisation steps (per UNet in per_class mode)")
+    batch_size: int = Field(32, ge=1, description="batch size (capped at the number of training images)")
+    lr: float = Field(2e-4, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up over this many steps (0 = none)")
+    grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm to this (0 = off)")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights; samples come from the EMA UNet (0 = off)")
+    checkpoint_every: int = Field(500, ge=0, description="write a resumable checkpoint every k steps (0 = never)")
+    label_dropout: float = Field(0.1, ge=0, lt=1, description="conditional: share of training labels replaced by the null class (enables classifier-free guidance)")
+    flip: bool = Field(True, description="random horizontal flips during training (turn off for digits, text, ...)")
+    # -- sampling defaults (each can be overridden per sample() call) --------------------
+    scheduler: Literal["ddim", "ddpm"] = Field("ddim", description="sampler: ddim (few deterministic steps) or ddpm (ancestral, many steps)")
+    sample_steps: Optional[int] = Field(None, ge=1, description="denoising steps (None: 50 for ddim, num_train_timesteps for ddpm); sample option 'steps'")
+    eta: float = Field(0.0, ge=0, le=1, description="DDIM noise: 0 = deterministic DDIM, 1 = DDPM-like")
+    guidance_scale: float = Field(1.0, ge=0, description="conditional: classifier-free guidance weight (1 = plain conditional, 0 = unconditional, >1 = stronger class features)")
+    strength: float = Field(0.5, gt=0, le=1, description="img2img: how far a training image is noised (1 = a new image, small = a subtle variation; below 1 in mode single)")
+    upscale: int = Field(1, ge=1, le=8, description="enlarge the generated images by this factor (e.g. 64 -> 128 with 2)")
+    upscale_method: Literal["bicubic", "lanczos"] = Field("bicubic", description="resampling filter of upscale")
+    sample_batch_size: int = Field(MAX_SAMPLE_BATCH, ge=1, le=MAX_SAMPLE_BATCH, description="images denoised together")
+
+    @model_validator(mode="after")
+    def _guidance_needs_conditional(self) -> "DiffusionConfig":
+        if self.mode != "conditional" and self.guidance_scale != 1.0:
+            raise ValueError(f"guidance_scale: classifier-free guidance needs mode 'conditional' "
+                             f"({self.mode} UNets have no class input)")
+        if self.mode == "single" and self.strength >= 1:
+            raise ValueError(_SINGLE_STRENGTH.format(self.strength))
+        return self
+
+
+class DDPMConfig(DiffusionConfig):
+    """Settings of the ``ddpm`` kind: as ``ddim``, but sampling with DDPM by default."""
+
+    scheduler: Literal["ddim", "ddpm"] = Field("ddpm", description="sampler: ddpm (ancestral, many steps) or ddim (few deterministic steps)")
+
+
+class _SampleOptions(pydantic.BaseModel):
+    """The options ``sample`` accepts (defaults from the config)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    scheduler: Literal["ddim", "ddpm"]
+    steps: int = Field(ge=1)
+    eta: float = Field(ge=0, le=1)
+    guidance_scale: float = Field(ge=0)
+    mode: Literal["sample", "img2img"]
+    strength: float
+    upscale: int = Field(ge=1, le=8)
+    upscale_method: Literal["bicubic", "lanczos"]
+    batch_size: int = Field(ge=1, le=MAX_SAMPLE_BATCH)
+
+
+_OPTION_NAMES = ("scheduler", "sampler", "steps", "eta", "guidance_scale", "mode", "strength", "upscale",
+                 "upscale_method", "batch_size")
+
+
+def _folder(key: str) -> str:
+    """Artifact subfolder of a UNet: ``unet`` (conditional, single) or ``unet_class<i>`` (per_class)."""
+    return "unet" if key == "all" else f"unet_{key}"
+
+
+class DiffusionGenerator(Generator):
+    """Denoising diffusion (diffusers UNet2DModel): class-conditional with guidance, one UNet per
+    class, or one unconditional UNet (``single``, optionally also trained on an unlabeled pool).
+
+    Shared by the ``ddim`` and ``ddpm`` kinds, which differ only in the default sampler.
+    """
+
+    Config = DiffusionConfig
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.unets = nn.ModuleDict()
+        self.train_scheduler = self._new_train_scheduler()
+        self.train_images = np.zeros((0, 1, 1, 1), np.uint8)
+        self.train_labels = np.zeros(0, np.int64)
+        self._parent: Optional[dict[str, Any]] = None
+        self._without_unets = False  # set while save() writes weights.safetensors
+
+    # -- building ------------------------------------------------------------------
+    def _new_train_scheduler(self) -> DDPMScheduler:
+        cfg = self.config
+        # clip_sample keeps the predicted x0 in the data range [-1, 1] while sampling.
+        return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                             prediction_type="epsilon", clip_sample=True, timestep_spacing=cfg.timestep_spacing)
+
+    def _unet_keys(self) -> list[str]:
+        if self.config.mode in ("conditional", "single"):
+            return ["all"]
+        return [f"class{i}" for i in range(len(self.class_names))]
+
+    def _architecture(self, image_shape) -> tuple[str, dict[str, Any]]:
+        """(preset name, UNet2DModel kwargs) for this config and image shape, or the parent's."""
+        h, w, c = image_shape
+        cfg = self.config
+        classes = len(self.class_names) + 1 if cfg.mode == "conditional" else None
+        if self._parent is not None:
+            # Transfer keeps the parent's architecture so that its weights fit.
+            kwargs = dict(self._parent["architecture"])
+            kwargs.update(num_class_embeds=classes, dropout=cfg.dropout)
+            return "parent", kwargs
+        name, preset = resolve_preset(cfg.preset, h, w, block_out_channels=cfg.block_out_channels,
+                                      layers_per_block=cfg.layers_per_block,
+                                      attention_resolution=cfg.attention_resolution,
+                                      norm_num_groups=cfg.norm_num_groups, attention_head_dim=cfg.attention_head_dim)
+        return name, unet_kwargs(preset, h, w, c, classes, cfg.dropout)
+
+    @staticmethod
+    def _device() -> torch.device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    # -- transfer ------------------------------------------------------------------
+    def warm_start(self, parent: Generator) -> None:
+        """Start the next ``fit`` from ``parent``'s UNet weights (same architecture, matching tensors).
+
+        The class embedding is skipped when the class counts differ (or one side has none). A
+        ``per_class`` model takes the parent's UNet of the same class where there is one, else
+        its first UNet; a ``conditional`` or ``single`` model takes the parent's UNet ``unet``
+        (of a conditional or single parent), else its first per-class one.
+        The images must have the parent's size and channels (checked in ``fit``).
+        """
+        if not isinstance(parent, DiffusionGenerator):
+            raise ValueError(f"parent: a '{parent.kind}' model is not a diffusion model; "
+                             f"a '{self.kind}' model can only start from a ddim or ddpm model")
+        if not parent.fitted or not len(parent.unets):
+            raise ValueError("parent: the parent diffusion model is not trained")
+        first = next(iter(parent.unets.values()))
+        self._parent = {
+            "kind": parent.kind, "mode": parent.config.mode,
+            "image_shape": tuple(parent.meta["image_shape"]),
+            "architecture": unet_architecture(first),
+            "states": {key: {k: v.detach().cpu().clone() for k, v in unet.state_dict().items()}
+                       for key, unet in parent.unets.items()},
+        }
+
+    def _parent_state(self, key: str) -> dict[str, torch.Tensor]:
+        states = self._parent["states"]
+        if key in states:
+            return states[key]
+        return states["all"] if "all" in states else states[sorted(states, key=lambda k: int(k[5:]))[0]]
+
+    # -- fit -----------------------------------------------------------------------
+    def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
+            checkpoints: Optional[Path] = None, unlabeled: Optional[np.ndarray] = None) -> "DiffusionGenerator":
+        """Train the UNet(s) on ``data`` (training split only); keeps its images for img2img.
+
+        ``unlabeled``: extra uint8 images (N, H, W, C, the shape of ``data``'s images) without
+        labels, used only by mode ``single``: its UNet trains on ``data``'s pixels and the pool
+        together (batches drawn uniformly over both). The pool is not kept: img2img starts
+        from ``data``'s labelled images only. Its size is recorded as
+        ``meta["unlabeled_pool_size"]``.
+        """
+        self._check_data(data)
+        cfg = self.config
+        started = time.monotonic()
+        if unlabeled is not None:
+            if cfg.mode != "single":
+                raise ValueError("unlabeled: an unlabeled pool is only used by mode 'single'")
+            unlabeled = np.asarray(unlabeled)
+            if unlabeled.ndim != 4 or unlabeled.shape[1:] != tuple(data.image_shape):
+                raise ValueError(f"unlabeled: the pool's images must have the training images' shape "
+                                 f"{tuple(data.image_shape)} (H, W, C), got {tuple(unlabeled.shape[1:])} "
+                                 f"(pool array shape {tuple(unlabeled.shape)})")
+            if unlabeled.dtype != np.uint8:
+                raise ValueError(f"unlabeled: the pool must be uint8 images (0-255), got dtype {unlabeled.dtype}")
+        if self._parent is not None and tuple(data.image_shape) != self._parent["image_shape"]:
+            raise ValueError(f"parent: the parent model was trained on {self._parent['image_shape']} (H, W, C) "
+                             f"images, this data is {tuple(data.image_shape)}; transfer needs the same image "
+                             f"size and channels (resize on ingest)")
+        self.class_names = list(data.class_names)
+        preset_name, arch = self._architecture(data.image_shape)  # validates the image size first
+        keys = self._unet_keys()
+        if cfg.mode == "per_class":
+            empty = [self.class_names[i] for i in range(len(self.class_names)) if not (data.labels == i).any()]
+            if empty:
+                raise ValueError(f"per_class: classes {empty} have no training images (one UNet is trained per class)")
+        self.train_scheduler = self._new_train_scheduler()
+        rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        # uint8 pixels, converted per batch (a large pool would not fit as float32).
+        pixels = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
+        self.unets = nn.ModuleDict()
+        results, transfer = {}, {}
+        for index, key in enumerate(keys):
+            unet = build_unet(arch)
+            if self._parent is not None:
+                report = load_matching_weights(unet, self._parent_state(key))
+                transfer[key] = {"loaded": len(report["loaded"]), "skipped": len(report["skipped"]),
+                                 "skipped_names": report["skipped"][:20]}
+            # single: every labelled and pool image (the pool follows the labelled ones in ``pixels``).
+            indices = np.arange(len(pixels)) if key == "all" else np.flatnonzero(data.labels == int(key[5:]))
+            unet, result = self._train_one(unet, key, pixels, data.labels, indices, rng, checkpoints, progress,
+                                           index * cfg.steps, cfg.steps * len(keys))
+            results[result.phase] = result.summary()
+            self.unets[key] = unet.eval().requires_grad_(False)
+        self.train_images = np.ascontiguousarray(data.images).copy()
+        self.train_labels = data.labels.astype(np.int64).copy()
+        self.fitted = True
+        h, w, _ = data.image_shape
+        first = next(iter(self.unets.values()))
+        self.meta = {
+            "sources": list(data.sources), "image_shape": list(data.image_shape),
+            "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
+            "preset": preset_name, "unet": _json_architecture(arch),
+            "parameters": sum(parameter_count(u) for u in self.unets.values()),
+            "parameters_per_unet": parameter_count(first), "unets": len(self.unets),
+            "flops_per_image_step": flops_per_image_step(first, h, w),
+            "training": results, "train_seconds": round(time.monotonic() - started, 2),
+        }
+        if self._parent is not None:
+            self.meta["warm_start"] = {
+                "parent_kind": self._parent["kind"], "parent_mode": self._parent["mode"],
+                "loaded": sum(t["loaded"] for t in transfer.values()),
+                "skipped": sum(t["skipped"] for t in transfer.values()), "per_unet": transfer}
+        return self
+
+    def _train_one(self, unet: UNet2DModel, key: str, pixels: np.ndarray, labels: np.ndarray,
+                   indices: np.ndarray, rng: np.random.Generator, checkpoints: Optional[Path],
+                   progress: Optional[ProgressCallback], offset: int, total: int):
+        """Train one UNet with the shared training helper; returns (EMA UNet, TrainingResult).
+
+        ``pixels``: uint8 images (labelled first, then any unlabeled pool); ``labels`` covers
+        the labelled ones and is read only by a class-conditional UNet; ``indices``: the rows of
+        ``pixels`` this UNet trains on, drawn uniformly with ``rng``.
+        """
+        cfg = self.config
+        batch = min(cfg.batch_size, len(indices))
+        phase = "unet" if key == "all" else f"unet-{key}"
+        optimiser = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        trainer = Trainer(cfg, phase=phase, modules={"unet": unet}, optimisers={"unet": optimiser}, rng=rng,
+                          work_dir=checkpoints, progress=progress, ema=("unet",), images_per_step=batch,
+                          progress_offset=offset, progress_total=total, stage="train diffusion",
+                          sample_fn=lambda: self._grid_samples(trainer, key))
+        model, optimiser = trainer.modules["unet"], trainer.optimisers["unet"]
+        device = trainer.device
+        scheduler = self.train_scheduler
+        conditional = unet.config.num_class_embeds is not None
+        null_label = len(self.class_names)
+
+        def step(number: int) -> dict[str, torch.Tensor]:
+            if cfg.warmup_steps:
+                # Set from the step number (not an LR-scheduler object): resumes need no extra state.
+                for group in optimiser.param_groups:
+                    group["lr"] = cfg.lr * min(1.0, number / cfg.warmup_steps)
+            chosen = indices[rng.integers(0, len(indices), size=batch)]
+            x0 = images_to_tensor(pixels[chosen]).mul_(2).sub_(1)  # the model works in [-1, 1]
+            if cfg.flip:
+                flipped = torch.from_numpy(rng.random(batch) < 0.5)
+                x0 = torch.where(flipped[:, None, None, None], x0.flip(-1), x0)
+            x0 = x0.to(device)
+            y = None
+            if conditional:
+                y_np = labels[chosen].astype(np.int64)
+                # Label dropout teaches the null class: the unconditional half of guidance.
+                y_np[rng.random(batch) < cfg.label_dropout] = null_label
+                y = torch.from_numpy(y_np).to(device)
+            # Noise and timesteps come from torch on the device (its RNG state is checkpointed).
+            noise = torch.randn(x0.shape, device=device)
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), device=device)
+            noisy = scheduler.add_noise(x0, noise, t)
+            with trainer.autocast():
+                predicted = model(noisy, t, class_labels=y).sample
+            loss = F.mse_loss(predicted.float(), noise)
+            optimiser.zero_grad(set_to_none=True)
+            trainer.backward(loss)
+            if cfg.grad_clip:
+                trainer.accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimiser.step()
+            return {"loss": loss}
+
+        result = trainer.run(step)
+        trained = trainer.unwrap("unet")
+        # Samples come from the EMA weights when EMA is on.
+        trained.load_state_dict(trainer.sampling_module("unet").state_dict())
+        return trained, result
+
+    @torch.no_grad()
+    def _grid_samples(self, trainer: Trainer, key: str) -> np.ndarray:
+        """32 samples with fixed noise and a few DDIM steps from the current (EMA) UNet, for the grids."""
+        unet = trainer.sampling_module("unet")
+        was_training = unet.training
+        unet.eval()
+        steps = min(GRID_STEPS, self.config.num_train_timesteps)
+        scheduler = sampling_scheduler("ddim", self.train_scheduler, steps)
+        generator = torch.Generator("cpu").manual_seed(0)
+        # Class-labelled grid for the conditional UNet; per_class and single UNets have no class input.
+        conditional = self.config.mode == "conditional"
+        labels = (torch.arange(GRID_SAMPLES) % len(self.class_names)) if conditional else None
+        x = denoise(unet, scheduler, batch=GRID_SAMPLES, generator=generator, class_labels=labels)
+        unet.train(was_training)
+        return tensor_to_images(x / 2 + 0.5)
+
+    # -- sample ------------------------------------------------------------------------
+    def _sample_options(self, options: dict[str, Any]) -> _SampleOptions:
+        cfg = self.config
+        unknown = set(options) - set(_OPTION_NAMES)
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown sample options {sorted(unknown)}; known: {', '.join(_OPTION_NAMES)}")
+        options = dict(options)
+        if "sampler" in options:  # the CLI's generic name for it
+            alias = options.pop("sampler")
+            options.setdefault("scheduler", alias)
+        scheduler = options.get("scheduler", cfg.scheduler)
+        default_steps = cfg.sample_steps or (50 if scheduler == "ddim" else cfg.num_train_timesteps)
+        single = cfg.mode == "single"
+        values = {"scheduler": scheduler, "steps": default_steps, "eta": cfg.eta,
+                  "mode": "img2img" if single else "sample",
+                  "guidance_scale": cfg.guidance_scale, "strength": cfg.strength, "upscale": cfg.upscale,
+                  "upscale_method": cfg.upscale_method, "batch_size": cfg.sample_batch_size, **options}
+        try:
+            chosen = _SampleOptions.model_validate(values)
+        except pydantic.ValidationError as error:
+            raise ValueError(f"{self.kind}: invalid sample options: {error}") from None
+        if single and chosen.mode != "img2img":
+            raise ValueError("mode: a model of mode 'single' samples with mode='img2img' only -- its "
+                             "unconditional UNet gives a pure-noise sample no class; a sample's class is "
+                             "the class of the labelled image img2img starts from")
+        if not 0 < chosen.strength <= 1:
+            raise ValueError(f"strength: must lie in (0, 1] (1 = a new image from pure noise, small = a subtle "
+                             f"variation of a training image), got {chosen.strength}")
+        if single and chosen.strength >= 1:
+            raise ValueError(_SINGLE_STRENGTH.format(chosen.strength))
+        if chosen.guidance_scale != 1.0 and cfg.mode != "conditional":
+            what = "one unconditional UNet per class" if cfg.mode == "per_class" else "one unconditional UNet"
+            raise ValueError(f"guidance_scale: classifier-free guidance needs mode 'conditional' "
+                             f"(this model of mode '{cfg.mode}' has {what})")
+        if chosen.steps > cfg.num_train_timesteps:
+            raise ValueError(f"steps: at most {cfg.num_train_timesteps} (the model's training timesteps), "
+                             f"got {chosen.steps}")
+        return chosen
+
+    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
+               **options: Any) -> Samples:
+        """``n`` images (balanced over classes when ``label`` is None); the same seed gives the same images.
+
+        Options (defaults from the config): ``scheduler`` ("ddim" | "ddpm"), ``steps``, ``eta``
+        (DDIM), ``guidance_scale`` (conditional mode), ``mode`` ("sample" | "img2img"; default
+        "sample", but "img2img" -- the only one allowed -- in mode ``single``), ``strength``
+        (img2img, in (0, 1]; below 1 in mode ``single``), ``upscale`` (integer factor),
+        ``upscale_method`` ("bicubic" | "lanczos"), ``batch_size`` (<= 64).
+
+        img2img starts from the labelled images of the sample's class that ``fit`` (or
+        ``use_examples``) stored, never from an unlabeled pool.
+        """
+        self._require_fitted()
+        chosen = self._sample_options(options)
+        counts = self.split_counts(n, label)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**63 - 1))
+        # One numpy generator picks img2img sources, one torch generator draws every noise tensor.
+        rng = np.random.default_rng(seed)
+        generator = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
+        parts = []
+        for cls, count in counts.items():
+            for start in range(0, count, chosen.batch_size):
+                parts.append(self._draw(cls, min(chosen.batch_size, count - start), chosen, rng, generator))
+        if not parts:
+            h, w, c = self.meta["image_shape"]
+            return Samples(np.zeros((0, h * chosen.upscale, w * chosen.upscale, c), np.uint8),
+                           np.zeros(0, np.int64), list(self.class_names), [])
+        return Samples.concat(parts)
+
+    @torch.no_grad()
+    def _draw(self, cls: int, n: int, chosen: _SampleOptions, rng: np.random.Generator,
+              generator: torch.Generator) -> Samples:
+        """One batch of ``n`` images of class ``cls``."""
+        conditional = self.config.mode == "conditional"
+        unet = self.unets[f"class{cls}" if self.config.mode == "per_class" else "all"].to(self._device())
+        scheduler = sampling_scheduler(chosen.scheduler, self.train_scheduler, chosen.steps)
+        labels = torch.full((n,), cls, dtype=torch.long) if conditional else None
+        init, timesteps, sources = None, None, [None] * n
+        if chosen.mode == "img2img":
+            candidates = np.flatnonzero(self.train_labels == cls)
+            if not len(candidates):
+                raise ValueError(f"img2img: class {self.class_names[cls]!r} has no training images to start from")
+            picked = candidates[rng.integers(0, len(candidates), size=n)]
+            init = images_to_tensor(self.train_images[picked]).mul_(2).sub_(1)
+            timesteps = img2img_timesteps(scheduler, chosen.steps, chosen.strength)
+            names = self.meta.get("sources", [])
+            sources = [names[i] if i < len(names) else f"index:{i}" for i in picked]
+        x = denoise(unet, scheduler, batch=n, generator=generator, class_labels=labels,
+                    null_label=len(self.class_names) if conditional else None,
+                    guidance_scale=chosen.guidance_scale, eta=chosen.eta, init=init, timesteps=timesteps)
+        images = upscale_images(tensor_to_images(x / 2 + 0.5), chosen.upscale, chosen.upscale_method)
+        common = {"sampler": chosen.scheduler if chosen.mode == "sample" else f"{chosen.scheduler}-img2img",
+                  "scheduler": chosen.scheduler, "steps": chosen.steps, "eta": chosen.eta,
+                  "guidance_scale": chosen.guidance_scale, "mode": chosen.mode, "model_mode": self.config.mode,
+                  "upscale": chosen.upscale}
+        provenance = []
+        for source in sources:
+            entry = dict(common)
+            if chosen.mode == "img2img":
+                entry.update(source=source, strength=chosen.strength, denoising_steps=len(timesteps))
+            provenance.append(entry)
+        return Samples(images, np.full(n, cls, np.int64), list(self.class_names), provenance)
+
+    # -- examples ------------------------------------------------------------------------
+    def use_examples(self, data: LabelledData) -> "DiffusionGenerator":
+        """Make ``data``'s images the img2img sources (weights unchanged); returns ``self``.
+
+        Replaces the stored source images, their labels and ``meta["sources"]``. For a
+        ``single`` model trained on an unlabeled pool this is the point: the pool taught the
+        UNet, the few labelled examples decide what is sampled and with which class. In the
+        other modes it changes which images img2img starts from. The class names must be the
+        model's and the images its size and channels.
+        """
+        self._require_fitted()
+        self._check_data(data)
+        if list(data.class_names) != list(self.class_names):
+            raise ValueError(f"use_examples: class names differ from the training data's: the model has "
+                             f"{list(self.class_names)}, the examples have {list(data.class_names)}")
+        shape = tuple(self.meta.get("image_shape", data.image_shape))
+        if tuple(data.image_shape) != shape:
+            raise ValueError(f"use_examples: the model works on {shape} (H, W, C) images, the examples are "
+                             f"{tuple(data.image_shape)}")
+        self.train_images = np.ascontiguousarray(data.images).copy()
+        self.train_labels = data.labels.astype(np.int64).copy()
+        self.meta["sources"] = list(data.sources)
+        return self
+
+    # -- persistence ---------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Labelled training images and labels (img2img sources; never the unlabeled pool) and the
+        UNet weights (``unet.<key>.<name>``).
+
+        ``save`` writes the UNets as diffusers folders instead, so ``weights.safetensors``
+        holds only the images and labels.
+        """
+        tensors = {"train_images": torch.from_numpy(self.train_images),
+                   "train_labels": torch.from_numpy(self.train_labels)}
+        if not self._without_unets:
+            tensors.update({f"unet.{key}.{name}": value for key, unet in self.unets.items()
+                            for name, value in unet.state_dict().items()})
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore the training images and labels, and the UNets when their weights are included."""
+        self.train_images = tensors["train_images"].numpy()
+        self.train_labels = tensors["train_labels"].numpy().astype(np.int64)
+        self.train_scheduler = self._new_train_scheduler()
+        keys = sorted({name.split(".")[1] for name in tensors if name.startswith("unet.")})
+        if keys:
+            arch = {k: tuple(v) if isinstance(v, list) else v for k, v in self.meta["unet"].items()}
+            self.unets = nn.ModuleDict()
+            for key in keys:
+                unet = build_unet(arch)
+                prefix = f"unet.{key}."
+                unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+                self.unets[key] = unet.eval().requires_grad_(False)
+
+    def save(self, directory: str | Path) -> None:
+        """``config.json`` and ``weights.safetensors`` (images, labels), plus diffusers ``unet*/`` and ``scheduler/``."""
+        self._without_unets = True  # the UNets go into their diffusers folders, not twice
+        try:
+            super().save(directory)
+        finally:
+            self._without_unets = False
+        directory = Path(directory)
+        for key, unet in self.unets.items():
+            unet.save_pretrained(directory / _folder(key), safe_serialization=True)
+        self.train_scheduler.save_pretrained(directory / SCHEDULER_DIR)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "DiffusionGenerator":
+        """Rebuild a saved model: the base files, then each UNet with ``UNet2DModel.from_pretrained``."""
+        generator = super().load(directory)
+        directory = Path(directory)
+        generator.unets = nn.ModuleDict()
+        for key in generator._unet_keys():
+            folder = directory / _folder(key)
+            if not folder.is_dir():
+                raise ValueError(f"{directory}: the UNet folder {folder.name}/ is missing")
+            generator.unets[key] = UNet2DModel.from_pretrained(folder).eval().requires_grad_(False)
+        if (directory / SCHEDULER_DIR).is_dir():
+            generator.train_scheduler = DDPMScheduler.from_pretrained(directory / SCHEDULER_DIR)
+        return generator
+
+    # -- tests ---------------------------------------------------------------------------
+    @classmethod
+    def tiny_config(cls) -> DiffusionConfig:
+        """The tiny UNet, 10 steps of 8, 50 timesteps, 4 sampling steps: seconds on a CPU."""
+        return cls.Config(preset="tiny", steps=10, batch_size=8, checkpoint_every=0, num_train_timesteps=50,
+                          sample_steps=4, flip=False)
+
+    @classmethod
+    def tiny_variants(cls) -> dict[str, DiffusionConfig]:
+        """Every mode: one conditional UNet, one UNet per class, and one unconditional UNet
+        (``single``, sampled by img2img at the default strength 0.5; trained without a pool here)."""
+        tiny = cls.tiny_config()
+        return {mode: cls.Config(**{**tiny.model_dump(), "mode": mode})
+                for mode in ("conditional", "per_class", "single")}
+
+
+def _json_architecture(arch: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}
+
+
+@register("ddim")
+class DDIMDiffusion(DiffusionGenerator):
+    """Diffusion generator sampling with DDIM by default (50 steps)."""
+
+    Config = DiffusionConfig
+    summary = ("Diffusion (DDIM sampling): a class-conditional, per-class or single UNet (single can also "
+               "learn from unlabeled images); sharp, varied images and img2img variations of your images "
+               "(a GPU and hundreds of steps recommended).")
+
+
+@register("ddpm")
+class DDPMDiffusion(DiffusionGenerator):
+    """Diffusion generator sampling with ancestral DDPM by default (the full chain)."""
+
+    Config = DDPMConfig
+    summary = ("Diffusion (DDPM sampling): as ddim, but ancestral sampling over the full noise chain by "
+               "default -- slower generation, sometimes more varied images.")
