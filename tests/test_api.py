@@ -162,3 +162,26 @@ def test_explicit_home_ignores_the_environment(home, tmp_path):
     api.train(tiny.tiny_images(), "test_tiny", "m", config={"steps": 2}, home=other)
     assert [m.name for m in api.list_models(home=other)] == ["m"]
     assert api.list_models() == []
+
+
+def test_transfer_from_a_parent_model_is_recorded_and_loads_its_weights(home):
+    from diffusers import UNet2DModel
+
+    from genaug.data import few_shot_subset, load_digits_dataset
+    from genaug.generators.diffusion import DDIMDiffusion
+
+    digits = load_digits_dataset()
+    big = few_shot_subset(digits, 20, seed=0)  # "a larger related set": 10 classes
+    few = big.subset([i for i in range(len(big)) if i % 4 == 0])  # the same classes, a quarter of the images
+    tiny_config = {**DDIMDiffusion.tiny_config().model_dump(), "steps": 6}
+    parent = api.train(big, "ddim", "digits-base", config=tiny_config, home=home)
+    child = api.train(few, "ddim", "digits-child", config={**tiny_config, "steps": 2}, home=home, parent="digits-base")
+    assert child.parent_id == parent.id and child.metrics["parent_model"] == "digits-base"
+    assert child.metrics["warm_start"]["loaded"] > 0
+    # Two fine-tuning steps from the parent stay close to it; a fresh model would not.
+    parent_unet = UNet2DModel.from_pretrained(Path(parent.path) / "unet")
+    child_unet = UNet2DModel.from_pretrained(Path(child.path) / "unet")
+    name, weight = next((n, p) for n, p in child_unet.named_parameters() if "conv_in.weight" in n)
+    assert (weight - dict(parent_unet.named_parameters())[name]).abs().max() < 0.05
+    with pytest.raises(ValueError, match="'vae' model"):
+        api.train(few, "vae", "wrong-kind", config={"steps": 2}, home=home, parent="digits-base")
