@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
     parser.add_argument("--deep-shots", default="2,5,10", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
+    parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
@@ -149,7 +150,8 @@ def main() -> None:
     def show(event):
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)
 
-    result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show)
+    result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
+                      cached_only=args.cached_only)
     deep_shots = [2] if args.quick else [int(s) for s in args.deep_shots.split(",") if s]
     if deep_shots:
         # Same protocol (same cell identities), fewer shots, and without the base arms: those
@@ -157,7 +159,7 @@ def main() -> None:
         deep_protocol = protocol.model_copy(update={"shots": deep_shots,
                                                     "arms": ["real+synthetic", "real+synthetic+classic"]})
         deep = evaluate(train, test, deep_specs(args.quick), deep_protocol, dataset_name=name,
-                        cache_dir=args.cache, progress=show)
+                        cache_dir=args.cache, progress=show, cached_only=args.cached_only)
         result["cells"] += deep["cells"]
         result["samples"].update(deep.get("samples", {}))
         generators = generators + deep_specs(args.quick)

@@ -67,6 +67,17 @@ def test_cells_are_cached_and_resumed_but_not_reused_under_other_settings(digits
     assert [f.stat().st_mtime_ns for f in files] != stamps, "other settings must not reuse old cells"
 
 
+def test_cached_only_reports_what_is_cached_and_computes_nothing(digits_split, tmp_path):
+    train, test = digits_split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
+    first = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path)
+    files = sorted(tmp_path.rglob("*.json"))
+    wider = protocol.model_copy(update={"seeds": [0, 1], "shots": [2, 3]})
+    partial = evaluate(train, test, [_spec(ratio=1.0)], wider, cache_dir=tmp_path, cached_only=True)
+    assert sorted(tmp_path.rglob("*.json")) == files, "nothing new may be computed"
+    assert [(c["n"], c["seed"], c["arm"]) for c in partial["cells"]] == [(c["n"], c["seed"], c["arm"]) for c in first["cells"]]
+
+
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
     train, test = digits_split
     from genaug.generators.vae import ImageVAE

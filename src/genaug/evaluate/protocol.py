@@ -189,12 +189,16 @@ class _Trainer:
 
 def evaluate(train: LabelledData, test: LabelledData, generators: list[GeneratorSpec], protocol: Protocol, *,
              dataset_name: str = "data", cache_dir: Optional[Path] = None,
-             progress: Optional[ProgressCallback] = None, keep_samples: bool = True) -> dict:
+             progress: Optional[ProgressCallback] = None, keep_samples: bool = True,
+             cached_only: bool = False) -> dict:
     """Run every (n, seed, arm) cell and return ``{"cells": [...], "samples": {...}, ...}``.
 
     ``train`` is the training split (few-shot subsets and unlabeled pools come from it);
     ``test`` is the fixed test split and reaches nothing but the final scoring.
     Summaries, tables and plots: ``genaug.evaluate.report``.
+
+    ``cached_only``: compute nothing, report the cells already in the cache (a partial report
+    of a benchmark that is still running or was stopped).
     """
     if train.class_names != test.class_names:
         raise ValueError("evaluate: training and test split have different class names")
@@ -225,6 +229,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 continue
             identity = _identity(protocol)
             cell = cache.get(n, seed, base, identity)
+            if cell is None and cached_only:
+                continue
             if cell is None:
                 report(f"n={n} seed={seed} {base}")
                 cell = trainer.run(real, None, base == "real+classic", seed)
@@ -238,6 +244,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
             for name, base, variant in arms:
                 cell = cached[name]
+                if cell is None and cached_only:
+                    continue
                 if cell is None:
                     if generator is None:
                         report(f"n={n} seed={seed} fit {spec.label}")

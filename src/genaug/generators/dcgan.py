@@ -229,7 +229,7 @@ class DCGAN(Generator):
         policy = parse_policy(options["diffaugment_policy"]) if options["diffaugment"] else []
         real_target, noise_start = options["real_label"], options["instance_noise"]
         n_classes = len(self.class_names)
-        seeking = cfg.mode_seeking
+        seeking = cfg.mode_seeking if conditional else 0.0
         mismatch = cfg.mismatch_weight if conditional and n_classes > 1 else 0.0
 
         def d_input(x: torch.Tensor, std: float) -> torch.Tensor:
@@ -247,13 +247,14 @@ class DCGAN(Generator):
             y = labels[chosen].to(device) if conditional else None  # fakes get the reals' classes
             std = noise_start * max(0.0, 1.0 - (number - 1) / cfg.steps)
             z = torch.randn(batch, cfg.latent_dim, device=device)
-            half = batch // 2
-            if seeking and half and y is not None:
-                y = torch.cat([y[:half], y[:half], y[2 * half:]])  # pairs of fakes share a class
+            half = batch // 2 if seeking else 0
+            y_fake = y
+            if half and y is not None:
+                y_fake = torch.cat([y[:half], y[:half], y[2 * half:]])  # pairs of fakes share a class
             with trainer.autocast():
-                fake = g(z, y)
+                fake = g(z, y_fake)
                 real_logits = d(d_input(real, std), y).float()
-                fake_logits = d(d_input(fake.detach(), std), y).float()
+                fake_logits = d(d_input(fake.detach(), std), y_fake).float()
                 d_loss = _d_loss(real_logits, fake_logits, cfg.loss, real_target)
                 if mismatch:
                     # Matching-aware D: a real image with a wrong label is fake too, which
@@ -265,8 +266,8 @@ class DCGAN(Generator):
             trainer.backward(d_loss)
             opt_d.step()
             with trainer.autocast():
-                g_loss = _g_loss(d(d_input(fake, std), y).float(), cfg.loss)
-                if seeking and half:
+                g_loss = _g_loss(d(d_input(fake, std), y_fake).float(), cfg.loss)
+                if half:
                     # Mode seeking: image distance per latent distance of pairs (same class);
                     # its inverse is small only when different z give different images.
                     ratio = ((fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(1)

@@ -47,7 +47,7 @@ def img2img_timesteps(scheduler, steps: int, strength: float) -> torch.Tensor:
     return scheduler.timesteps[steps - init_timestep:]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # cheaper than no_grad: no version counters on the loop's tensors
 def denoise(unet: UNet2DModel, scheduler, *, batch: int, generator: torch.Generator,
             class_labels: Optional[torch.Tensor] = None, null_label: Optional[int] = None,
             guidance_scale: float = 1.0, eta: float = 0.0, init: Optional[torch.Tensor] = None,
