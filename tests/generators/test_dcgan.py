@@ -179,6 +179,32 @@ def test_training_writes_history_plot_and_grid(small, tmp_path):
     assert np.array_equal(again.sample(6, seed=3).data, model.sample(6, seed=3).data)
 
 
+def test_resume_after_interruption_is_exact(small, tmp_path):
+    config = tiny(steps=6, checkpoint_every=3, monitor_every=3)
+    straight = DCGAN(config).fit(small, checkpoints=tmp_path / "straight")
+    DCGAN(config).fit(small, checkpoints=tmp_path / "resumed")
+    # As if killed between step 3 and 6: only the step-3 checkpoint is left.
+    (tmp_path / "resumed" / "dcgan-conditional" / "checkpoints" / "step-000006.pt").unlink()
+    resumed = DCGAN(config).fit(small, checkpoints=tmp_path / "resumed")
+    assert resumed.meta["training"]["dcgan-conditional"]["resumed_from"] == 3
+    for name, value in straight.state_tensors().items():
+        assert torch.equal(value, resumed.state_tensors()[name]), name
+
+
+@pytest.mark.parametrize("overrides", [{"loss": "hinge"}, {"conditioning": "multiply"},
+                                       {"mode_seeking": 0.0, "mismatch_weight": 0.0, "ema_decay": 0.0}])
+def test_other_settings_train(small, overrides):
+    model = DCGAN(tiny(steps=2, monitor_every=1, **overrides)).fit(small)
+    assert model.sample(3, seed=0).data.shape == (3, 8, 8, 1)
+    history_final = model.meta["training"]["dcgan-conditional"]["final"]
+    assert np.isfinite(history_final["d_loss"]) and np.isfinite(history_final["g_loss"])
+
+
+def test_hinge_loss_refuses_label_smoothing():
+    with pytest.raises(Exception, match="label_smoothing"):
+        DCGAN(loss="hinge", label_smoothing=True)
+
+
 def test_conditional_meta_and_saved_discriminator(fitted_conditional, tmp_path):
     meta = fitted_conditional.meta
     assert set(meta["training"]) == {"dcgan-conditional"}
@@ -191,10 +217,7 @@ def test_conditional_meta_and_saved_discriminator(fitted_conditional, tmp_path):
 def test_training_on_28px_mnist():
     from genaug.data import load_mnist
 
-    try:
-        train, _ = load_mnist()
-    except FileNotFoundError:
-        pytest.skip("mnist.npz is not in the shared data folder")
+    train, _ = load_mnist()  # ../shared/data is part of the test setup (CI clones beside it)
     subset = few_shot_subset(train, 4, seed=0)
     model = DCGAN(tiny(steps=3, monitor_every=0)).fit(subset)
     samples = model.sample(5, seed=0)

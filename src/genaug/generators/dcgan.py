@@ -4,7 +4,17 @@ Modes:
 - ``per_class``: an unconditional DCGAN per class, each a training phase of its own
   (``dcgan-class0``, ``dcgan-class1``, ...); a sample's class is the GAN it came from.
 - ``conditional`` (default): one DCGAN for all classes; G gets a class embedding concatenated to z,
-  D is a projection discriminator (see ``dcgan_networks``).
+  D is a projection discriminator (see ``dcgan_networks``). Two training terms make it work
+  with these shallow nets. Measured on 200 MNIST digits per class, 1,500 steps, width 32
+  (class check: a logistic regression on pixels): without them G either ignored z -- one
+  image per class, diversity 0.16 -- (concatenation) or ignored the class -- 18% of samples
+  classified as their label -- (multiplication). ``mode_seeking`` (Mao et al. 2019, MSGAN)
+  adds ``w / (|G(z1,y) - G(z2,y)| / |z1 - z2|)`` to G's loss; ``mismatch_weight`` (Reed et al.
+  2016, matching-aware D) shows D real images with a wrong label as fakes, so D learns what
+  each class looks like instead of accepting any consistent image per label. Mode seeking
+  alone: varied images but often a wrong digit per label (38%); matching alone: right digit
+  (80%) but collapsed (0.14); both: 84% right class, diversity 0.55 and still rising
+  (mode_seeking 0.05: 77%, 0.70). The per-class mode needs neither (97%, diversity 0.9-1.0).
 
 Small data (under ``small_data_below`` = 1,000 images per class, switched on automatically;
 each can be forced on or off): DiffAugment on real and fake images in both players' steps,
@@ -46,9 +56,9 @@ class DCGANConfig(TrainingConfig):
 
     mode: Literal["per_class", "conditional"] = Field("conditional", description="per_class: one GAN per class; conditional: one GAN with class embedding and projection discriminator")
     latent_dim: int = Field(100, ge=1, le=1024, description="length of the noise vector z (nz)")
-    conditioning: Literal["multiply", "concat"] = Field("multiply", description="conditional: how G gets the class: z times a class embedding, or the embedding concatenated to z")
-    mode_seeking: float = Field(0.0, ge=0, description="weight of the mode-seeking term (Mao et al. 2019): pushes G to map different z of a class to different images")
-    mismatch_weight: float = Field(0.0, ge=0, le=1, description="conditional: weight of real images paired with a wrong label as extra fakes for D (matching-aware D)")
+    conditioning: Literal["concat", "multiply"] = Field("concat", description="conditional: how G gets the class: a class embedding concatenated to z, or z times a class embedding")
+    mode_seeking: float = Field(0.02, ge=0, description="conditional: weight of the mode-seeking term (Mao et al. 2019) that makes G map different z of a class to different images (0 = off)")
+    mismatch_weight: float = Field(0.5, ge=0, le=1, description="conditional: share of D's fake term given to real images paired with a wrong label (matching-aware D; 0 = off)")
     class_embed_dim: int = Field(50, ge=1, le=1024, description="conditional: length of the class embedding concatenated to z")
     ngf: int = Field(64, ge=1, le=1024, description="generator width at full resolution (doubles per level toward the small end)")
     ndf: int = Field(64, ge=1, le=1024, description="discriminator width at full resolution (doubles per level)")
@@ -226,6 +236,9 @@ class DCGAN(Generator):
         g, d = trainer.modules["generator"], trainer.modules["discriminator"]
         opt_g, opt_d = trainer.optimisers["generator"], trainer.optimisers["discriminator"]
         device = trainer.device
+        if images.numel() * images.element_size() <= 2 ** 30:
+            # Small enough to live on the device: no host-to-device copy of every batch.
+            images, labels = images.to(device), labels.to(device)
         policy = parse_policy(options["diffaugment_policy"]) if options["diffaugment"] else []
         real_target, noise_start = options["real_label"], options["instance_noise"]
         n_classes = len(self.class_names)
@@ -242,9 +255,9 @@ class DCGAN(Generator):
             return x
 
         def step(number: int) -> dict[str, torch.Tensor]:
-            chosen = indices[rng.integers(0, len(indices), size=batch)]
-            real = images[chosen].to(device)
-            y = labels[chosen].to(device) if conditional else None  # fakes get the reals' classes
+            chosen = torch.from_numpy(indices[rng.integers(0, len(indices), size=batch)])
+            real = images[chosen.to(images.device)].to(device)
+            y = labels[chosen.to(labels.device)].to(device) if conditional else None  # fakes get the reals' classes
             std = noise_start * max(0.0, 1.0 - (number - 1) / cfg.steps)
             z = torch.randn(batch, cfg.latent_dim, device=device)
             half = batch // 2 if seeking else 0

@@ -11,12 +11,14 @@ are ``width`` at the full-resolution end and double per level toward the small e
 at ``max_mult * width`` (the tutorial's 64-px nets: 512-256-128-64).
 
 Conditioning (``n_classes > 0``):
-- G concatenates a learned class embedding to z ([z, e_y], the usual cGAN input). Multiplying
-  (z * e_y) was tried first -- it would keep the first conv's shape for transfer -- but for a
-  symmetric z it only changes the per-dimension scale of the noise, a signal the shallow
-  first block barely picks up: on 8x8 digits samples matched their label far less often.
-  Only G's first conv and the embeddings differ from the unconditional net, so everything
-  else transfers between the per-class and the conditional mode.
+- G concatenates a learned class embedding (N(0, 1), ``embed_dim``) to z: [z, e_y], the usual
+  cGAN input (``conditioning="concat"``, the default). Only G's first conv and the embeddings
+  differ from the unconditional net, so everything else transfers between the per-class and
+  the conditional mode. ``conditioning="multiply"`` (z * e_y) keeps even the first conv's
+  shape, but for a symmetric z it only rescales the noise per dimension, a class signal the
+  shallow first block barely picks up (samples matched their label far less often).
+  The concatenated embedding gives G a z-free path to one image per class; the training
+  terms in ``dcgan.py`` (mode seeking, matching-aware D) keep it from taking it.
 - D is a projection discriminator (Miyato & Koyama 2018): logit = head(h) + <e_y, sum-pooled h>,
   h the last feature map; ``head`` is the tutorial's final conv, shared with the
   unconditional D for the same reason.
