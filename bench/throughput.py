@@ -78,6 +78,28 @@ def forward_flops(module, *args, **kwargs) -> float:
     return float(counter.get_total_flops())
 
 
+def op_time_shares(unet, x: torch.Tensor) -> dict[str, float]:
+    """Share of one UNet forward's CPU time per kind of op (torch.profiler), to explain the FLOP gap."""
+    from torch.profiler import ProfilerActivity, profile
+
+    groups = {"convolution": ("conv",), "matmul (attention, linear)": ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm"),
+              "group norm": ("group_norm", "native_group_norm"), "softmax": ("softmax",),
+              "activations (SiLU)": ("silu",), "elementwise, copies, resampling": ()}
+    with torch.no_grad():
+        unet(x, torch.tensor([10]))
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            unet(x, torch.tensor([10]))
+    totals = {name: 0.0 for name in groups}
+    for event in prof.key_averages():
+        name = event.key.lower()
+        if not name.startswith("aten::"):
+            continue
+        group = next((g for g, keys in groups.items() if any(k in name for k in keys)), "elementwise, copies, resampling")
+        totals[group] += event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {name: round(value / whole, 3) for name, value in totals.items()}
+
+
 def bench_ddim(size: int, config: dict, batch: int, steps: int, repeats: int, train_steps: int) -> dict:
     """Our DDIM sampling vs the plain diffusers loop on the same UNet; training steps/s; FLOPs."""
     from diffusers import DDIMScheduler
@@ -101,23 +123,33 @@ def bench_ddim(size: int, config: dict, batch: int, steps: int, repeats: int, tr
     def ours() -> None:
         generator.sample(batch, label=0, seed=0, steps=steps)
 
+    # Time inside the UNet's forward calls, to show where each loop's time goes.
+    in_forward = {"seconds": 0.0}
+    unet.register_forward_pre_hook(lambda module, args: in_forward.__setitem__("start", time.perf_counter()))
+    unet.register_forward_hook(lambda module, args, output: in_forward.__setitem__(
+        "seconds", in_forward["seconds"] + time.perf_counter() - in_forward["start"]))
     ours(); plain()  # warm-up (allocator, kernels)
     times = {"ours": [], "plain": []}
+    forward_share = {"ours": [], "plain": []}
     for _ in range(repeats):
         for name, fn in (("plain", plain), ("ours", ours)):
+            in_forward["seconds"] = 0.0
             started = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - started)
+            forward_share[name].append(in_forward["seconds"] / times[name][-1])
     best = {k: min(v) for k, v in times.items()}
     x = torch.randn(1, unet.config.in_channels, size, size)
     flops_step = forward_flops(unet, x, torch.tensor([10]))
+    profile = op_time_shares(unet, torch.randn(batch, unet.config.in_channels, size, size))
     params = sum(p.numel() for p in unet.parameters())
     return {"image_size": size, "batch": batch, "steps": steps, "unet_parameters": params,
             "unet_block_out_channels": list(unet.config.block_out_channels),
             "ours_images_per_s": batch / best["ours"], "plain_images_per_s": batch / best["plain"],
             "ratio_ours_over_plain": best["plain"] / best["ours"], "seconds": times,
             "flops_per_image_step": flops_step, "flops_per_image": flops_step * steps,
-            "train_steps_per_s": train_rate, "train_batch": 16}
+            "train_steps_per_s": train_rate, "train_batch": 16, "op_time_shares": profile,
+            "unet_forward_share": {k: round(float(np.mean(v)), 4) for k, v in forward_share.items()}}
 
 
 def bench_simple(kind: str, config: dict, size: int, channels: int, batch: int, repeats: int,
@@ -215,6 +247,27 @@ def write_markdown(payload: dict, path: Path) -> None:
             d = r[name]
             lines.append(f"| {label} | {d['image_size']} | {d['batch']} | 1 | {d['images_per_s']:.0f} | | | | | "
                          f"{d['train_steps_per_s']:.2f} (batch {d['train_batch']}) | {d['peak_rss_mib']:.0f} |")
+    for name in ("ddim64", "ddim28"):
+        if name in r and "op_time_shares" in r[name]:
+            shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r[name]["op_time_shares"].items())
+            lines += ["", f"Where one forward pass of the {name} UNet spends its CPU time (torch.profiler, self time): {shares}."]
+            f = r[name].get("unet_forward_share", {})
+            if f:
+                lines.append(f"Share of each loop's wall time spent inside UNet forward calls ({name}): ours "
+                             f"{100 * f['ours']:.1f}%, plain {100 * f['plain']:.1f}%.")
+    lines += ["", "## Why sampling does not reach the matmul peak", "",
+              "The FLOPs are counted by torch's FlopCounterMode (convolutions, matmuls; 2 FLOPs per multiply-add); the "
+              "peak is a large square fp32 matmul on the same threads. A UNet is not that: (1) its convolutions have "
+              "few channels (16 to 128) on small maps (64 down to 8 pixels), so oneDNN's kernels work on short, "
+              "memory-bound inner loops instead of the cache-blocked 1024x1024 tiles the peak is measured with; "
+              "(2) GroupNorm, SiLU, the residual adds, up/down-sampling and the attention softmax do almost no FLOPs "
+              "but read and write every activation, and their time (see the shares above) counts against the "
+              "FLOP rate; (3) the batch (16 or 64 images) and one thread leave no room to hide memory latency. "
+              "Both loops spend nearly all their time in the same UNet forward passes (shares above), which is why "
+              "the ratio of our loop to the plain one is ~1: the scheduler step, the seeded noise and the uint8 "
+              "conversion are small; ratios within a few percent of 1 are within the run-to-run spread (see "
+              "`seconds` per repeat in the JSON). Our loop runs under torch.inference_mode (no autograd version counters), the plain loop "
+              "under no_grad as in the docs; that is the only difference in the forward passes."]
     path.write_text("\n".join(lines) + "\n")
 
 
