@@ -268,6 +268,26 @@ def main() -> None:
             write_results(cells, args, started)
 
 
+def collect_figures(cache_root: Path, out: Path) -> list[str]:
+    """Copy every fitted generator's sample grid (32 consecutive samples, like seed 002 figs. 4.5 / 4.8 /
+    4.11) and its training loss plot into ``out/flowers_figures``; returns the copied names."""
+    import shutil
+
+    target = out / "flowers_figures"
+    names = []
+    for folder in sorted(cache_root.glob("s*-seed*/*-*")):
+        if not folder.is_dir() or folder.name == "cells":
+            continue
+        prefix = f"{folder.parent.name}-{folder.name.rsplit('-', 1)[0]}"
+        sources = [(g, f"{folder.parent.name}-{g.stem[len('grid-'):]}.png") for g in folder.glob("grid-*.png")]
+        sources += [(plot, f"{prefix}-{plot.parent.name}-losses.png") for plot in folder.glob("work/*/losses.png")]
+        for source, name in sources:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+            names.append(name)
+    return sorted(names)
+
+
 def _diversity(record) -> str:
     """The DCGAN's final diversity (generated vs real pairwise distance ratio; ~0 = collapse)."""
     if not record or "final" not in record:
@@ -313,6 +333,12 @@ def write_results(cells: list[dict], args, started: float) -> None:
     for number, tables in THESIS.items():
         for test_set, values in tables.items():
             md.append(f"| {number} | {test_set} | {values['real']:.2f} | {values['synthetic']:.2f} | {values['mixed']:.2f} |")
+    figures = collect_figures(args.cache / ("flowers_quick" if args.quick else "flowers"), args.out)
+    if figures:
+        md += ["", "## Sample grids and loss curves", "",
+               "32 consecutive samples of each generator (fixed seed, no selection) and each generator's training "
+               "losses (the DCGAN's with its diversity monitor), in `flowers_figures/`:", ""]
+        md += [f"- [{f}](flowers_figures/{f})" for f in figures]
     (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
