@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-slow bench bench-mnist bench-proben1 clean
+.PHONY: demo test test-slow bench bench-mnist bench-proben1 bench-flowers bench-throughput clean
 
 $(BIN)/genaug: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,13 +22,19 @@ test: $(BIN)/genaug  ## the default test suite (slow tests excluded)
 test-slow: $(BIN)/genaug  ## only the slow tests
 	$(BIN)/pytest -q -m slow
 
-bench: bench-mnist bench-proben1  ## seed 001 reproductions (resumable; hours on a CPU)
+bench: bench-throughput bench-mnist bench-proben1 bench-flowers  ## seed 001/002 reproductions (resumable; days on a CPU)
 
 bench-mnist: $(BIN)/genaug
 	$(BIN)/python bench/mnist_fewshot.py
 
 bench-proben1: $(BIN)/genaug
 	$(BIN)/python bench/proben1.py
+
+bench-flowers: $(BIN)/genaug
+	$(BIN)/python bench/flowers.py
+
+bench-throughput: $(BIN)/genaug
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
