@@ -139,7 +139,6 @@ def augmented_copies(images: LabelledImages, times: int, seed: int) -> LabelledI
     augment = build_augmentation(ClassicConfig(preset="strong"), images.images.shape[1])
     x = images_to_tensor(images.images)
     parts = [images.images] + [tensor_to_images(augment(x)) for _ in range(times - 1)]
-    n = len(images)
     return LabelledImages(np.concatenate(parts), np.tile(images.labels, times), list(images.class_names),
                           [f"{s}#aug{k}" for k in range(times) for s in images.sources])
 
