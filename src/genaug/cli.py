@@ -301,5 +301,80 @@ def demo(out: Path = typer.Option(Path("demo-output"), help="report folder"),
                   f"{time.time() - started:.0f} s")
 
 
+# -- the service ------------------------------------------------------------------
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 for every interface)"),
+          port: int = typer.Option(8000, help="TCP port"),
+          workers: int = typer.Option(1, min=0, help="job worker processes to start beside the API"),
+          log_level: str = typer.Option("info", help="uvicorn log level")):
+    """Run the REST API and web UI (http://HOST:PORT/) with job workers.
+
+    Settings come from the environment: GENAUG_HOME, GENAUG_DATABASE_URL, GENAUG_READ_REQUIRES_TOKEN,
+    GENAUG_MAX_UPLOAD_BYTES, ... (see docs/service-api.md). Writes need a token: `genaug token create NAME`.
+    """
+    from .service.server import serve as run_server
+
+    console.print(f"genaug service on http://{host}:{port}/ (API docs: /docs), {workers} worker(s)")
+    run_server(host=host, port=port, workers=workers, log_level=log_level)
+
+
+@app.command()
+def worker(max_jobs: Optional[int] = typer.Option(None, help="exit after this many jobs")):
+    """Run one job worker against the same GENAUG_HOME / GENAUG_DATABASE_URL as the service."""
+    from .jobs.worker import main as worker_main
+
+    worker_main([] if max_jobs is None else ["--max-jobs", str(max_jobs)])
+
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens for the service (writes need one).")
+app.add_typer(token_app, name="token")
+
+
+def _open_registry():
+    from .service.settings import ServiceSettings
+    from .store import Registry
+
+    settings = ServiceSettings()
+    return Registry.open(settings.home_path(), settings.database_url)
+
+
+@token_app.command("create")
+def token_create(name: str = typer.Argument(..., help="who or what the token is for, e.g. alice or ci")):
+    """Create a token and print it (once: only its hash is stored)."""
+    from .store.tokens import TokenExistsError, create_token
+
+    with _open_registry() as registry:
+        try:
+            secret = create_token(registry, name)
+        except (TokenExistsError, ValueError) as error:
+            fail(str(error))
+    err.print(f"token '{name}' created; keep it, it is not shown again. Send it as 'Authorization: Bearer <token>'.")
+    print(secret)
+
+
+@token_app.command("list")
+def token_list():
+    """List token names and when they were created and last used."""
+    from .store.tokens import list_tokens
+
+    with _open_registry() as registry:
+        for row in list_tokens(registry):
+            console.print(f"{row.name}  created {row.created_at:%Y-%m-%d %H:%M}  last used "
+                          f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else
+                          f"{row.name}  created {row.created_at:%Y-%m-%d %H:%M}  never used")
+
+
+@token_app.command("revoke")
+def token_revoke(name: str = typer.Argument(..., help="the token's name")):
+    """Delete a token: requests with it are refused from now on."""
+    from .store.tokens import revoke_token
+
+    with _open_registry() as registry:
+        if not revoke_token(registry, name):
+            fail(f"no token named {name!r}")
+    console.print(f"token '{name}' revoked")
+
+
 if __name__ == "__main__":
     app()

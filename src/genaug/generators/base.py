@@ -122,6 +122,15 @@ class Generator(ABC):
         """A config that fits and samples in seconds on a CPU (tests)."""
 
     @classmethod
+    def sample_options(cls) -> dict[str, dict[str, Any]]:
+        """The options ``sample`` takes, as JSON-schema properties (name -> schema with default).
+
+        The service checks generate requests against the names and the UI renders a form
+        from the schemas; a kind whose ``sample`` takes options overrides this.
+        """
+        return {}
+
+    @classmethod
     def tiny_variants(cls) -> dict[str, GeneratorConfig]:
         """Tiny configs of every mode worth testing (the conformance suite runs each)."""
         return {"default": cls.tiny_config()}
@@ -232,3 +241,13 @@ def load_generator(directory: str | Path) -> Generator:
     """Load any saved generator, picking the class from its ``config.json``."""
     document = json.loads((Path(directory) / CONFIG_FILE).read_text())
     return get_generator_class(document["kind"]).load(directory)
+
+
+def config_field_schemas(config_class: type[pydantic.BaseModel], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """JSON-schema properties of ``config_class``'s fields, renamed ``{option name: field name}``.
+
+    Sample options that override a config field (``steps`` for ``sample_steps``) describe
+    themselves with that field's schema, so the two never disagree.
+    """
+    properties = config_class.model_json_schema().get("properties", {})
+    return {option: dict(properties[field]) for option, field in names.items() if field in properties}

@@ -454,6 +454,13 @@ class DCGAN(Generator):
             self.generators[key], self.discriminators[key] = generator.eval(), discriminator.eval()
 
     @classmethod
+    def sample_options(cls) -> dict[str, dict[str, Any]]:
+        """truncation: redraw noise entries beyond +-t (fewer odd samples, less variety)."""
+        return {"truncation": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}],
+                               "default": None, "title": "Truncation",
+                               "description": "redraw noise entries beyond +-t: smaller = more typical, less varied images (empty = off)"}}
+
+    @classmethod
     def tiny_config(cls) -> DCGANConfig:
         """Width 8, latent 16, 20 steps, no checkpoints: seconds on a CPU."""
         return DCGANConfig(ngf=8, ndf=8, latent_dim=16, steps=20, batch_size=16, checkpoint_every=0,

@@ -57,7 +57,7 @@ from torch import nn
 from ..data.datasets import LabelledData
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig, load_matching_weights
-from .base import Generator, Samples, register
+from .base import Generator, Samples, config_field_schemas, register
 from .diffusion_sampling import denoise, img2img_timesteps, sampling_scheduler, upscale_images
 from .diffusion_unet import (build_unet, flops_per_image_step, parameter_count, resolve_preset,
                              unet_architecture, unet_kwargs)
@@ -566,6 +566,17 @@ class DiffusionGenerator(Generator):
         return generator
 
     # -- tests ---------------------------------------------------------------------------
+    @classmethod
+    def sample_options(cls) -> dict[str, dict[str, Any]]:
+        """scheduler, steps, eta, guidance_scale, mode, strength, upscale (defaults from the config)."""
+        options = config_field_schemas(cls.Config, {"scheduler": "scheduler", "steps": "sample_steps", "eta": "eta",
+                                                    "guidance_scale": "guidance_scale", "strength": "strength",
+                                                    "upscale": "upscale", "upscale_method": "upscale_method"})
+        options["mode"] = {"enum": ["sample", "img2img"], "type": "string", "default": "sample", "title": "Mode",
+                           "description": "sample: new images from noise; img2img: noise a training image to "
+                                          "'strength' and denoise it (variations of your images)"}
+        return options
+
     @classmethod
     def tiny_config(cls) -> DiffusionConfig:
         """The tiny UNet, 10 steps of 8, 50 timesteps, 4 sampling steps: seconds on a CPU."""

@@ -44,7 +44,7 @@ from ..data.datasets import LabelledTable
 from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
 from ..progress import ProgressCallback
 from ..training import CHECKPOINT_DIR, Trainer, TrainingConfig, TrainingResult, latest_checkpoint
-from .base import Generator, Samples, register
+from .base import Generator, Samples, config_field_schemas, register
 from .latent_sampling import SamplerName, sample_latents
 
 # Below this many training rows a VAE uses LayerNorm under norm="auto": BatchNorm statistics
@@ -375,6 +375,13 @@ class TabularVAE(Generator):
         self.latent_means: dict[str, np.ndarray] = {}
         self.latent_labels: dict[str, np.ndarray] = {}
         self.filter: Optional[GenerativeClassifierFilter] = None
+
+    @classmethod
+    def sample_options(cls) -> dict[str, dict[str, Any]]:
+        """sampler, alpha, k, noise, discrete_decoding (the config's defaults) and filter."""
+        return {**config_field_schemas(cls.Config, {n: n for n in SAMPLE_OPTIONS}),
+                "filter": {"type": "boolean", "title": "Filter",
+                           "description": "drop rows the generative-classifier filter judges noise (models trained with the filter)"}}
 
     @classmethod
     def tiny_config(cls) -> TabularVAEConfig:

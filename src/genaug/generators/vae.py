@@ -27,7 +27,7 @@ from ..data.datasets import LabelledData, LabelledImages
 from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig
-from .base import Generator, Samples, register
+from .base import Generator, Samples, config_field_schemas, register
 from .images import images_to_tensor, tensor_to_images
 from .latent_sampling import SAMPLERS, sample_latents
 from .vae_networks import ConvVAE, vae_loss
@@ -337,6 +337,13 @@ class ImageVAE(Generator):
         self.train_labels = tensors["train_labels"].numpy()
         filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
         self.filter = GenerativeClassifierFilter.from_state(filter_tensors) if filter_tensors else None
+
+    @classmethod
+    def sample_options(cls) -> dict[str, dict[str, Any]]:
+        """sampler, alpha, k, noise (the config's defaults) and filter."""
+        return {**config_field_schemas(cls.Config, {n: n for n in ("sampler", "alpha", "k", "noise")}),
+                "filter": {"type": "boolean", "title": "Filter",
+                           "description": "drop samples the generative-classifier filter judges noise (models trained with the filter)"}}
 
     @classmethod
     def tiny_config(cls) -> VAEConfig:

@@ -1,0 +1,114 @@
+"""What a worker does for each job type: thin calls into genaug's public API.
+
+Every executor takes the job's validated params, the genaug home, the job's own folder
+(``$GENAUG_HOME/jobs/<id>``) and a progress callback, and returns the job's ``result``.
+A job started again after its worker died does the same work again; ``genaug.train``
+resumes from its checkpoints and ``genaug.evaluate`` from its cell cache, so nothing long
+is repeated.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..progress import ProgressCallback
+
+JOBS_DIR = "jobs"
+
+
+def job_dir(home: Path, job_id: str) -> Path:
+    """``$GENAUG_HOME/jobs/<id>``: a job's output and caches (ids are uuids, never user text)."""
+    return Path(home) / JOBS_DIR / job_id
+
+
+def with_augmented_copies(data, copies: int, seed: int = 0):
+    """``data`` plus ``copies`` classic-augmented ('strong' preset) versions of every image.
+
+    The thesis's augmentation toggle (seed 002 ch. 3.3.4): a small dataset made larger
+    before a generator learns it.
+    """
+    from .. import LabelledImages, get_generator_class
+
+    if copies <= 0:
+        return data
+    if not isinstance(data, LabelledImages):
+        raise ValueError("augment: classic augmentation applies to image datasets only")
+    classic = get_generator_class("classic")({"preset": "strong"}).fit(data)
+    images, labels, sources = [data.images], [data.labels], list(data.sources)
+    for class_index in range(len(data.class_names)):
+        count = int((data.labels == class_index).sum()) * copies
+        if count == 0:
+            continue
+        samples = classic.sample(count, label=class_index, seed=seed * 1000 + class_index)
+        images.append(samples.data)
+        labels.append(samples.labels)
+        sources += [f"classic-augmented:{p.get('source', '') if isinstance(p, dict) else ''}"
+                    for p in samples.provenance]
+    return LabelledImages(np.concatenate(images), np.concatenate(labels).astype(np.int64),
+                          list(data.class_names), sources)
+
+
+def run_train(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
+              note: Callable[[dict], None]) -> dict[str, Any]:
+    """Train and register a model from a stored dataset."""
+    from .. import api
+    from ..store.datasets import dataset_dir, load_dataset
+
+    data, _test, _report = load_dataset(params["dataset"], home)
+    data = with_augmented_copies(data, int(params.get("augment", 0)))
+    # The training's work folder (checkpoints, sample grids): the service shows the newest grid.
+    parent_id = api.get_model(params["parent"], home).id if params.get("parent") else None
+    work = api.training_work_dir(Path(home), params["name"], params["kind"],
+                                 api.validate_config(params["kind"], params["config"]).model_dump(mode="json"),
+                                 data.fingerprint(), parent_id)
+    note({"work_dir": work.relative_to(home).as_posix()})
+    info = api.train(data, params["kind"], params["name"], config=params["config"], progress=progress, home=home,
+                     keep_data=bool(params.get("keep_data")),
+                     data_source=str(dataset_dir(params["dataset"], home)),
+                     replace=bool(params.get("replace")), parent=params.get("parent"))
+    return {"model": info.name, "model_id": info.id, "kind": info.kind, "class_names": info.class_names,
+            "metrics": {k: v for k, v in info.metrics.items() if k != "sources"}}
+
+
+def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
+                 note: Callable[[dict], None]) -> dict[str, Any]:
+    """Generate images from a ready model into the job's ``output`` folder."""
+    from .. import api
+
+    out = folder / "output"
+    shutil.rmtree(out, ignore_errors=True)  # a re-run after a dead worker starts clean
+    result = api.generate(params["model"], out, n_per_class=params.get("n_per_class"), counts=params.get("counts"),
+                          balance=bool(params.get("balance")), seed=int(params.get("seed", 0)),
+                          batch_size=int(params.get("batch_size", 64)), progress=progress, home=home,
+                          **(params.get("options") or {}))
+    return {"model": result.model, "model_id": result.model_id, "counts": result.counts, "total": result.total,
+            "seconds": result.seconds, "options": result.options}
+
+
+def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
+                 note: Callable[[dict], None]) -> dict[str, Any]:
+    """Run the real / classic / synthetic / mixed comparison and write the report."""
+    from .. import GeneratorSpec, Protocol, SampleVariant, evaluate, stratified_split, write_report
+    from ..store.datasets import load_dataset
+
+    data, test, _ = load_dataset(params["dataset"], home)
+    if test is None:
+        data, test = stratified_split(data, float(params.get("test_fraction", 0.2)), seed=0)
+    per_class = params.get("per_class")
+    specs = [GeneratorSpec(label=g.get("label") or g["kind"], kind=g["kind"], config=g.get("config") or {},
+                           variants=[SampleVariant(per_class=per_class, ratio=None if per_class else 1.0)])
+             for g in params["generators"]]
+    protocol = Protocol(shots=params["shots"], seeds=params["seeds"], classifier_steps=int(params["classifier_steps"]))
+    result = evaluate(data, test, specs, protocol, dataset_name=params["dataset"], cache_dir=folder / "cache",
+                      progress=progress)
+    report_dir = folder / "report"
+    written = write_report(result, report_dir, title=f"genaug evaluation: {params['dataset']}")
+    files = sorted(p.name for p in report_dir.iterdir() if p.is_file())
+    return {"verdict": written["verdict"], "table": written["markdown"], "files": files,
+            "report": (report_dir / "results.md").read_text()}
+
+
+EXECUTORS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate}

@@ -1,0 +1,95 @@
+"""The FastAPI app: REST API under /api, the web UI at /, OpenAPI at /docs.
+
+Route handlers only translate HTTP to genaug's Python API (and the job table) and back;
+what a job does lives in ``genaug.jobs``.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..jobs.table import JobStore
+from ..store.registry import Registry
+from .auth import ServiceState, State
+from .routes_data import router as data_router
+from .routes_jobs import router as jobs_router
+from .settings import ServiceSettings
+from .uploads import UploadError
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def _readable(errors: list[dict[str, Any]]) -> str:
+    """FastAPI's validation errors as one line naming each field."""
+    parts = []
+    for error in errors:
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        parts.append(f"{'.'.join(location) or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
+    """The service's app for ``settings`` (default: read from the environment)."""
+    settings = settings or ServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        home = settings.home_path()
+        registry = Registry.open(home, settings.database_url)
+        app.state.genaug = ServiceState(settings, home, registry, JobStore(registry))
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(title="genaug", version=__version__, lifespan=lifespan,
+                  description="Generative data augmentation: upload images, train generators, generate, evaluate.")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = error.errors()
+        return JSONResponse({"detail": _readable(errors), "errors": jsonable(errors)}, status_code=422)
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, error: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+        return JSONResponse({"detail": detail}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+    @app.get("/api/health", tags=["service"])
+    def health(state: State) -> dict[str, Any]:
+        """Liveness and the auth policy (always open)."""
+        return {"status": "ok", "version": __version__, "read_requires_token": state.settings.read_requires_token}
+
+    app.include_router(data_router)
+    app.include_router(jobs_router)
+
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def jsonable(value: Any) -> Any:
+    """Validation error details made JSON-safe (they may hold exceptions in ``ctx``)."""
+    from fastapi.encoders import jsonable_encoder
+
+    try:
+        return jsonable_encoder(value)
+    except Exception:  # noqa: BLE001
+        return [{k: str(v) for k, v in item.items()} for item in value]
