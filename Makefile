@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-slow bench bench-mnist bench-proben1 bench-flowers bench-throughput clean
+.PHONY: demo test test-sqlite test-postgres test-slow test-slow-sqlite test-slow-postgres bench bench-mnist bench-proben1 bench-flowers bench-throughput clean
 
 $(BIN)/genaug: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,27 @@ $(BIN)/genaug: pyproject.toml constraints.txt
 demo: $(BIN)/genaug  ## train a VAE on sklearn's digits and print whether it helps a classifier
 	$(BIN)/genaug demo --out demo-output
 
-test: $(BIN)/genaug  ## the default test suite (slow tests excluded)
-	$(BIN)/pytest -q
+# The suite runs twice: against the default SQLite file, then against a throwaway PostgreSQL
+# server (tests/_postgres.py; needs the server binaries: apt-get install postgresql).
+# -ra lists every skipped test with its reason in the summary.
+PYTEST := $(BIN)/pytest -q -ra
+PG_TEST := GENAUG_TEST_DATABASE=postgresql
 
-test-slow: $(BIN)/genaug  ## only the slow tests
-	$(BIN)/pytest -q -m slow
+test: test-sqlite test-postgres  ## the default test suite (slow tests excluded), on SQLite and on PostgreSQL
+
+test-sqlite: $(BIN)/genaug  ## the default test suite on SQLite only
+	$(PYTEST)
+
+test-postgres: $(BIN)/genaug  ## the default test suite on PostgreSQL only
+	$(PG_TEST) $(PYTEST) -m 'not slow and not sqlite_only'
+
+test-slow: test-slow-sqlite test-slow-postgres  ## only the slow tests, on SQLite and on PostgreSQL
+
+test-slow-sqlite: $(BIN)/genaug
+	$(PYTEST) -m slow
+
+test-slow-postgres: $(BIN)/genaug
+	$(PG_TEST) $(PYTEST) -m 'slow and not sqlite_only'
 
 bench: bench-throughput bench-mnist bench-proben1 bench-flowers  ## seed 001/002 reproductions (resumable; days on a CPU)
 

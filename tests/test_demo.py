@@ -6,11 +6,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from genaug import api
 from genaug.cli import app
 
 
 @pytest.mark.slow
-def test_demo_prints_the_verdict_and_writes_the_report(tmp_path, monkeypatch):
+def test_demo_prints_the_verdict_and_writes_the_report(tmp_path, monkeypatch, database_url):
     monkeypatch.delenv("GENAUG_HOME", raising=False)
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out)])
@@ -23,4 +24,8 @@ def test_demo_prints_the_verdict_and_writes_the_report(tmp_path, monkeypatch):
     assert (out / "report" / "f1_vs_n.png").exists()
     assert len(list((out / "samples").rglob("*.png"))) == 200
     assert (out / "samples" / "manifest.jsonl").exists()
-    assert (out / "home" / "registry.db").exists()
+    if database_url is None:  # the default registry: a SQLite file in the demo's home
+        assert (out / "home" / "registry.db").exists()
+    else:  # GENAUG_DATABASE_URL (the test's PostgreSQL database) holds the model instead
+        assert not (out / "home" / "registry.db").exists()
+        assert [m.name for m in api.list_models(home=out / "home")] == ["demo-digits-vae"]

@@ -28,6 +28,7 @@ from genaug.store.registry import Registry
 from genaug.store.tokens import create_token
 
 TEST_LIMITS = {"GENAUG_MAX_UPLOAD_BYTES": "3000000", "GENAUG_MAX_FILES_PER_UPLOAD": "300",
+               "GENAUG_MAX_IMAGE_PIXELS": "1000000",
                "GENAUG_MAX_GENERATE_N": "500", "GENAUG_HEARTBEAT_TIMEOUT": "6", "GENAUG_JOB_THREADS": "1"}
 # A VAE that trains in about a second on one CPU thread (16 px grayscale digits).
 TINY_VAE = {"steps": 40, "batch_size": 16, "channels": [4, 8], "hidden": 16, "latent_dim": 2,
@@ -130,10 +131,10 @@ def wait_healthy(url: str, process: Optional[subprocess.Popen], log_path: Option
 
 
 def start_service(home: Path, database_url: Optional[str], *, workers: int = 1, extra_env: Optional[dict] = None,
-                  log_name: str = "serve.log") -> Service:
+                  log_name: str = "serve.log", token_name: str = "tester") -> Service:
     """``genaug serve`` in a subprocess on a free loopback port."""
     home.mkdir(parents=True, exist_ok=True)
-    token = make_token(home, database_url)
+    token = make_token(home, database_url, token_name)
     port = free_port()
     env = {**os.environ, "GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", **TEST_LIMITS, **(extra_env or {})}
     env.pop("GENAUG_DATABASE_URL", None)

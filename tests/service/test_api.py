@@ -9,6 +9,7 @@ import zipfile
 
 import httpx
 import pytest
+from PIL import Image
 from conftest import TINY_VAE, InProcessServer, digit_pngs, zip_bytes
 
 from genaug.service.settings import ServiceSettings
@@ -77,7 +78,10 @@ def test_reads_can_require_a_token(service, module_database_url):
 def test_upload_reports_every_bad_file_and_keeps_the_rest(service):
     files = digit_pngs(per_class=6)
     png = files["c0/0.png"]
-    bad = {"c0/corrupt.jpg": b"\xff\xd8\xff\xe0 this is not really a jpeg",
+    huge = io.BytesIO()
+    Image.new("L", (1200, 1000)).save(huge, format="PNG")  # 1.2 MP > GENAUG_MAX_IMAGE_PIXELS=1,000,000
+    bad = {"c1/huge.png": huge.getvalue(),
+           "c0/corrupt.jpg": b"\xff\xd8\xff\xe0 this is not really a jpeg",
            "c1/truncated.png": png[: len(png) // 2],
            "c1/empty.png": b"",
            "c0/readme.txt": b"hello",
@@ -87,9 +91,10 @@ def test_upload_reports_every_bad_file_and_keeps_the_rest(service):
     body = response.json()
     assert body["counts"] == {"c0": 6, "c1": 6} and body["n"] == 12
     reasons = {r["file"]: r["reason"] for r in body["report"]["rejected"]}
-    assert set(reasons) == {"c0/00013_corrupt.jpg", "c1/00014_truncated.png", "c1/00015_empty.png",
-                            "c0/readme.txt", "loose.png"}, reasons
+    assert set(reasons) == {"c1/00013_huge.png", "c0/00014_corrupt.jpg", "c1/00015_truncated.png",
+                            "c1/00016_empty.png", "c0/readme.txt", "loose.png"}, reasons
     assert "class folder" in reasons["loose.png"] and "not a .png" in reasons["c0/readme.txt"]
+    assert "pixel" in reasons["c1/00013_huge.png"] and "1000000" in reasons["c1/00013_huge.png"].replace(",", "")
     with service.client() as client:
         listed = {d["name"]: d for d in client.get("/api/datasets").json()}
         assert listed["mixed-bag"]["counts"] == {"c0": 6, "c1": 6}
@@ -122,6 +127,9 @@ def test_upload_errors_name_the_field(service):
     again = service.upload("twice", files, image_size=16)
     assert again.status_code == 409 and "exists" in again.json()["detail"]
     assert service.upload("twice", files, image_size=16, replace="true").status_code == 201
+    one_class = service.upload("one-class", {"c0/0.png": files["c0/0.png"], "c0/1.png": files["c0/1.png"]})
+    assert one_class.status_code == 422 and "2 class" in one_class.json()["detail"]
+    assert str(service.home) not in one_class.json()["detail"]
     nothing = service.upload("nothing", {"a/readme.txt": b"x"})
     assert nothing.status_code == 422 and "no images" in nothing.json()["detail"]
     with service.client() as client:

@@ -46,7 +46,7 @@ def _data():
 def test_training_killed_after_a_checkpoint_resumes_there(tmp_path, monkeypatch):
     home = tmp_path / "home"
     env = {**os.environ, "GENAUG_HOME": str(home), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("GENAUG_DATABASE_URL", None)
+    # GENAUG_DATABASE_URL stays: the child uses the test's database (tests/conftest.py).
     log = tmp_path / "train.log"
     with open(log, "w") as output:
         process = subprocess.Popen([sys.executable, "-c", SCRIPT, "digits-vae", json.dumps(CONFIG)], env=env,

@@ -15,7 +15,13 @@ from genaug.store import ModelNotReadyError, class_folder_names
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def database_url(module_database_url):
+    """All tests here share one registry database (tests/conftest.py): ``models`` fills it once."""
+    return module_database_url
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, database_url):
     """One home with grayscale, RGB, table and 32x32 RGB models (trained once for this module)."""
     home = tmp_path_factory.mktemp("generate-home")
     api.train(tiny.tiny_images((10, 6)), "test_tiny", "gray", config={"steps": 3}, home=home)

@@ -1,4 +1,7 @@
-"""The registry on a real SQLite file: rows, names, reuse rules, JSON, cleanup."""
+"""The registry on a real database: rows, names, reuse rules, JSON, cleanup.
+
+The SQLite file by default; a fresh PostgreSQL database when GENAUG_TEST_DATABASE=postgresql.
+"""
 from __future__ import annotations
 
 import os
@@ -169,6 +172,15 @@ def test_finishing_is_guarded_by_status(registry):
         registry.mark_ready("00000000-0000-0000-0000-000000000000", "models/x", {})
 
 
+def test_an_error_text_with_nul_characters_still_fails_the_row(registry, database_url):
+    # PostgreSQL text cannot hold NUL; the row must leave "training" all the same.
+    row = registry.begin_training("m", "k", {"path": "a\x00b"}, None, SUMMARY)
+    assert registry.mark_failed(row.id, "ValueError: bad byte \x00 in x.png").status == "failed"
+    expected = "ValueError: bad byte \x00 in x.png" if database_url is None else "ValueError: bad byte \\x00 in x.png"
+    assert registry.get("m").error == expected
+    assert registry.get("m").config == {"path": "a\x00b"}  # JSON keeps it (escaped as \u0000)
+
+
 def test_delete_refuses_a_live_training_unless_forced(home, registry):
     row = registry.begin_training("m", "k", {}, None, SUMMARY)
     with pytest.raises(ModelBusyError, match="stop it first"):
@@ -200,6 +212,7 @@ def test_cleanup_fails_dead_trainings_and_removes_stale_folders(home, registry):
     assert sorted(report["removed"]) == sorted([f.name for f in dead_folders] + [orphan.name])
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_uses_wal_and_a_busy_timeout(registry):
     with registry.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -43,7 +43,7 @@ def start_training(home: Path, kind: str, name: str, config: dict, log: Path, re
     """``api.train`` in a subprocess; its output goes to ``log`` (no pipe to fill up)."""
     env = {**os.environ, "GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("GENAUG_DATABASE_URL", None)
+    # GENAUG_DATABASE_URL stays: the child uses the test's database (tests/conftest.py).
     with open(log, "w") as output:
         return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(HERE), kind, name, json.dumps(config),
                                  "1" if replace else "0"], env=env, stdout=output, stderr=subprocess.STDOUT)

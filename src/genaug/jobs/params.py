@@ -153,5 +153,8 @@ def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n:
 
 def _message(error: Exception) -> str:
     if isinstance(error, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+    else:
+        text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    # "config: Value error, x" under "params.config: " says "config" twice and pydantic's prefix once.
+    return text.removeprefix("config: ").replace("Value error, ", "")

@@ -181,7 +181,8 @@ class JobStore:
             if result is not None:
                 values["result"] = json_safe(result)
             if error is not None:
-                values["error"] = error[:20_000]
+                # PostgreSQL text cannot hold NUL (an error may quote binary input).
+                values["error"] = error[:20_000].replace("\x00", "\\x00")
             if session.execute(query.values(**values)).rowcount != 1:
                 return False
             row = session.get(JobRow, job_id)

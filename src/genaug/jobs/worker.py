@@ -165,14 +165,20 @@ class Worker:
 
     def __init__(self, home: str | os.PathLike | None = None, url: Optional[str] = None, *,
                  heartbeat_timeout: float = 30.0, poll_seconds: float = 0.5, threads: Optional[int] = None,
-                 name: Optional[str] = None):
+                 name: Optional[str] = None, parent_pid: Optional[int] = None):
         self.home = genaug_home(home)
         self.url = url or os.environ.get("GENAUG_DATABASE_URL") or None
         self.heartbeat_timeout, self.poll_seconds, self.threads = heartbeat_timeout, poll_seconds, threads
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # Import genaug and every generator kind (torch, diffusers) once, here: each forked job
+        # starts with them loaded instead of paying seconds of imports.
+        from .. import api
+
+        api.generator_kinds()
         self.registry = Registry.open(self.home, self.url)
         self.store = JobStore(self.registry)
         self.stopping = False
+        self.parent_pid = parent_pid
         self._last_requeue = 0.0
         self._context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
 
@@ -184,6 +190,9 @@ class Worker:
         """Run jobs until stopped (or ``max_jobs`` have run); returns how many ran."""
         done = 0
         while not self.stopping and (max_jobs is None or done < max_jobs):
+            self._check_parent()
+            if self.stopping:
+                break
             self._requeue_stale()
             job = self.store.claim(self.name)
             if job is None:
@@ -192,6 +201,10 @@ class Worker:
             self.supervise(job)
             done += 1
         return done
+
+    def _check_parent(self) -> None:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self.stopping = True
 
     def _requeue_stale(self) -> None:
         if time.monotonic() - self._last_requeue >= REQUEUE_CHECK_SECONDS:
@@ -215,6 +228,7 @@ class Worker:
                 return
             except Exception:  # noqa: BLE001 - a database hiccup must not orphan the child
                 continue
+            self._check_parent()
             if self.stopping and cancelled_at is None:
                 # Shutting down: stop the job hard and put it back in the queue; it resumes
                 # from its last checkpoint when a worker runs again.
@@ -260,12 +274,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     """``python -m genaug.jobs.worker``: one worker, settings from the environment."""
     parser = argparse.ArgumentParser(description="genaug job worker")
     parser.add_argument("--max-jobs", type=int, default=None)
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop (re-queueing the running job) when the process that started this one ends")
     args = parser.parse_args(argv)
     from ..service.settings import ServiceSettings
 
     settings = ServiceSettings()
     worker = Worker(settings.home, settings.database_url, heartbeat_timeout=settings.heartbeat_timeout,
-                    threads=settings.job_threads or None)
+                    threads=settings.job_threads or None,
+                    parent_pid=os.getppid() if args.exit_with_parent else None)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     print(f"genaug worker {worker.name}: home {worker.home}", flush=True)

@@ -1,6 +1,7 @@
 """Routes for generator kinds, datasets (upload, list, delete) and models (list, details, grid, delete)."""
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from datetime import datetime, timezone
@@ -24,6 +25,12 @@ router = APIRouter(prefix="/api")
 
 # -- kinds ------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
+def _kind_document(kind: str, cls) -> str:
+    # Building every JSON schema takes a fraction of a second per kind: once per process is enough.
+    return json.dumps(kind_json(kind, cls))
+
+
 def kind_json(kind: str, cls) -> dict[str, Any]:
     """A generator kind as the UI needs it: summary, config schema and defaults, sample options."""
     defaults = cls.Config().model_dump(mode="json")
@@ -34,7 +41,7 @@ def kind_json(kind: str, cls) -> dict[str, Any]:
 @router.get("/kinds", tags=["kinds"])
 def list_kinds(_: Reader) -> list[dict[str, Any]]:
     """Every registered generator kind (built-in and plugins)."""
-    return [kind_json(kind, cls) for kind, cls in sorted(api.generator_kinds().items())]
+    return [json.loads(_kind_document(kind, cls)) for kind, cls in sorted(api.generator_kinds().items())]
 
 
 @router.get("/kinds/{kind}", tags=["kinds"])
@@ -43,7 +50,7 @@ def get_kind(kind: str, _: Reader) -> dict[str, Any]:
     kinds = api.generator_kinds()
     if kind not in kinds:
         raise HTTPException(404, f"kind: no generator kind {kind!r}; known: {', '.join(sorted(kinds))}")
-    return kind_json(kind, kinds[kind])
+    return json.loads(_kind_document(kind, kinds[kind]))
 
 
 # -- datasets -----------------------------------------------------------------------------
@@ -133,7 +140,8 @@ async def upload_dataset(request: Request, state: State, owner: Writer) -> dict[
             except IngestError as error:
                 report = error.report.to_dict() if getattr(error, "report", None) else {}
                 summary = _upload_report(report, source if source.is_dir() else source.parent, upload.skipped)
-                raise HTTPException(422, f"files: {error}" + "".join(
+                message = str(error).replace(str(source), "upload")  # no server paths in answers
+                raise HTTPException(422, f"files: {message}" + "".join(
                     f"; {r['file']}: {r['reason']}" for r in summary["rejected"][:5])) from None
             root = source if source.is_dir() else source.parent
             # Sources are the client's names (class/file), not this server's temporary paths.

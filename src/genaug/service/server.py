@@ -8,6 +8,7 @@ gets SIGTERM, puts its running job back in the queue, and exits.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +30,8 @@ class WorkerPool:
         self._thread: Optional[threading.Thread] = None
 
     def _start_one(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "genaug.jobs.worker"], env=self.env)
+        # --exit-with-parent: a worker whose server was killed hard stops too (re-queueing its job).
+        return subprocess.Popen([sys.executable, "-m", "genaug.jobs.worker", "--exit-with-parent"], env=self.env)
 
     def start(self) -> None:
         """Start the workers and a thread that restarts any that die."""
@@ -74,9 +76,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         env["GENAUG_DATABASE_URL"] = settings.database_url
     pool = WorkerPool(workers, env)
     pool.start()
+    # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down; with the default
+    # handler that would end this process before the workers are stopped (they would go on
+    # running jobs as orphans). Ignore the re-raised signal: the finally block below runs.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level,
                                 timeout_graceful_shutdown=5)
         uvicorn.Server(config).run()
     finally:
         pool.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

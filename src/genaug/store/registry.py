@@ -302,9 +302,16 @@ class Registry:
                             error=None)
 
     def mark_failed(self, model_id: str, error: str) -> Optional[ModelRow]:
-        """``training -> failed`` with the error text; None when the row is gone or finished."""
+        """``training -> failed`` with the error text; None when the row is gone or finished.
+
+        PostgreSQL text cannot hold NUL characters (an error quoting a binary file may have
+        them): there they are stored as ``\\x00``, so the row still leaves ``training``.
+        """
+        text = str(error)
+        if self.engine.dialect.name == "postgresql":
+            text = text.replace("\x00", "\\x00")
         try:
-            return self._finish(model_id, status=FAILED, error=str(error))
+            return self._finish(model_id, status=FAILED, error=text)
         except (ModelNotFoundError, ModelNotReadyError):
             return None
 

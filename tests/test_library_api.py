@@ -1,5 +1,7 @@
 """genaug.api: train into the registry, list / get / load / delete, config errors, failures, data cleanup.
 
+(Named test_library_api.py: a second test_api.py module, tests/service/test_api.py, tests the service.)
+
 Runs with the tiny test generator and (once it can be imported) the real "vae" kind.
 """
 from __future__ import annotations
@@ -20,10 +22,10 @@ from genaug.store import ModelBusyError, ModelExistsError, ModelNotFoundError, M
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
+def home(tmp_path, monkeypatch, database_url) -> Path:
+    """An empty GENAUG_HOME; the registry database is the test's (``database_url``, tests/conftest.py)."""
     path = tmp_path / "home"
     monkeypatch.setenv("GENAUG_HOME", str(path))
-    monkeypatch.delenv("GENAUG_DATABASE_URL", raising=False)
     return path
 
 
@@ -157,11 +159,15 @@ def test_ingested_data_is_kept_when_training_fails(home):
     assert ingested.exists()  # the user can retry
 
 
-def test_explicit_home_ignores_the_environment(home, tmp_path):
+def test_explicit_home_ignores_the_environment(home, tmp_path, database_url):
     other = tmp_path / "other-home"
-    api.train(tiny.tiny_images(), "test_tiny", "m", config={"steps": 2}, home=other)
+    info = api.train(tiny.tiny_images(), "test_tiny", "m", config={"steps": 2}, home=other)
     assert [m.name for m in api.list_models(home=other)] == ["m"]
-    assert api.list_models() == []
+    assert Path(info.path) == other / "models" / info.id
+    if database_url is None:  # the default registry is a file in the home: $GENAUG_HOME's is another one
+        assert api.list_models() == []
+    else:  # GENAUG_DATABASE_URL names one database for every home; only the files follow the home
+        assert not (home / "models" / info.id).exists()
 
 
 def test_transfer_from_a_parent_model_is_recorded_and_loads_its_weights(home):
