@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-sqlite test-postgres test-slow test-slow-sqlite test-slow-postgres bench bench-mnist bench-proben1 bench-flowers bench-throughput clean
+.PHONY: demo test test-sqlite test-postgres test-slow test-slow-sqlite test-slow-postgres bench bench-mnist bench-proben1 bench-flowers bench-throughput bench-service clean
 
 $(BIN)/genaug: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ test-slow-sqlite: $(BIN)/genaug
 test-slow-postgres: $(BIN)/genaug
 	$(PG_TEST) $(PYTEST) -m 'slow and not sqlite_only'
 
-bench: bench-throughput bench-mnist bench-proben1 bench-flowers  ## seed 001/002 reproductions (resumable; days on a CPU)
+bench: bench-throughput bench-service bench-mnist bench-proben1 bench-flowers  ## seed 001/002 reproductions (resumable; days on a CPU)
 
 bench-mnist: $(BIN)/genaug
 	$(BIN)/python bench/mnist_fewshot.py
@@ -51,6 +51,9 @@ bench-flowers: $(BIN)/genaug
 
 bench-throughput: $(BIN)/genaug
 	$(BIN)/python bench/throughput.py
+
+bench-service: $(BIN)/genaug  ## upload of 3 camera-sized JPEGs, 50 concurrent generate requests, worker SIGKILL
+	$(BIN)/python bench/service.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
