@@ -136,6 +136,13 @@ def test_upload_errors_name_the_field(service):
         not_multipart = client.post("/api/datasets", headers=service.auth, json={"name": "x"})
         assert not_multipart.status_code == 415 and "multipart" in not_multipart.json()["detail"]
         assert client.get("/api/datasets/nope").status_code == 404
+        # Names never become paths: traversal attempts find nothing and delete nothing.
+        for path in ("/api/datasets/..%2F..%2Fregistry.db", "/api/datasets/.hidden", "/api/models/..%2Fregistry.db",
+                     "/api/jobs/..%2F..%2Fregistry.db"):
+            assert client.get(path).status_code in (404, 422), path
+        for path in ("/api/datasets/..%2Fmodels", "/api/datasets/..", "/api/models/..%2F..%2Fdatasets"):
+            assert client.delete(path, headers=service.auth).status_code in (404, 405, 422), path
+        assert (service.home / "models").is_dir() and (service.home / "datasets" / "twice").is_dir()
 
 
 def test_upload_limits_give_413(service):
