@@ -140,7 +140,9 @@ def test_kill_while_artifacts_are_written(tmp_path):
 
 def logged_step(log: Path) -> int:
     """The last training step the subprocess reported."""
-    steps = [int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("STEP ")]
+    # The subprocess may be halfway through writing its last line ("STEP " without the number).
+    steps = [int(parts[1]) for parts in (line.split() for line in log.read_text().splitlines())
+             if len(parts) >= 2 and parts[0] == "STEP" and parts[1].isdigit()]
     return steps[-1] if steps else 0
 
 
