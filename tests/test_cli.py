@@ -147,3 +147,26 @@ def test_train_from_a_parent_model_records_it(home, digit_folder):
     assert result.exit_code == 1 and "'vae' model" in result.output
     result = invoke("train", digit_folder, "--kind", "vae", "--name", "child", *TINY, "--parent", "nobody")
     assert result.exit_code == 1 and "nobody" in result.output
+
+
+def test_token_create_list_revoke(home):
+    from genaug.store import Registry
+    from genaug.store.tokens import check_token, list_tokens
+
+    created = invoke("token", "create", "alice")
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("ga_") and len(secret) > 40
+    with Registry.open(home) as registry:
+        assert check_token(registry, secret) == "alice"
+        assert [row.name for row in list_tokens(registry)] == ["alice"]
+        assert all(secret not in (row.token_hash or "") for row in list_tokens(registry))  # only the hash is kept
+    again = invoke("token", "create", "alice")
+    assert again.exit_code == 1 and "exists already" in again.output
+    assert "alice" in invoke("token", "list").output
+    assert invoke("token", "create", "../bad").exit_code == 1
+    assert invoke("token", "revoke", "alice").exit_code == 0
+    with Registry.open(home) as registry:
+        assert check_token(registry, secret) is None
+    missing = invoke("token", "revoke", "alice")
+    assert missing.exit_code == 1 and "no token named" in missing.output
