@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import socket
 import time
 import zipfile
@@ -65,7 +67,17 @@ def test_writes_need_a_valid_token_and_reads_are_open_by_default(service):
 
 def test_reads_can_require_a_token(service, module_database_url):
     settings = ServiceSettings(home=service.home, database_url=module_database_url, read_requires_token=True)
+    # A crashed server's leftover upload (hours old) is removed when a server starts; a fresh one is not.
+    stale, fresh = service.home / "uploads" / "left-by-a-crash", service.home / "uploads" / "in-progress"
+    for folder in (stale, fresh):
+        (folder / "images" / "c0").mkdir(parents=True)
+        (folder / "images" / "c0" / "a.png").write_bytes(b"x")
+    old = time.time() - 7200
+    for path in (stale / "images" / "c0" / "a.png", stale / "images" / "c0", stale / "images", stale):
+        os.utime(path, (old, old))
     with InProcessServer(settings) as url, httpx.Client(base_url=url) as client:
+        assert not stale.exists() and fresh.exists()
+        shutil.rmtree(fresh)
         assert client.get("/api/health").json()["read_requires_token"] is True
         closed = client.get("/api/models")
         assert closed.status_code == 401 and "reads private" in closed.json()["detail"]

@@ -22,7 +22,7 @@ from .auth import ServiceState, State
 from .routes_data import router as data_router
 from .routes_jobs import router as jobs_router
 from .settings import ServiceSettings
-from .uploads import UploadError
+from .uploads import UploadError, remove_stale_uploads
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -44,6 +44,7 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         home = settings.home_path()
         registry = Registry.open(home, settings.database_url)
+        remove_stale_uploads(home)
         app.state.genaug = ServiceState(settings, home, registry, JobStore(registry))
         try:
             yield

@@ -28,6 +28,7 @@ from ..data.archives import ARCHIVE_SUFFIXES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_FIELD_BYTES = 64 * 1024
 UPLOADS_DIR = "uploads"
+STALE_UPLOAD_SECONDS = 3600
 
 
 class UploadError(ValueError):
@@ -213,3 +214,20 @@ async def receive_upload(request: Request, home: Path, *, max_bytes: int, max_fi
         raise UploadError(f"body: malformed multipart data ({error})") from None
     handler.close()
     return upload
+
+
+def remove_stale_uploads(home: Path, older_than: float = STALE_UPLOAD_SECONDS) -> list[str]:
+    """Remove upload folders a crashed server left behind (untouched for ``older_than`` seconds).
+
+    Only old ones: another server process sharing this home may be receiving an upload now.
+    """
+    import time
+
+    root = Path(home) / UPLOADS_DIR
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        newest = max([p.stat().st_mtime for p in folder.rglob("*")] + [folder.stat().st_mtime])
+        if time.time() - newest > older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
