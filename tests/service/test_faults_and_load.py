@@ -89,8 +89,10 @@ def test_sigkilled_worker_job_resumes_on_another_worker(tmp_path, module_databas
             assert {"config.json", "weights.safetensors"} <= set(first_listing[0]["files"]), first_listing
             training = client.get("/api/models/survivor").json()["metrics"]["training"]
             resumed_from = training["0"]["resumed_from"]
-            # It resumed from the last checkpoint before the kill (every 100 steps), not from 0.
-            assert 300 <= resumed_from <= step_at_kill, (resumed_from, step_at_kill)
+            # It resumed from the last checkpoint before the kill (every 100 steps), not from 0. The
+            # job row shows progress up to 0.5 s late, so training may have passed one more
+            # checkpoint than the step we saw.
+            assert resumed_from % 100 == 0 and 300 <= resumed_from <= step_at_kill + 100, (resumed_from, step_at_kill)
             # The model is complete: it generates.
             generated = service.wait(service.submit("generate", {"model": "survivor", "n_per_class": 2}).json()["id"])
             assert generated["status"] == "succeeded"
