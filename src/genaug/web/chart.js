@@ -86,7 +86,7 @@ export function drawLossChart(canvas, history) {
   } else yTicks = niceTicks(yMin, yMax);
   const [x0, x1] = [xTicks[0], xTicks[xTicks.length - 1]];
   const [y0, y1] = [ty(yTicks[0]), ty(yTicks[yTicks.length - 1])];
-  const pad = { left: 56, right: 12, top: 28, bottom: 40 };
+  const pad = { left: 56, right: 24, top: 28, bottom: 40 };  // right: room for the last x label
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const px = (x) => pad.left + ((x - x0) / (x1 - x0 || 1)) * plotW;
