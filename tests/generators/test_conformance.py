@@ -154,3 +154,24 @@ def _equal(a: Samples, b: Samples) -> bool:
 
 def _assert_same(a: Samples, b: Samples) -> None:
     assert _equal(a, b), "same seed must give the same samples"
+
+
+@pytest.mark.parametrize("kind", VARIANTS)
+def test_declared_sample_options_are_accepted_and_unknown_ones_refused(kind, fitted):
+    """``sample_options()`` is what the service checks requests against and the UI renders: every
+    declared option, at its default, is accepted by ``sample`` (or refused naming itself where
+    this mode cannot use it), and an undeclared option is refused."""
+    generator, _ = fitted[kind]
+    options = type(generator).sample_options()
+    for name, schema in options.items():
+        assert schema.get("description"), f"{kind}: sample option {name!r} has no description"
+        if schema.get("default") is None:
+            continue
+        try:
+            samples = generator.sample(2, label=0, seed=0, **{name: schema["default"]})
+        except ValueError as error:
+            assert name in str(error), f"{kind}: option {name}={schema['default']!r} refused without naming it: {error}"
+        else:
+            assert len(samples) == 2
+    with pytest.raises(ValueError, match="unknown"):
+        generator.sample(2, label=0, seed=0, no_such_option=1)
