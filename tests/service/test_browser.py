@@ -156,6 +156,27 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             # Home now shows the model's sample grid (or says it has none).
             nav.get_by_role("link", name="Home", exact=True).click()
             expect(page.get_by_test_id("example-grids")).to_contain_text(MODEL)
+
+            # Evaluate: a dataset kept on the server, classic + a VAE with few training steps.
+            upload_through_api(service, images, "eval-shapes")
+            nav.get_by_role("link", name="Evaluate", exact=True).click()
+            page.locator("#eval-dataset").select_option("eval-shapes")
+            page.get_by_test_id("eval-kind-classic").check()
+            page.get_by_test_id("eval-kind-vae").check()
+            page.get_by_label("Shots (images per class)").fill("3")
+            page.get_by_label("Seeds").fill("0")
+            page.get_by_label("Classifier steps (optional)").fill("10")
+            page.get_by_label("Generator training steps (optional)").fill("0")
+            page.get_by_test_id("eval-submit").click()
+            expect(page.get_by_test_id("eval-error")).to_contain_text("≥ 1")  # checked in place
+            page.get_by_label("Generator training steps (optional)").fill("20")
+            page.get_by_test_id("eval-submit").click()
+            page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
+            evaluate_id = page.url.rsplit("/", 1)[-1]
+            expect(page.get_by_test_id("job-percent")).to_have_text("100%", timeout=150_000)
+            expect(page.locator("body")).to_contain_text("real+classic")
+            page.screenshot(path=str(shots / "evaluate.png"), full_page=True)
+            assert accessibility_problems(page) == []
         finally:
             browser.close()
 
@@ -169,5 +190,22 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
         assert len(manifest) == 6
     assert not page_errors, f"JavaScript errors in the page: {page_errors}"
 
+    evaluated = service.get_json(f"/api/jobs/{evaluate_id}")
+    assert evaluated["status"] == "succeeded", evaluated["error"]
+    assert evaluated["params"]["generators"] == [{"kind": "classic", "config": {}, "label": None},
+                                                 {"kind": "vae", "config": {"steps": 20}, "label": None}]
+    assert evaluated["params"]["shots"] == [3] and evaluated["params"]["classifier_steps"] == 10
+
     if os.environ.get("GENAUG_UPDATE_SCREENSHOT") == "1":
         shutil.copy(shots / "progress-top.png", REPO / "docs" / "ui-screenshot.png")
+
+
+def upload_through_api(service, folder: Path, name: str) -> None:
+    """Store ``folder`` (one subfolder per class) as dataset ``name`` with a plain multipart POST."""
+    import httpx
+
+    files = [("files", (f"{path.parent.name}/{path.name}", path.read_bytes(), "image/png"))
+             for path in sorted(folder.glob("*/*.png"))]
+    response = httpx.post(f"{service.url}/api/datasets", headers={"Authorization": f"Bearer {service.token}"},
+                          files=files, data={"name": name, "image_size": "16"}, timeout=60)
+    assert response.status_code == 201, response.text

@@ -1242,6 +1242,7 @@ async function evaluatePage(view, { alive }) {
   const shots = h('input', { type: 'text', id: 'eval-shots', 'data-testid': 'eval-shots', value: '5, 10', inputmode: 'numeric' });
   const seeds = h('input', { type: 'text', id: 'eval-seeds', 'data-testid': 'eval-seeds', value: '0, 1', inputmode: 'numeric' });
   const steps = h('input', { type: 'number', id: 'eval-classifier-steps', 'data-testid': 'eval-classifier-steps', min: 1, step: 1, placeholder: 'server default' });
+  const genSteps = h('input', { type: 'number', id: 'eval-generator-steps', 'data-testid': 'eval-generator-steps', min: 1, step: 1, placeholder: 'each kind’s default' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'eval-submit', 'data-testid': 'eval-submit' }, 'Start evaluation');
   const error = errorBox('eval-error');
   add(form, 
@@ -1250,13 +1251,25 @@ async function evaluatePage(view, { alive }) {
     field('Shots (images per class)', shots, 'Comma-separated few-shot sizes, e.g. 5, 10, 20: each run uses only that many real training images per class.'),
     field('Seeds', seeds, 'Comma-separated seeds; more seeds = tighter confidence intervals, longer run.'),
     field('Classifier steps (optional)', steps, 'Training steps of every classifier; empty = the server default.'),
+    field('Generator training steps (optional)', genSteps, 'Training steps of every generator that has them (a generator is trained for each shot and seed); empty = each kind’s default, which can take long on a CPU. A few hundred gives a quick first answer.'),
     h('div', { class: 'actions' }, submit), error);
   add(view, form);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     showError(error, '');
-    const chosen = [...kindsBox.querySelectorAll('input:checked')].map((c) => ({ kind: c.value }));
+    let generatorSteps = null;
+    if (genSteps.value.trim()) {
+      generatorSteps = Number(genSteps.value);
+      if (!Number.isInteger(generatorSteps) || generatorSteps < 1) {
+        showError(error, 'Generator training steps must be a whole number ≥ 1.');
+        genSteps.focus();
+        return;
+      }
+    }
+    const hasSteps = (kind) => Boolean(kinds.find((k) => k.kind === kind)?.schema?.properties?.steps);
+    const chosen = [...kindsBox.querySelectorAll('input:checked')].map((c) => (
+      generatorSteps && hasSteps(c.value) ? { kind: c.value, config: { steps: generatorSteps } } : { kind: c.value }));
     if (!chosen.length) {
       showError(error, 'Choose at least one generator.');
       kindsBox.querySelector('input')?.focus();
