@@ -244,6 +244,13 @@ def test_train_generate_download_evaluate_delete(service):
         assert [j["id"] for j in listed][:1] == [gen["id"]] and all(j["type"] == "generate" for j in listed)
         assert client.get("/api/jobs", params={"status": "bogus"}).status_code == 422
 
+        output = service.home / "jobs" / gen["id"] / "output"
+        assert output.is_dir()
+        assert client.delete(f"/api/jobs/{gen['id']}").status_code == 401
+        assert client.delete(f"/api/jobs/{gen['id']}", headers=service.auth).status_code == 204
+        assert client.get(f"/api/jobs/{gen['id']}").status_code == 404 and not output.parent.exists()
+        assert client.get(f"/api/jobs/{gen['id']}/samples.zip").status_code == 404
+
         assert client.delete("/api/models/flow-vae", headers=service.auth).status_code == 204
         assert client.get("/api/models/flow-vae").status_code == 404
         assert client.delete("/api/datasets/flow", headers=service.auth).status_code == 204
@@ -311,6 +318,8 @@ def test_cancel_stops_a_running_job_within_seconds(service):
                                          "config": TINY_VAE}).json()
         now = client.post(f"/api/jobs/{third['id']}/cancel", headers=service.auth).json()
         assert now["status"] == "cancelled"
+        busy = client.delete(f"/api/jobs/{second['id']}", headers=service.auth)
+        assert busy.status_code == 409 and "cancel it first" in busy.json()["detail"]
         client.post(f"/api/jobs/{second['id']}/cancel", headers=service.auth)
         assert service.wait(second["id"], timeout=30)["status"] == "cancelled"
         assert client.get("/api/jobs/nope").status_code == 404

@@ -215,6 +215,14 @@ class JobStore:
                 row.log = _append_log(row.log, [f"{now:%H:%M:%S} cancel requested"])
         return self.get(job_id)
 
+    def delete(self, job_id: str) -> bool:
+        """Delete a finished job's row; False when it is queued or running (cancel it first) or gone."""
+        from sqlalchemy import delete as sql_delete
+
+        with self.registry.session() as session:
+            return session.execute(sql_delete(JobRow).where(JobRow.id == job_id,
+                                                            JobRow.status.in_(FINISHED))).rowcount == 1
+
     def requeue_stale(self, timeout_seconds: float) -> list[str]:
         """Re-queue running jobs whose worker has been silent for ``timeout_seconds``.
 

@@ -5,11 +5,12 @@ import asyncio
 import io
 import json
 import re
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -102,6 +103,18 @@ def cancel_job(job_id: str, state: State, _: Writer) -> dict[str, Any]:
     """Cancel a job: a queued one at once, a running one within seconds; a finished one is left as it is."""
     _job(state, job_id)
     return job_json(state.jobs.cancel(job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job_id: str, state: State, _: Writer) -> Response:
+    """Delete a finished job and its files (outputs, report, caches); models it trained stay."""
+    row = _job(state, job_id)
+    if row.status not in FINISHED:
+        raise HTTPException(409, f"job {job_id} is {row.status}: cancel it first")
+    if state.jobs.delete(job_id):
+        # Row first, then files: a crash in between leaves an orphan folder, never a job without its files.
+        shutil.rmtree(job_dir(state.home, job_id), ignore_errors=True)
+    return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/events")
