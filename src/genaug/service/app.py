@@ -5,6 +5,7 @@ what a job does lives in ``genaug.jobs``.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +21,7 @@ from ..jobs.table import JobStore
 from ..store.registry import Registry
 from .auth import ServiceState, State
 from .routes_data import router as data_router
+from .routes_data import warm_kind_documents
 from .routes_jobs import router as jobs_router
 from .settings import ServiceSettings
 from .uploads import UploadError, remove_stale_uploads
@@ -46,6 +48,9 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
         registry = Registry.open(home, settings.database_url)
         remove_stale_uploads(home)
         app.state.genaug = ServiceState(settings, home, registry, JobStore(registry))
+        # Import every generator kind and build their schemas now, in the background, so that
+        # the first page load does not wait seconds for /api/kinds.
+        threading.Thread(target=warm_kind_documents, daemon=True, name="genaug-warm-kinds").start()
         try:
             yield
         finally:

@@ -31,6 +31,12 @@ def _kind_document(kind: str, cls) -> str:
     return json.dumps(kind_json(kind, cls))
 
 
+def warm_kind_documents() -> None:
+    """Build every kind's document once (imports the kinds: seconds), e.g. when the app starts."""
+    for kind, cls in api.generator_kinds().items():
+        _kind_document(kind, cls)
+
+
 def kind_json(kind: str, cls) -> dict[str, Any]:
     """A generator kind as the UI needs it: summary, config schema and defaults, sample options."""
     defaults = cls.Config().model_dump(mode="json")
