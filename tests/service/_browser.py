@@ -5,23 +5,16 @@ browser is the system chromium, never Playwright's downloaded builds.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import Service, start_service, stop_service
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
@@ -62,107 +55,15 @@ def start_playwright():
     return sync_playwright()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def genaug_command(*args: str) -> list[str]:
-    """The `genaug` CLI of this interpreter's environment."""
-    script = Path(sys.executable).parent / "genaug"
-    if script.is_file():
-        return [str(script), *args]
-    return [sys.executable, "-c", "import sys; from genaug.cli import app; sys.argv[0] = 'genaug'; app()", *args]
-
-
-@dataclass
-class Service:
-    url: str
-    token: str
-    home: Path
-    process: subprocess.Popen
-    log_path: Path
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def get_json(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
-            return json.load(response)
-
-
-def service_env(home: Path, database_url: Optional[str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", "GENAUG_NO_PLUGINS": "1",
-                # Tiny models; other tests may share the machine: one thread each.
-                "GENAUG_JOB_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env.pop("GENAUG_READ_REQUIRES_TOKEN", None)
-    # The registry database of this test (the PostgreSQL run's URL), else the SQLite file in GENAUG_HOME.
-    env.pop("GENAUG_DATABASE_URL", None)
-    if database_url:
-        env["GENAUG_DATABASE_URL"] = database_url
-    return env
-
-
-def stop_process(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the server (it stops its workers), then SIGKILL its whole process group."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
+def run_service(tmp_path: Path, database_url: Optional[str] = None, *, workers: int = 1) -> Iterator[Service]:
+    """`genaug serve` as a user starts it (token from `genaug token create`, the service's default
+    limits, a fresh GENAUG_HOME); yield it; always stop it."""
+    service = start_service(tmp_path / "genaug-home", database_url, workers=workers, token_via_cli=True,
+                            limits=False, log_name="service.log")
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # workers and job children left behind, if any
-    except (ProcessLookupError, PermissionError):
-        pass
-    if process.poll() is None:
-        process.kill()
-        process.wait(5)
-
-
-def run_service(tmp_path: Path, database_url: Optional[str] = None, *, workers: int = 1,
-                startup_timeout: float = 90.0) -> Iterator[Service]:
-    """Start `genaug serve` with a fresh GENAUG_HOME and a token (`genaug token create`); yield it; always stop it."""
-    home = tmp_path / "genaug-home"
-    home.mkdir()
-    env = service_env(home, database_url)
-    created = subprocess.run(genaug_command("token", "create", "tester"), env=env, capture_output=True,
-                             text=True, timeout=120)
-    assert created.returncode == 0, f"genaug token create failed:\n{created.stdout}\n{created.stderr}"
-    token = created.stdout.strip().splitlines()[-1].strip()
-    assert token, f"no token on stdout: {created.stdout!r} / {created.stderr!r}"
-
-    port = free_port()
-    log_path = tmp_path / "service.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        genaug_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                       "--log-level", "warning"),
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    service = Service(f"http://127.0.0.1:{port}", token, home, process, log_path)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"genaug serve exited with {process.returncode}:\n{service.log_tail()}")
-            try:
-                if service.get_json("/api/health").get("status") == "ok":
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"genaug serve did not answer /api/health in {startup_timeout} s:\n"
-                                     f"{service.log_tail()}")
-            time.sleep(0.3)
         yield service
     finally:
-        stop_process(process)
-        log.close()
+        stop_service(service)
 
 
 def write_image_folder(root: Path, classes: dict[str, int], size: int = 16, seed: int = 0) -> Path:

@@ -104,6 +104,10 @@ class Service:
                                          f"\nserver log:\n{self.log_tail()}")
                 time.sleep(0.2)
 
+    def get_json(self, path: str) -> Any:
+        with self.client() as client:
+            return client.get(path).json()
+
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
@@ -113,6 +117,16 @@ class Service:
 def make_token(home: Path, url: Optional[str], name: str = "tester") -> str:
     with Registry.open(home, url) as registry:
         return create_token(registry, name)
+
+
+def cli_token(env: dict[str, str], name: str) -> str:
+    """A token made the way a user makes one: ``genaug token create NAME`` (printed on stdout)."""
+    created = subprocess.run([sys.executable, "-m", "genaug.cli", "token", "create", name], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0, f"genaug token create failed:\n{created.stdout}\n{created.stderr}"
+    token = created.stdout.strip().splitlines()[-1].strip() if created.stdout.strip() else ""
+    assert token.startswith("ga_"), f"no token on stdout: {created.stdout!r} / {created.stderr!r}"
+    return token
 
 
 def wait_healthy(url: str, process: Optional[subprocess.Popen], log_path: Optional[Path], timeout: float = 90) -> None:
@@ -131,15 +145,22 @@ def wait_healthy(url: str, process: Optional[subprocess.Popen], log_path: Option
 
 
 def start_service(home: Path, database_url: Optional[str], *, workers: int = 1, extra_env: Optional[dict] = None,
-                  log_name: str = "serve.log", token_name: str = "tester") -> Service:
-    """``genaug serve`` in a subprocess on a free loopback port."""
+                  log_name: str = "serve.log", token_name: str = "tester", token_via_cli: bool = False,
+                  limits: bool = True) -> Service:
+    """``genaug serve`` in a subprocess on a free loopback port (its own process group).
+
+    ``limits``: the low test limits of ``TEST_LIMITS`` (else the service's defaults);
+    ``token_via_cli``: make the token with ``genaug token create`` instead of in-process.
+    """
     home.mkdir(parents=True, exist_ok=True)
-    token = make_token(home, database_url, token_name)
     port = free_port()
-    env = {**os.environ, "GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", **TEST_LIMITS, **(extra_env or {})}
+    env = {**os.environ, "GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+           **(TEST_LIMITS if limits else {"GENAUG_JOB_THREADS": "1"}), **(extra_env or {})}
+    env.pop("GENAUG_READ_REQUIRES_TOKEN", None)
     env.pop("GENAUG_DATABASE_URL", None)
     if database_url:
         env["GENAUG_DATABASE_URL"] = database_url
+    token = cli_token(env, token_name) if token_via_cli else make_token(home, database_url, token_name)
     log_path = home.parent / log_name
     log = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "genaug.cli", "serve", "--host", "127.0.0.1", "--port",
@@ -154,17 +175,24 @@ def start_service(home: Path, database_url: Optional[str], *, workers: int = 1, 
     return service
 
 
-def stop_service(service: Service) -> None:
-    """SIGTERM the server (it stops its workers), SIGKILL the whole group if it lingers."""
+def stop_service(service: Service, grace: float = 30.0) -> None:
+    """SIGTERM the server (it stops its workers), then SIGKILL whatever of its group is left."""
     process = service.process
-    if process is None or process.poll() is not None:
+    if process is None:
         return
-    process.terminate()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        os.killpg(process.pid, signal.SIGKILL)  # workers and job children left behind, if any
+    except (ProcessLookupError, PermissionError):
+        pass
+    if process.poll() is None:
+        process.kill()
+        process.wait(5)
 
 
 @pytest.fixture(scope="module")
