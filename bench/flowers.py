@@ -213,6 +213,8 @@ def main() -> None:
     parser.add_argument("--generators", default="dcgan,ddim")
     parser.add_argument("--classifier-steps", type=int, default=800)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every generator's training steps")
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: write the report from every cell cached so far")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -225,6 +227,9 @@ def main() -> None:
     steps = 20 if args.quick else args.classifier_steps
     cache_root = args.cache / ("flowers_quick" if args.quick else "flowers")
     cells = []
+    if args.report_only:
+        write_results(cells, args, started)
+        return
     for number in [int(s) for s in args.scenarios.split(",")]:
         scenario = SCENARIOS[number]
         for seed in [0] if args.quick else [int(s) for s in args.seeds.split(",")]:
@@ -294,9 +299,69 @@ def _diversity(record) -> str:
     return ", ".join(f"{v:.2f}" for v in record["final"].values())
 
 
+def cached_cells(cache_root: Path, classifier_steps: int) -> list[dict]:
+    """Every classifier cell cached under ``cache_root`` (any scenario, any seed) at this classifier budget."""
+    cells = []
+    suffix = f"-{classifier_steps}.json"
+    for cell_file in sorted(cache_root.glob(f"s*-seed*/cells/*{suffix}")):
+        scenario, seed = cell_file.parent.parent.name[1:].split("-seed")
+        cells.append({"scenario": int(scenario), "seed": int(seed), "arm": cell_file.name[:-len(suffix)],
+                      **json.loads(cell_file.read_text())})
+    return cells
+
+
+def arm_order(arm: str) -> tuple:
+    """real, real+classic, then per generator variant: synthetic, mixed, balanced+classic (as the run makes them)."""
+    if arm in ("real", "real+classic"):
+        return (0, arm == "real+classic", "", 0)
+    kind, variant = arm.split("[", 1)
+    return (1, 0, variant.rstrip("]"), ["synthetic", "mixed", "balanced+classic"].index(kind))
+
+
+def target_verdicts(rows: list[dict]) -> list[str]:
+    """The issue's flowers targets, checked on the rows (3-seed means where the seeds are there)."""
+    lines = []
+    thesis = THESIS[3]
+    for number in sorted({r["scenario"] for r in rows}):
+        group = {r["arm"]: r for r in rows if r["scenario"] == number}
+        if "real" not in group:
+            continue
+        seeds = ",".join(map(str, group["real"]["seeds"]))
+        generated = [r for a, r in group.items() if a not in ("real", "real+classic")]
+        if not generated:
+            continue
+        best = max(generated, key=lambda r: r["accuracy"]["mean"])
+        line = (f"Scenario {number} (seeds {seeds}): best arm `{best['arm']}` {best['accuracy']['mean']:.3f} "
+                f"(target-only {best['target_only_accuracy']['mean']:.3f})")
+        if "real+classic" in group:
+            rc = group["real+classic"]
+            line += f"; real+classic {rc['accuracy']['mean']:.3f} (target-only {rc['target_only_accuracy']['mean']:.3f})"
+        if number in (2, 3):
+            beats = (best["accuracy"]["mean"] > thesis["mixed test"]["mixed"]
+                     and best["target_only_accuracy"]["mean"] > thesis["target-only test"]["mixed"]
+                     and "real+classic" in group and best["accuracy"]["mean"] > group["real+classic"]["accuracy"]["mean"])
+            line += (f"; thesis mixed {thesis['mixed test']['mixed']:.2f} ({thesis['target-only test']['mixed']:.2f}): "
+                     f"target {'met' if beats else 'NOT met'}")
+        mixed_dcgan = group.get("mixed[dcgan]")
+        if mixed_dcgan:
+            better = mixed_dcgan["accuracy"]["mean"] > group["real"]["accuracy"]["mean"]
+            line += (f"; mixed[dcgan] {mixed_dcgan['accuracy']['mean']:.3f} vs real {group['real']['accuracy']['mean']:.3f}"
+                     f" ({'beats' if better else 'does not beat'} real)")
+        lines.append(line + ".")
+    return lines
+
+
 def write_results(cells: list[dict], args, started: float) -> None:
-    """Summaries (mean and 95% interval over seeds) beside the thesis's numbers: JSON and markdown."""
+    """Summaries (mean and 95% interval over seeds) beside the thesis's numbers: JSON and markdown.
+
+    The cells of this invocation are merged with every other cell cached at the same classifier budget, so a
+    run of one scenario never drops the others from the report."""
     name = "flowers_quick" if args.quick else "flowers"
+    steps = 20 if args.quick else args.classifier_steps
+    seen = {(c["scenario"], c["seed"], c["arm"]) for c in cells}
+    cells = cells + [c for c in cached_cells(args.cache / name, steps)
+                     if (c["scenario"], c["seed"], c["arm"]) not in seen]
+    cells.sort(key=lambda c: (c["scenario"], arm_order(c["arm"]), c["seed"]))
     rows = []
     for number in sorted({c["scenario"] for c in cells}):
         arms = list(dict.fromkeys(c["arm"] for c in cells if c["scenario"] == number))
@@ -317,8 +382,10 @@ def write_results(cells: list[dict], args, started: float) -> None:
                "summary": rows, "cells": cells, "thesis": THESIS}
     write_json(args.out / f"{name}.json", payload)
     md = ["# Flowers: seed 002 scenarios (tables 4.2-4.5)", "",
-          f"Command: `{payload['machine']['command']}`; CPU, {payload['machine']['threads']} torch thread(s). "
-          "Budgets (generator steps, classifier steps) are in the JSON.", "",
+          f"Cells computed by `python bench/flowers.py --scenarios N --seeds 0,1,2` (resumable: fitted generators, "
+          f"samples and classifier cells are cached; every run merges all cached cells into this report). This file "
+          f"written by `{payload['machine']['command']}`; CPU, {payload['machine']['threads']} torch thread(s) per "
+          "process. Budgets (generator steps, classifier steps) are in the JSON; per-cell CPU seconds in its cells.", "",
           "Accuracy on the fixed mixed test set (100 images per class) and on every unseen image of the target class "
           "(the thesis's 'target-only' test set), mean ± 95% t-interval over the seeds listed.", "",
           "| scenario | arm | seeds | accuracy | target-only accuracy | Δ accuracy vs real | DCGAN diversity (final) |",
@@ -327,6 +394,7 @@ def write_results(cells: list[dict], args, started: float) -> None:
     for r in rows:
         md.append(f"| {r['scenario']} | {r['arm']} | {','.join(map(str, r['seeds']))} | {fmt(r['accuracy'])} | "
                   f"{fmt(r['target_only_accuracy'])} | {fmt(r['delta_accuracy_vs_real'])} | {_diversity(r['diversity'])} |")
+    md += ["", "## Targets (issue 3)", ""] + [f"- {line}" for line in target_verdicts(rows)]
     md += ["", "## The thesis (DDIM, one run, hand-picked synthetic images)", "",
            "| scenario | test set | real | synthetic | mixed |", "|---|---|---|---|---|"]
     for number, tables in THESIS.items():

@@ -1,0 +1,47 @@
+"""The flowers benchmark script end to end at its --quick budgets: it runs, resumes from its cache, and its
+report merges every cached cell (so a run of one scenario never drops another scenario's results)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]  # no database involved: once is enough
+
+
+def run_flowers(tmp_path: Path, *args: str) -> str:
+    """Run bench/flowers.py --quick with its cache and results under tmp_path; returns its log."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "flowers.py"), "--quick", "--cache", str(tmp_path / "cache"),
+                           "--out", str(tmp_path / "out"), *args], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
+    first = run_flowers(tmp_path, "--scenarios", "2")
+    assert "fit dcgan" in first and "fit ddim" in first
+    report = json.loads((tmp_path / "out" / "flowers_quick.json").read_text())
+    arms = [r["arm"] for r in report["summary"]]
+    assert arms[:2] == ["real", "real+classic"]
+    assert {"mixed[dcgan]", "balanced+classic[ddim-img2img-0.6]", "synthetic[ddim]"} <= set(arms)
+    assert all(r["scenario"] == 2 and r["seeds"] == [0] for r in report["summary"])
+    md = (tmp_path / "out" / "flowers_quick.md").read_text()
+    assert "## Targets (issue 3)" in md and "Scenario 2 (seeds 0)" in md
+    assert (tmp_path / "out" / "flowers_figures" / "s2-seed0-dcgan.png").exists()
+
+    # The same command again computes nothing: every generator and every cell comes from the cache.
+    again = run_flowers(tmp_path, "--scenarios", "2")
+    assert "fit " not in again and "training images)" not in again
+    assert json.loads((tmp_path / "out" / "flowers_quick.json").read_text())["summary"] == report["summary"]
+
+    # A report-only run (no scenario computed) still lists scenario 2 from the cache.
+    only = run_flowers(tmp_path, "--report-only")
+    assert "fit " not in only
+    rebuilt = json.loads((tmp_path / "out" / "flowers_quick.json").read_text())
+    assert rebuilt["summary"] == report["summary"]
