@@ -4,10 +4,13 @@ Arms: real, real+classic; VAE arms: single VAE (latent space learned on the unla
 training images -- labels unused, as in seed 001 ch. 6.4 -- samples derived from the few
 labelled examples) with noise / interpolation+noise / extrapolation+noise, and per-class VAEs
 (trained on the few-shot subset only) with the prior; at 1:1 and at 2000 generated per class;
-with and without the generative classifier. Resumable: every cell is cached.
+with and without the generative classifier. Issue 3 adds DDIM (pool-trained with img2img from the
+labelled examples; class-conditional on the few-shot subset) and conditional-DCGAN arms at the n in
+--deep-shots. Resumable: every cell is cached, long generator fits keep checkpoints.
 
-    python bench/mnist_fewshot.py            # full run (resumes)
-    python bench/mnist_fewshot.py --quick    # smoke test of the script
+    python bench/mnist_fewshot.py                 # full run (resumes)
+    python bench/mnist_fewshot.py --cached-only   # report what is cached, compute nothing
+    python bench/mnist_fewshot.py --quick         # smoke test of the script
 """
 from __future__ import annotations
 
@@ -162,7 +165,7 @@ def main() -> None:
     parser.add_argument("--shots", default="2,5,10,20,50")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
-    parser.add_argument("--deep-shots", default="2,5,10", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
+    parser.add_argument("--deep-shots", default="2,5,10,20,50", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
     parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
