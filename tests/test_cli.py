@@ -58,6 +58,7 @@ def test_ingest_train_models_generate(home, digit_folder, tmp_path):
     result = invoke("train", "digits3", "--kind", "vae", "--name", "d3", *TINY, "--keep-data")
     assert result.exit_code == 0, result.output
     assert "ready" in result.output
+    assert "latent codes of its" in " ".join(result.output.split()), "the note on what the model keeps of its data"
     assert (home / "datasets" / "digits3").exists(), "--keep-data keeps the ingested copy"
 
     result = invoke("models", "--json")

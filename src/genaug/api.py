@@ -72,6 +72,10 @@ class ModelInfo:
     updated_at: Optional[str]
     artifact_dir: Optional[str]  # relative to GENAUG_HOME
     path: Optional[str] = None  # absolute artifact folder, for ready models
+    # "images" | "encodings" | "none" (see Generator.keeps_training_data); "unknown" for a kind
+    # that is not installed here.
+    keeps_training_data: str = "unknown"
+    training_data_note: Optional[str] = None  # the same, as one sentence for the people who share it
 
     @classmethod
     def from_row(cls, row: ModelRow, home: Path) -> "ModelInfo":
@@ -82,7 +86,9 @@ class ModelInfo:
                    metrics=dict(row.metrics or {}), error=row.error, owner_pid=row.owner_pid,
                    owner_host=row.owner_host, parent_id=row.parent_id, created_at=_iso(row.created_at),
                    updated_at=_iso(row.updated_at), artifact_dir=row.artifact_dir,
-                   path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None)
+                   path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None,
+                   keeps_training_data=_keeps_training_data(row.kind),
+                   training_data_note=training_data_note(row.kind, (row.data_summary or {}).get("n")))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -112,6 +118,27 @@ class GenerationResult:
 
 
 # -- helpers -------------------------------------------------------------------
+
+def _keeps_training_data(kind: str) -> str:
+    cls = generator_kinds().get(kind)
+    return "unknown" if cls is None else cls.keeps_training_data
+
+
+def training_data_note(kind: str, n: Optional[int] = None) -> Optional[str]:
+    """What a stored model of ``kind`` holds of its training data, as one sentence for whoever shares
+    it (anyone with access to the registry can load the model); None for weights-only kinds."""
+    cls = generator_kinds().get(kind)
+    if cls is None:
+        return f"The kind {kind!r} is not installed here: what this model stores of its training data is unknown."
+    items = f"training {'rows' if cls.data_kind == 'table' else 'images'}"
+    items = f"its {n} {items}" if n else f"its {items}"
+    if cls.keeps_training_data == "images":
+        return f"This model stores copies of {items} (they are what it varies): share it only where those may be shared."
+    if cls.keeps_training_data == "encodings":
+        return (f"This model stores the latent codes of {items}, which decode to near-copies: share it only "
+                f"where those may be shared.")
+    return None
+
 
 def _generator_class(kind: str) -> type[Generator]:
     """The class of ``kind``.

@@ -154,7 +154,8 @@ def ingest(path: Path = typer.Argument(..., help="image folder (one subfolder pe
 def kinds():
     """List the generator kinds with their one-line summary and config fields."""
     for kind, cls in sorted(api.generator_kinds().items()):
-        console.print(f"[bold]{kind}[/bold] ({cls.data_kind}): {cls.summary}")
+        console.print(f"[bold]{kind}[/bold] ({cls.data_kind}; a saved model keeps training data: "
+                      f"{cls.keeps_training_data}): {cls.summary}")
         for field, info in cls.Config.model_fields.items():
             console.print(f"    {field} = {info.default!r}  [dim]{info.description or ''}[/dim]")
 
@@ -196,6 +197,8 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
         fail(str(error))
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
                   f"{info.metrics.get('training_seconds', 0):.1f} s")
+    if info.training_data_note:
+        console.print(f"[yellow]note[/yellow]: {info.training_data_note}")
     record = Path(info.path) / "training" if info.path else None
     if record is not None and record.is_dir():
         plots = sorted(record.glob("*/losses.png"))

@@ -175,3 +175,35 @@ def test_declared_sample_options_are_accepted_and_unknown_ones_refused(kind, fit
             assert len(samples) == 2
     with pytest.raises(ValueError, match="unknown"):
         generator.sample(2, label=0, seed=0, no_such_option=1)
+
+
+def _holds_training_rows(generator: Generator, data) -> bool:
+    """Whether some tensor of the saved state is the training images (or table rows) themselves."""
+    if isinstance(data, LabelledImages):
+        wanted = np.sort(data.images.reshape(len(data), -1), axis=0)
+        for tensor in generator.state_tensors().values():
+            array = tensor.numpy()
+            if array.dtype == np.uint8 and array.shape == data.images.shape:
+                if np.array_equal(np.sort(array.reshape(len(array), -1), axis=0), wanted):
+                    return True
+        return False
+    numbers = data.frame.select_dtypes("number").to_numpy(np.float32)
+    return any(t.ndim == 2 and t.shape[0] == len(data) and t.shape[1] >= numbers.shape[1]
+               and np.allclose(np.sort(t.numpy()[:, :numbers.shape[1]], 0), np.sort(numbers, 0))
+               for t in generator.state_tensors().values())
+
+
+@pytest.mark.parametrize("kind", VARIANTS)
+def test_keeps_training_data_says_what_the_saved_model_holds(kind, fitted, digits_subset, small_table):
+    """The disclosure the registry shows people who share a model must be true of its saved state."""
+    generator, _ = fitted[kind]
+    data = _data_for(type(generator), digits_subset, small_table)
+    declared = type(generator).keeps_training_data
+    assert declared in ("images", "encodings", "none")
+    assert _holds_training_rows(generator, data) == (declared == "images"), (
+        f"{kind}: declares keeps_training_data={declared!r}, but the saved state "
+        f"{'holds' if declared != 'images' else 'does not hold'} the training data itself")
+    if declared == "encodings":
+        coded = sum(t.shape[0] for name, t in generator.state_tensors().items()
+                    if "means" in name and t.is_floating_point())
+        assert coded == len(data), f"{kind}: one latent code per training item expected, found {coded}"

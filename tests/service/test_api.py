@@ -45,6 +45,8 @@ def test_kinds_carry_schema_defaults_and_sample_options(service):
         assert ddim["defaults"]["mode"] in ("conditional", "per_class", "single")
         assert {"steps", "guidance_scale", "strength", "mode"} <= set(ddim["sample_options"])
         assert kinds["vae"]["summary"] and "steps" in kinds["vae"]["schema"]["properties"]
+        assert (ddim["keeps_training_data"], kinds["vae"]["keeps_training_data"], kinds["dcgan"]["keeps_training_data"]) \
+            == ("images", "encodings", "none")
         missing = client.get("/api/kinds/nope")
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
@@ -213,6 +215,7 @@ def test_train_generate_download_evaluate_delete(service):
         assert models["flow-vae"]["status"] == "ready" and models["flow-vae"]["class_names"] == ["c0", "c1"]
         model = client.get("/api/models/flow-vae").json()
         assert model["metrics"]["training_seconds"] > 0 and "path" not in model
+        assert model["keeps_training_data"] == "encodings" and "latent codes of its" in model["training_data_note"]
         grid = client.get("/api/models/flow-vae/grid.png")
         assert grid.status_code == 200 and grid.content[:4] == b"\x89PNG"
 

@@ -150,6 +150,7 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             expect(card).to_be_visible()
             expect(card.get_by_test_id("model-kind")).to_have_text("vae")
             expect(card.get_by_test_id("model-classes")).to_contain_text("bars")
+            expect(card.get_by_test_id("model-training-data")).to_contain_text("near-copies")
             page.screenshot(path=str(shots / "models.png"), full_page=True)
             assert accessibility_problems(page) == []
 

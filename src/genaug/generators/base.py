@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,11 @@ class Generator(ABC):
     Config: ClassVar[type[GeneratorConfig]]
     data_kind: ClassVar[str] = "images"  # "images" or "table": what fit accepts
     summary: ClassVar[str] = ""  # one line for CLI help and the UI
+    # What a saved model of this kind holds of its training data, for whoever shares it: anyone
+    # with access to the registry can load it. "images": copies of the training images (sample
+    # sources); "encodings": their latent codes, which decode to near-copies; "none": weights
+    # only (a network can still memorise what it saw).
+    keeps_training_data: ClassVar[Literal["images", "encodings", "none"]] = "none"
 
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides: Any):
         if isinstance(config, pydantic.BaseModel):

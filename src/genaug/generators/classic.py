@@ -67,6 +67,7 @@ class ClassicAugmentation(Generator):
 
     Config = ClassicConfig
     summary = "Classic augmentation (rotate, shift, zoom, colour): no training, the baseline to beat."
+    keeps_training_data = "images"
 
     def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
             checkpoints: Optional[Path] = None) -> "ClassicAugmentation":

@@ -157,6 +157,7 @@ class DiffusionGenerator(Generator):
     """
 
     Config = DiffusionConfig
+    keeps_training_data = "images"  # the labelled training images are the img2img sources
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)

@@ -367,6 +367,7 @@ class TabularVAE(Generator):
     Config = TabularVAEConfig
     data_kind = "table"
     summary = "VAE for table rows: one per class (PROBEN1 Multi-VAE) or one for all; mixed column types"
+    keeps_training_data = "encodings"
 
     def __init__(self, config=None, **overrides: Any):
         super().__init__(config, **overrides)

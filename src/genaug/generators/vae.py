@@ -86,6 +86,7 @@ class ImageVAE(Generator):
 
     Config = VAEConfig
     summary = "VAE: learns a smooth latent space; samples are variations of your images (good from a few images per class)."
+    keeps_training_data = "encodings"
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)

@@ -40,7 +40,8 @@ def warm_kind_documents() -> None:
 def kind_json(kind: str, cls) -> dict[str, Any]:
     """A generator kind as the UI needs it: summary, config schema and defaults, sample options."""
     defaults = cls.Config().model_dump(mode="json")
-    return {"kind": kind, "summary": cls.summary, "data_kind": cls.data_kind, "schema": cls.Config.model_json_schema(),
+    return {"kind": kind, "summary": cls.summary, "data_kind": cls.data_kind,
+            "keeps_training_data": cls.keeps_training_data, "schema": cls.Config.model_json_schema(),
             "defaults": defaults, "sample_options": cls.sample_options()}
 
 

@@ -1075,6 +1075,7 @@ function modelCard(m) {
       m.status && m.status !== 'ready' ? [h('dt', {}, 'Status'), h('dd', {}, statusBadge(m.status))] : null,
       seconds !== undefined ? [h('dt', {}, 'Training time'), h('dd', { 'data-testid': 'model-training-seconds' }, formatSeconds(seconds))] : null,
       diversity !== undefined ? [h('dt', {}, 'Diversity'), h('dd', {}, formatNumber(diversity))] : null),
+    m.training_data_note ? h('p', { class: 'muted training-data-note', 'data-testid': 'model-training-data' }, m.training_data_note) : null,
     h('div', { class: 'actions' },
       h('a', { class: 'button primary', href: `#/generate/${encodeURIComponent(m.name)}`, 'data-testid': 'model-generate' }, 'Generate', h('span', { class: 'visually-hidden' }, ` images with ${m.name}`)),
       h('button', { type: 'button', class: 'danger', 'data-testid': 'model-delete', onclick: async (event) => {
