@@ -1,9 +1,11 @@
-"""The flowers benchmark script end to end at its --quick budgets: it runs, resumes from its cache, and its
-report merges every cached cell (so a run of one scenario never drops another scenario's results)."""
+"""The benchmark scripts end to end at their --quick budgets: they run, resume from their caches, and
+report from the cache alone (the flowers report merges every cached cell, so a run of one scenario never
+drops another scenario's results)."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]  # no database involved: once is enough
 
 
-def run_flowers(tmp_path: Path, *args: str) -> str:
-    """Run bench/flowers.py --quick with its cache and results under tmp_path; returns its log."""
+def run_bench(script: str, tmp_path: Path, *args: str) -> str:
+    """Run bench/<script> --quick with its cache and results under tmp_path; returns its log."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "flowers.py"), "--quick", "--cache", str(tmp_path / "cache"),
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--cache", str(tmp_path / "cache"),
                            "--out", str(tmp_path / "out"), *args], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def run_flowers(tmp_path: Path, *args: str) -> str:
+    return run_bench("flowers.py", tmp_path, *args)
 
 
 def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
@@ -45,3 +51,20 @@ def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
     assert "fit " not in only
     rebuilt = json.loads((tmp_path / "out" / "flowers_quick.json").read_text())
     assert rebuilt["summary"] == report["summary"]
+
+
+def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_nothing(tmp_path):
+    first = run_bench("mnist_fewshot.py", tmp_path)
+    assert "fit ddim-pool" in first and "fit dcgan" in first
+    report = json.loads((tmp_path / "out" / "mnist_quick.json").read_text())
+    arms = {r["arm"] for r in report["summary"]}
+    assert {"real", "real+classic", "real+synthetic+classic[ddim-pool/img2img0.7,20]",
+            "real+synthetic[dcgan/default,20]", "real+synthetic+classic[vae-single/noise,50]"} <= arms
+    md = (tmp_path / "out" / "mnist_quick.md").read_text()
+    section = md.split("## Diffusion against the VAE")[1].split("##")[0]
+    assert "n=2 (seeds 0): best diffusion arm" in section and "target" in section
+
+    only = run_bench("mnist_fewshot.py", tmp_path, "--cached-only")
+    computed = [line for line in only.splitlines() if re.search(r"\] +\d+/\d+ n=\d+ seed=", line)]
+    assert computed == [], computed
+    assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]
