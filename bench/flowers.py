@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, machine, setup, write_json
+from _common import CACHE_DIR, RESULTS_DIR, machine, setup, write_json
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
 from genaug.evaluate.image_classifier import ClassifierBudget, predict_images, train_image_classifier
@@ -215,6 +215,9 @@ def main() -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every generator's training steps")
     parser.add_argument("--report-only", action="store_true",
                         help="compute nothing: write the report from every cell cached so far")
+    parser.add_argument("--restore-from", type=Path, default=None,
+                        help="results JSON whose cells go back into the cache first (default: the committed "
+                             "bench/results file), so a fresh clone resumes instead of recomputing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -226,6 +229,10 @@ def main() -> None:
     specs = generator_specs(args.quick, args.budget_scale)
     steps = 20 if args.quick else args.classifier_steps
     cache_root = args.cache / ("flowers_quick" if args.quick else "flowers")
+    results = args.restore_from or RESULTS_DIR / ("flowers_quick.json" if args.quick else "flowers.json")
+    restored = restore_cells(results, cache_root, steps)
+    if restored:
+        log(f"restored {restored} cells from {results} into {cache_root}")
     cells = []
     if args.report_only:
         write_results(cells, args, started)
@@ -244,9 +251,15 @@ def main() -> None:
             counts = {"synthetic": n_target, "mixed": scenario["mixed"], "balanced": balance_n}
             arms: list[tuple[str, LabelledImages, bool, dict]] = [
                 ("real", train, False, {}), ("real+classic", train, True, {})]
+            cells_dir = cache_root / f"s{number}-seed{seed}" / "cells"
             for gen_name in args.generators.split(","):
                 spec = specs[gen_name]
                 need = {v: max(counts.values()) for v in spec["variants"]}
+                names = [f"{kind}[{v}]" for v in spec["variants"] for kind in ("synthetic", "mixed", "balanced+classic")]
+                if all((cells_dir / f"{a}-{steps}.json").exists() for a in names):
+                    # Every cell of this generator is there (e.g. restored from the results file): no refit.
+                    arms += [(a, None, False, {}) for a in names]
+                    continue
                 drawn, meta = fit_and_sample(gen_name, spec, gen_data, need, seed, cache_root / f"s{number}-seed{seed}", log)
                 for variant, samples in drawn.items():
                     info = {"generator": gen_name, "variant": variant, "fit_cpu_seconds": meta.get("fit_cpu_seconds"),
@@ -257,7 +270,7 @@ def main() -> None:
                              (f"mixed[{variant}]", with_target_images(train, target, images[:counts["mixed"]], False), False, info),
                              (f"balanced+classic[{variant}]", with_target_images(train, target, images[:balance_n], False), True, info)]
             for arm, arm_train, classic, info in arms:
-                cell_file = cache_root / f"s{number}-seed{seed}" / "cells" / f"{arm}-{steps}.json"
+                cell_file = cells_dir / f"{arm}-{steps}.json"
                 if cell_file.exists():
                     cell = json.loads(cell_file.read_text())
                 else:
@@ -272,13 +285,33 @@ def main() -> None:
             write_results(cells, args, started)
 
 
+def restore_cells(results: Path, cache_root: Path, classifier_steps: int) -> int:
+    """Write the cells of a results file back as cached cells (those not cached already).
+
+    The cache lives outside git, the results file in it: a fresh clone resumes where the
+    committed results stopped. Only cells at the same classifier budget are taken."""
+    if not results.exists():
+        return 0
+    payload = json.loads(results.read_text())
+    if payload.get("budgets", {}).get("classifier_steps") != classifier_steps:
+        return 0
+    restored = 0
+    for cell in payload.get("cells", []):
+        path = cache_root / f"s{cell['scenario']}-seed{cell['seed']}" / "cells" / f"{cell['arm']}-{classifier_steps}.json"
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({k: v for k, v in cell.items() if k not in ("scenario", "seed", "arm")}))
+        restored += 1
+    return restored
+
+
 def collect_figures(cache_root: Path, out: Path) -> list[str]:
     """Copy every fitted generator's sample grid (32 consecutive samples, like seed 002 figs. 4.5 / 4.8 /
-    4.11) and its training loss plot into ``out/flowers_figures``; returns the copied names."""
+    4.11) and its training loss plot into ``out/flowers_figures``; returns every figure name there."""
     import shutil
 
     target = out / "flowers_figures"
-    names = []
     for folder in sorted(cache_root.glob("s*-seed*/*-*")):
         if not folder.is_dir() or folder.name == "cells":
             continue
@@ -288,8 +321,8 @@ def collect_figures(cache_root: Path, out: Path) -> list[str]:
         for source, name in sources:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
-            names.append(name)
-    return sorted(names)
+    # Figures copied by earlier runs (their caches may be gone) stay listed.
+    return sorted(p.name for p in target.glob("*.png")) if target.exists() else []
 
 
 def _diversity(record) -> str:
@@ -378,7 +411,7 @@ def write_results(cells: list[dict], args, started: float) -> None:
                          "diversity": group[0].get("diversity")})
     payload = {"benchmark": "seed 002 flowers scenarios", "machine": machine(),
                "wall_seconds_this_invocation": round(time.time() - started, 1),
-               "budgets": {"classifier_steps": args.classifier_steps, "generators": generator_specs(args.quick, args.budget_scale)},
+               "budgets": {"classifier_steps": steps, "generators": generator_specs(args.quick, args.budget_scale)},
                "summary": rows, "cells": cells, "thesis": THESIS}
     write_json(args.out / f"{name}.json", payload)
     md = ["# Flowers: seed 002 scenarios (tables 4.2-4.5)", "",
@@ -400,7 +433,7 @@ def write_results(cells: list[dict], args, started: float) -> None:
     for number, tables in THESIS.items():
         for test_set, values in tables.items():
             md.append(f"| {number} | {test_set} | {values['real']:.2f} | {values['synthetic']:.2f} | {values['mixed']:.2f} |")
-    figures = collect_figures(args.cache / ("flowers_quick" if args.quick else "flowers"), args.out)
+    figures = collect_figures(args.cache / name, args.out)
     if figures:
         md += ["", "## Sample grids and loss curves", "",
                "32 consecutive samples of each generator (fixed seed, no selection) and each generator's training "

@@ -14,14 +14,17 @@ labelled examples; class-conditional on the few-shot subset) and conditional-DCG
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import torch
 
-from _common import machine, setup, write_json
+from _common import RESULTS_DIR, machine, setup, write_json
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import mean_interval, paired_difference
+from genaug.evaluate.protocol import CellCache
 from genaug.evaluate.report import markdown_table, plot_metric_vs_n, verdict_lines
 from genaug.generators.classic import ClassicConfig
 
@@ -160,6 +163,17 @@ def diffusion_vs_vae(cells: list[dict], shots: list[int]) -> list[str]:
     return lines
 
 
+def restore_cells(results: Path, cache: CellCache) -> int:
+    """Put the cells of a results file back into the cell cache (those not cached already).
+
+    The cache lives outside git, the results file in it: this makes a fresh clone resume where
+    the committed results stopped. Each cell keeps its settings hash, so a cell computed under
+    other settings is still recomputed."""
+    if not results.exists():
+        return 0
+    return sum(cache.restore(cell) for cell in json.loads(results.read_text()).get("cells", []))
+
+
 def main() -> None:
     parser = setup(__doc__)
     parser.add_argument("--shots", default="2,5,10,20,50")
@@ -167,6 +181,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
     parser.add_argument("--deep-shots", default="2,5,10,20,50", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
     parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
+    parser.add_argument("--restore-from", type=Path, default=None,
+                        help="results JSON whose cells go back into the cache first (default: the committed "
+                             "bench/results file), so a fresh clone resumes instead of recomputing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
@@ -179,6 +196,9 @@ def main() -> None:
     generators = specs(args.quick)
     started = time.time()
     name = "mnist_quick" if args.quick else "mnist_fewshot"
+    restored = restore_cells(args.restore_from or RESULTS_DIR / f"{name}.json", CellCache(args.cache, name))
+    if restored:
+        print(f"restored {restored} cells from {args.restore_from or RESULTS_DIR / f'{name}.json'} into {args.cache}")
 
     def show(event):
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)

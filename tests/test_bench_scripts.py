@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,15 @@ def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
     rebuilt = json.loads((tmp_path / "out" / "flowers_quick.json").read_text())
     assert rebuilt["summary"] == report["summary"]
 
+    # A fresh clone has no cache, only the committed results file: its cells go back into the
+    # cache and the same command neither refits a generator nor retrains a classifier.
+    shutil.rmtree(tmp_path / "cache")
+    results = tmp_path / "results.json"
+    shutil.copy(tmp_path / "out" / "flowers_quick.json", results)
+    fresh = run_flowers(tmp_path, "--scenarios", "2", "--restore-from", str(results))
+    assert "restored" in fresh and "fit " not in fresh and "training images)" not in fresh
+    assert json.loads((tmp_path / "out" / "flowers_quick.json").read_text())["summary"] == report["summary"]
+
 
 def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_nothing(tmp_path):
     first = run_bench("mnist_fewshot.py", tmp_path)
@@ -67,4 +77,12 @@ def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_not
     only = run_bench("mnist_fewshot.py", tmp_path, "--cached-only")
     computed = [line for line in only.splitlines() if re.search(r"\] +\d+/\d+ n=\d+ seed=", line)]
     assert computed == [], computed
+    assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]
+
+    # Without the cache (a fresh clone), the results file alone brings every cell back.
+    shutil.rmtree(tmp_path / "cache")
+    results = tmp_path / "results.json"
+    shutil.copy(tmp_path / "out" / "mnist_quick.json", results)
+    fresh = run_bench("mnist_fewshot.py", tmp_path, "--cached-only", "--restore-from", str(results))
+    assert "restored" in fresh
     assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]

@@ -78,6 +78,23 @@ def test_cached_only_reports_what_is_cached_and_computes_nothing(digits_split, t
     assert [(c["n"], c["seed"], c["arm"]) for c in partial["cells"]] == [(c["n"], c["seed"], c["arm"]) for c in first["cells"]]
 
 
+def test_cells_restored_from_a_results_file_are_reused_but_not_under_other_settings(digits_split, tmp_path):
+    from genaug.evaluate.protocol import CellCache
+
+    train, test = digits_split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
+    first = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path / "old")
+    # A fresh clone: only the results file's cells are left; they go back into an empty cache.
+    cache = CellCache(tmp_path / "new", "data")
+    assert [cache.restore(c) for c in first["cells"]] == [True, True]
+    assert [cache.restore(c) for c in first["cells"]] == [False, False], "a cached cell is never overwritten"
+    again = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path / "new", cached_only=True)
+    assert [c["weighted_f1"] for c in again["cells"]] == [c["weighted_f1"] for c in first["cells"]]
+    changed = protocol.model_copy(update={"classifier_steps": 21})
+    stale = evaluate(train, test, [_spec(ratio=1.0)], changed, cache_dir=tmp_path / "new", cached_only=True)
+    assert stale["cells"] == [], "a restored cell computed under other settings must not be reused"
+
+
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
     train, test = digits_split
     from genaug.generators.vae import ImageVAE

@@ -115,6 +115,17 @@ class CellCache:
         cell = json.loads(path.read_text())
         return cell if cell.get("identity") == identity else None
 
+    def restore(self, cell: dict) -> bool:
+        """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
+        "identity"}``) unless that cell is cached already; True when it was written. Its identity
+        travels with it, so ``get`` still refuses it under other settings."""
+        path = self._path(cell["n"], cell["seed"], cell["arm"])
+        if path is None or path.exists() or "identity" not in cell:
+            return False
+        body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
+        self.put(cell["n"], cell["seed"], cell["arm"], body, cell["identity"])
+        return True
+
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
         """Write a cell atomically (a killed run never leaves a half-written cell)."""
         path = self._path(n, seed, arm)
