@@ -196,9 +196,10 @@ def main() -> None:
     generators = specs(args.quick)
     started = time.time()
     name = "mnist_quick" if args.quick else "mnist_fewshot"
-    restored = restore_cells(args.restore_from or RESULTS_DIR / f"{name}.json", CellCache(args.cache, name))
+    results = args.restore_from or RESULTS_DIR / f"{name}.json"
+    restored = restore_cells(results, CellCache(args.cache, name))
     if restored:
-        print(f"restored {restored} cells from {args.restore_from or RESULTS_DIR / f'{name}.json'} into {args.cache}")
+        print(f"restored {restored} cells from {results} into {args.cache}")
 
     def show(event):
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)
