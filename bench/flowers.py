@@ -147,6 +147,35 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def variant_budget_keys(specs: dict[str, dict]) -> dict[str, str]:
+    """Per sample variant, a hash of its generator's kind, training config and sampling options.
+
+    A classifier cell of a generator arm is stored with this hash and reused only under the same
+    one: the cell's path names scenario, seed, arm and classifier steps but not the generator's
+    budgets, so without it a changed budget would silently reuse cells of the old generator."""
+    return {variant: _key(spec["kind"], spec["config"], options)
+            for spec in specs.values() for variant, options in spec["variants"].items()}
+
+
+def arm_variant(arm: str) -> str | None:
+    """The sample variant of a generator arm (``mixed[ddim-img2img-0.3]`` -> ``ddim-img2img-0.3``); None for real arms."""
+    return arm.split("[", 1)[1].rstrip("]") if "[" in arm else None
+
+
+def is_current(cell: dict, arm: str, keys: dict[str, str]) -> bool:
+    """Whether a cached cell was computed under the present generator budgets (real arms have none)."""
+    variant = arm_variant(arm)
+    return variant is None or cell.get("generator_budget") == keys.get(variant)
+
+
+def read_cell(cell_file: Path, arm: str, keys: dict[str, str]) -> dict | None:
+    """The cached cell, or None when there is none or it was computed under other generator budgets."""
+    if not cell_file.exists():
+        return None
+    cell = json.loads(cell_file.read_text())
+    return cell if is_current(cell, arm, keys) else None
+
+
 def fit_and_sample(name: str, spec: dict, target_data: LabelledImages, counts: dict[str, int], seed: int,
                    cache: Path, log) -> dict[str, Samples]:
     """Fit one generator on the target images (resuming from checkpoints) and draw every variant; cached."""
@@ -230,7 +259,8 @@ def main() -> None:
     steps = 20 if args.quick else args.classifier_steps
     cache_root = args.cache / ("flowers_quick" if args.quick else "flowers")
     results = args.restore_from or RESULTS_DIR / ("flowers_quick.json" if args.quick else "flowers.json")
-    restored = restore_cells(results, cache_root, steps)
+    keys = variant_budget_keys(specs)
+    restored = restore_cells(results, cache_root, steps, keys)
     if restored:
         log(f"restored {restored} cells from {results} into {cache_root}")
     cells = []
@@ -256,13 +286,14 @@ def main() -> None:
                 spec = specs[gen_name]
                 need = {v: max(counts.values()) for v in spec["variants"]}
                 names = [f"{kind}[{v}]" for v in spec["variants"] for kind in ("synthetic", "mixed", "balanced+classic")]
-                if all((cells_dir / f"{a}-{steps}.json").exists() for a in names):
+                if all(read_cell(cells_dir / f"{a}-{steps}.json", a, keys) is not None for a in names):
                     # Every cell of this generator is there (e.g. restored from the results file): no refit.
                     arms += [(a, None, False, {}) for a in names]
                     continue
                 drawn, meta = fit_and_sample(gen_name, spec, gen_data, need, seed, cache_root / f"s{number}-seed{seed}", log)
                 for variant, samples in drawn.items():
-                    info = {"generator": gen_name, "variant": variant, "fit_cpu_seconds": meta.get("fit_cpu_seconds"),
+                    info = {"generator": gen_name, "variant": variant, "generator_budget": keys[variant],
+                            "fit_cpu_seconds": meta.get("fit_cpu_seconds"),
                             "diversity": (meta.get("meta") or {}).get("diversity")}
                     images = samples.data
                     # The thesis's two arms, and the one a user would pick to fix the imbalance.
@@ -271,9 +302,10 @@ def main() -> None:
                              (f"balanced+classic[{variant}]", with_target_images(train, target, images[:balance_n], False), True, info)]
             for arm, arm_train, classic, info in arms:
                 cell_file = cells_dir / f"{arm}-{steps}.json"
-                if cell_file.exists():
-                    cell = json.loads(cell_file.read_text())
-                else:
+                cell = read_cell(cell_file, arm, keys)
+                if cell is None:
+                    if cell_file.exists():
+                        log(f"scenario {number} seed {seed}: {arm}: cached cell is from other generator budgets")
                     log(f"scenario {number} seed {seed}: {arm} ({len(arm_train)} training images)")
                     cell = classifier_cell(arm_train, test, unseen, target, seed, steps, classic)
                     cell.update(info)
@@ -285,11 +317,12 @@ def main() -> None:
             write_results(cells, args, started)
 
 
-def restore_cells(results: Path, cache_root: Path, classifier_steps: int) -> int:
+def restore_cells(results: Path, cache_root: Path, classifier_steps: int, keys: dict[str, str]) -> int:
     """Write the cells of a results file back as cached cells (those not cached already).
 
     The cache lives outside git, the results file in it: a fresh clone resumes where the
-    committed results stopped. Only cells at the same classifier budget are taken."""
+    committed results stopped. Only cells at the same classifier budget and, for generator
+    arms, the same generator budgets (``keys``) are taken."""
     if not results.exists():
         return 0
     payload = json.loads(results.read_text())
@@ -298,7 +331,7 @@ def restore_cells(results: Path, cache_root: Path, classifier_steps: int) -> int
     restored = 0
     for cell in payload.get("cells", []):
         path = cache_root / f"s{cell['scenario']}-seed{cell['seed']}" / "cells" / f"{cell['arm']}-{classifier_steps}.json"
-        if path.exists():
+        if not is_current(cell, cell["arm"], keys) or read_cell(path, cell["arm"], keys) is not None:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({k: v for k, v in cell.items() if k not in ("scenario", "seed", "arm")}))
@@ -332,14 +365,17 @@ def _diversity(record) -> str:
     return ", ".join(f"{v:.2f}" for v in record["final"].values())
 
 
-def cached_cells(cache_root: Path, classifier_steps: int) -> list[dict]:
-    """Every classifier cell cached under ``cache_root`` (any scenario, any seed) at this classifier budget."""
+def cached_cells(cache_root: Path, classifier_steps: int, keys: dict[str, str]) -> list[dict]:
+    """Every classifier cell cached under ``cache_root`` (any scenario, any seed) at this classifier budget
+    and, for generator arms, the present generator budgets."""
     cells = []
     suffix = f"-{classifier_steps}.json"
     for cell_file in sorted(cache_root.glob(f"s*-seed*/cells/*{suffix}")):
         scenario, seed = cell_file.parent.parent.name[1:].split("-seed")
-        cells.append({"scenario": int(scenario), "seed": int(seed), "arm": cell_file.name[:-len(suffix)],
-                      **json.loads(cell_file.read_text())})
+        arm = cell_file.name[:-len(suffix)]
+        cell = read_cell(cell_file, arm, keys)
+        if cell is not None:
+            cells.append({"scenario": int(scenario), "seed": int(seed), "arm": arm, **cell})
     return cells
 
 
@@ -396,8 +432,9 @@ def write_results(cells: list[dict], args, started: float) -> None:
     run of one scenario never drops the others from the report."""
     name = "flowers_quick" if args.quick else "flowers"
     steps = 20 if args.quick else args.classifier_steps
+    specs = generator_specs(args.quick, args.budget_scale)
     seen = {(c["scenario"], c["seed"], c["arm"]) for c in cells}
-    cells = cells + [c for c in cached_cells(args.cache / name, steps)
+    cells = cells + [c for c in cached_cells(args.cache / name, steps, variant_budget_keys(specs))
                      if (c["scenario"], c["seed"], c["arm"]) not in seen]
     cells.sort(key=lambda c: (c["scenario"], arm_order(c["arm"]), c["seed"]))
     rows = []
@@ -416,7 +453,7 @@ def write_results(cells: list[dict], args, started: float) -> None:
                          "diversity": group[0].get("diversity")})
     payload = {"benchmark": "seed 002 flowers scenarios", "machine": machine(),
                "wall_seconds_this_invocation": round(time.time() - started, 1),
-               "budgets": {"classifier_steps": steps, "generators": generator_specs(args.quick, args.budget_scale)},
+               "budgets": {"classifier_steps": steps, "generators": specs},
                "summary": rows, "cells": cells, "thesis": THESIS}
     write_json(args.out / f"{name}.json", payload)
     md = ["# Flowers: seed 002 scenarios (tables 4.2-4.5)", "",

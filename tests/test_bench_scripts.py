@@ -47,6 +47,17 @@ def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
     assert "fit " not in again and "training images)" not in again
     assert json.loads((tmp_path / "out" / "flowers_quick.json").read_text())["summary"] == report["summary"]
 
+    # A cell computed under other generator budgets is not reused: it is recomputed (from the
+    # cached samples, no refit) and everything else still comes from the cache.
+    stale = tmp_path / "cache" / "flowers_quick" / "s2-seed0" / "cells" / "mixed[dcgan]-20.json"
+    cell = json.loads(stale.read_text())
+    assert cell["generator_budget"]
+    stale.write_text(json.dumps({**cell, "generator_budget": "an-old-budget"}))
+    redo = run_flowers(tmp_path, "--scenarios", "2")
+    assert "fit " not in redo
+    assert re.findall(r"scenario 2 seed 0: (\S+) \(\d+ training images\)", redo) == ["mixed[dcgan]"]
+    assert json.loads(stale.read_text())["generator_budget"] == cell["generator_budget"]
+
     # A report-only run (no scenario computed) still lists scenario 2 from the cache.
     only = run_flowers(tmp_path, "--report-only")
     assert "fit " not in only
