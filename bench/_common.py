@@ -42,3 +42,26 @@ def write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=str))
     tmp.replace(path)
+
+
+def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) -> int:
+    """Put the cells of a committed results file back into the runner's cell cache (those not
+    cached already); returns how many.
+
+    The cache lives outside git, the results file in it: a fresh clone resumes where the
+    committed results stopped. Each cell keeps its identity, so one computed under other
+    settings is still recomputed. Cells name their cache with a ``dataset`` field, else
+    ``dataset`` is used."""
+    from genaug.evaluate.protocol import CellCache
+
+    if not results.exists():
+        return 0
+    caches: dict[str, CellCache] = {}
+    restored = 0
+    for cell in json.loads(results.read_text()).get("cells", []):
+        name = cell.get("dataset", dataset)
+        if name is None:
+            continue
+        cache = caches.setdefault(name, CellCache(cache_dir, name))
+        restored += cache.restore({k: v for k, v in cell.items() if k != "dataset"})
+    return restored

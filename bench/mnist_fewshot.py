@@ -14,18 +14,19 @@ labelled examples; class-conditional on the few-shot subset) and conditional-DCG
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from _common import RESULTS_DIR, machine, setup, write_json
+import numpy as np
+
+from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
-from genaug.evaluate.metrics import mean_interval, paired_difference
-from genaug.evaluate.protocol import CellCache
+from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table, plot_metric_vs_n, verdict_lines
+from genaug.evaluate.statistics import paired_bootstrap_difference
 from genaug.generators.classic import ClassicConfig
 
 # Seed 001, weighted F1, mean of 3 seeds. Table 6.4 (1:1) and table 6.6 (2000 generated per class).
@@ -137,48 +138,74 @@ def seed_columns(rows: list[dict]) -> list[str]:
     return lines
 
 
-def diffusion_vs_vae(cells: list[dict], shots: list[int]) -> list[str]:
-    """Issue 3's MNIST target per n: the best diffusion arm against the best VAE arm, both on the seeds the
-    diffusion arms have run (a paired difference, so a partial run is compared fairly)."""
+def diffusion_vs_vae(result: dict, shots: list[int]) -> list[str]:
+    """Issue 3's MNIST target per n: the best diffusion arm against the best VAE arm, on the seeds
+    both have, as a paired bootstrap over seeds and test images."""
+    y_true = np.asarray(result["test_labels"])
     lines = []
     for n in shots:
-        by_arm: dict[str, dict[int, float]] = {}
-        for c in cells:
-            if c["n"] == n:
-                by_arm.setdefault(c["arm"], {})[c["seed"]] = c["weighted_f1"]
+        by_arm: dict[str, dict[int, dict]] = {}
+        for c in result["cells"]:
+            if c["n"] == n and "predictions" in c:
+                by_arm.setdefault(c["arm"], {})[c["seed"]] = c
         diffusion = {a: v for a, v in by_arm.items() if "[ddim-" in a}
-        if not diffusion:
+        vae = {a: v for a, v in by_arm.items() if "[vae-" in a}
+        if not diffusion or not vae:
             continue
-        # Compare on the seeds the baseline has; an arm still missing one of them waits (while every
-        # arm is partial, the seeds they all share are used).
-        complete = {a: v for a, v in diffusion.items() if set(by_arm.get("real", {})) <= set(v)}
-        diffusion = complete or diffusion
-        seeds = sorted(set.intersection(*(set(v) for v in diffusion.values())))
-        vae = {a: v for a, v in by_arm.items() if "[vae-" in a and set(seeds) <= set(v)}
-        if not seeds or not vae:
+        mean = lambda cells: float(np.mean([c["weighted_f1"] for c in cells.values()]))  # noqa: E731
+        best_d, best_v = max(diffusion, key=lambda a: mean(diffusion[a])), max(vae, key=lambda a: mean(vae[a]))
+        seeds = sorted(set(diffusion[best_d]) & set(vae[best_v]))
+        if not seeds:
             continue
-        mean_on = lambda values: mean_interval([values[s] for s in seeds])["mean"]  # noqa: E731
-        best_d = max(diffusion, key=lambda a: mean_on(diffusion[a]))
-        best_v = max(vae, key=lambda a: mean_on(vae[a]))
-        delta = paired_difference({s: diffusion[best_d][s] for s in seeds}, vae[best_v])
-        interval = "" if delta["n"] < 2 else f" ± {delta['ci95']:.3f}"
-        verdict = "met" if delta["mean"] > 0 else "NOT met"
+        preds = lambda cells: {s: decode_predictions(cells[s]["predictions"]) for s in seeds}  # noqa: E731
+        d = paired_bootstrap_difference(preds(diffusion[best_d]), preds(vae[best_v]), y_true, 10, "weighted_f1")
+        verdict = "met" if d["low"] > 0 else "NOT met"
         lines.append(f"n={n} (seeds {','.join(map(str, seeds))}): best diffusion arm {best_d} "
-                     f"{mean_on(diffusion[best_d]):.3f}; best VAE arm on the same seeds {best_v} "
-                     f"{mean_on(vae[best_v]):.3f}; Δ {delta['mean']:+.3f}{interval}: target {verdict}"
+                     f"{mean(diffusion[best_d]):.3f}; best VAE arm {best_v} {mean(vae[best_v]):.3f}; "
+                     f"Δ {d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}): target {verdict}"
                      + ("" if n <= 10 else " (the target is for n <= 10 only)") + ".")
     return lines
 
 
-def restore_cells(results: Path, cache: CellCache) -> int:
-    """Put the cells of a results file back into the cell cache (those not cached already).
+def classic_gap(rows: list[dict], classifier: str) -> list[str]:
+    """The issue's target at n <= 10: the best arm against real+classic by >= .02."""
+    lines = []
+    for n in sorted({r["n"] for r in rows if r["n"] is not None and r["n"] <= 10}):
+        here = [r for r in rows if r["n"] == n and "delta_vs_classic" in r and not r["arm"].startswith("synthetic")]
+        if not here:
+            continue
+        best = max(here, key=lambda r: r["delta_vs_classic"]["mean"])
+        d = best["delta_vs_classic"]
+        lines.append(f"{classifier}, n={n}: best arm {best['arm']} {d['mean']:+.3f} ({d['low']:+.3f} to "
+                     f"{d['high']:+.3f}) vs real+classic: +0.02 target {'met' if d['mean'] >= 0.02 else 'NOT met'}.")
+    return lines
 
-    The cache lives outside git, the results file in it: this makes a fresh clone resume where
-    the committed results stopped. Each cell keeps its settings hash, so a cell computed under
-    other settings is still recomputed."""
-    if not results.exists():
-        return 0
-    return sum(cache.restore(cell) for cell in json.loads(results.read_text()).get("cells", []))
+
+def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list[GeneratorSpec], list[int]]:
+    """Every arm under one classifier (its own cell cache: a cell path names n, seed and arm only)."""
+    shots = [2] if args.quick else [int(s) for s in args.shots.split(",")]
+    protocol = Protocol(shots=shots, seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
+                        arms=["real", "real+classic", "real+synthetic", "real+synthetic+classic"],
+                        classifier=classifier, classifier_steps=30 if args.quick else args.steps,
+                        classifier_batch=64, classic=ClassicConfig(preset="strong"), real_fraction=0.5)
+    name = ("mnist_quick" if args.quick else "mnist_fewshot") + ("" if classifier == "cnn" else f"-{classifier}")
+    generators = [] if args.generators == "none" else specs(args.quick)
+    result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
+                      cached_only=args.cached_only)
+    deep_shots = [] if args.generators == "none" else [2] if args.quick else \
+        [int(s) for s in args.deep_shots.split(",") if s]
+    if deep_shots:
+        # Same protocol (same cell identities), fewer shots, without the base arms: those cells are
+        # in ``result`` already and must not be counted twice.
+        deep_protocol = protocol.model_copy(update={"shots": deep_shots,
+                                                    "arms": ["real+synthetic", "real+synthetic+classic"]})
+        deep = evaluate(train, test, deep_specs(args.quick), deep_protocol, dataset_name=name,
+                        cache_dir=args.cache, progress=show, cached_only=args.cached_only)
+        result["cells"] += deep["cells"]
+        generators = generators + deep_specs(args.quick)
+    for cell in result["cells"]:
+        cell["dataset"] = name
+    return result, generators, deep_shots
 
 
 def main() -> None:
@@ -186,6 +213,8 @@ def main() -> None:
     parser.add_argument("--shots", default="2,5,10,20,50")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
+    parser.add_argument("--classifier", default="cnn", help="comma separated, e.g. cnn,lite0-linear: every one runs")
+    parser.add_argument("--generators", default="all", help="'all' (the VAE and deep arms) or 'none' (real arms only)")
     parser.add_argument("--deep-shots", default="2,5,10,20,50", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
     parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
     parser.add_argument("--restore-from", type=Path, default=None,
@@ -194,75 +223,64 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
-    shots = [int(s) for s in args.shots.split(",")]
-    protocol = Protocol(shots=[2] if args.quick else shots, seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
-                        arms=["real", "real+classic", "real+synthetic", "real+synthetic+classic"], classifier_steps=30 if args.quick else args.steps,
-                        classifier_batch=64, classic=ClassicConfig(preset="strong"), real_fraction=0.5)
     if args.quick:
         test = test.subset(range(500))
-    generators = specs(args.quick)
     started = time.time()
     name = "mnist_quick" if args.quick else "mnist_fewshot"
     results = args.restore_from or RESULTS_DIR / f"{name}.json"
-    restored = restore_cells(results, CellCache(args.cache, name))
+    restored = restore_cells(results, args.cache, dataset=name)
     if restored:
         print(f"restored {restored} cells from {results} into {args.cache}")
 
     def show(event):
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)
 
-    result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
-                      cached_only=args.cached_only)
-    deep_shots = [2] if args.quick else [int(s) for s in args.deep_shots.split(",") if s]
-    if deep_shots:
-        # Same protocol (same cell identities), fewer shots, and without the base arms: those
-        # cells are in ``result`` already and must not be counted twice.
-        deep_protocol = protocol.model_copy(update={"shots": deep_shots,
-                                                    "arms": ["real+synthetic", "real+synthetic+classic"]})
-        deep = evaluate(train, test, deep_specs(args.quick), deep_protocol, dataset_name=name,
-                        cache_dir=args.cache, progress=show, cached_only=args.cached_only)
-        result["cells"] += deep["cells"]
-        result["samples"].update(deep.get("samples", {}))
-        generators = generators + deep_specs(args.quick)
-    # The +classic combination only for the 2000-per-class lines without filter (the budget's limit).
-    rows = summarise(result)
-    result.pop("samples", None)
+    md = ["# MNIST few-shot (seed 001 tables 6.4 / 6.6)", ""]
+    cells, summaries = [], {}
+    for classifier in args.classifier.split(","):
+        result, generators, deep_shots = run_classifier(classifier, args, train, test, show)
+        rows = summarise(result)
+        cells += result["cells"]
+        summaries[classifier] = rows
+        md += [f"## Classifier {classifier}: {result['classifier']['description']}", "",
+               "Per n, the recommendation (Holm-corrected over the generator arms):", ""]
+        md += [f"- {v}" for v in verdict_lines(rows)] + ["", "Targets at n <= 10:", ""]
+        md += [f"- {v}" for v in classic_gap(rows, classifier)]
+        lines = diffusion_vs_vae(result, deep_shots)
+        if lines:
+            md += ["", "Diffusion against the VAE (issue 3 target: a diffusion arm beats the best VAE arm at n <= 10):",
+                   ""] + [f"- {v}" for v in lines]
+        md += ["", markdown_table(rows), ""]
+        if classifier == "cnn":
+            md += ["Beside seed 001 (its classifier was weaker: compare gains over each protocol's own baseline):", ""]
+            md += seed_columns(rows) + [""]
+        plot = plot_metric_vs_n(rows, args.out / f"{name}_{classifier}_f1_vs_n.png")
+        if plot:
+            md += [f"![F1 against n]({plot.name})", ""]
+    budgets = {"classifier_steps": 30 if args.quick else args.steps, "classifier_batch": 64,
+               "vae": {g.label: g.config for g in specs(args.quick)},
+               "deep_arms": {g.label: g.config for g in deep_specs(args.quick)}, "test_images": len(test)}
     payload = {"benchmark": "seed 001 tables 6.4/6.6, MNIST few-shot", "machine": machine(),
-               "wall_seconds_this_invocation": round(time.time() - started, 1),
-               "budgets": {"classifier_steps": protocol.classifier_steps, "classifier_batch": "min(64, 10n)",
-                           "vae_single_steps": generators[0].config["steps"], "vae_per_class_steps_per_class": generators[1].config["steps"],
-                           "deep_arms": {g.label: g.config for g in generators[2:]}, "deep_shots": deep_shots,
-                           "test_images": len(test)},
-               "summary": rows, "cells": result["cells"]}
+               "wall_seconds_this_invocation": round(time.time() - started, 1), "budgets": budgets,
+               "summary": summaries, "cells": cells}
     write_json(args.out / f"{name}.json", payload)
-    md = [f"# MNIST few-shot (seed 001 tables 6.4 / 6.6)", "",
-          f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-          f"{payload['machine']['threads']} torch thread(s). Budgets: {payload['budgets']}.", "",
-          "Weighted F1 on the full 10,000-image test set, mean ± 95% t-interval over seeds; Δ = paired difference.",
-          "",
-          "Generators: `vae-single` learns its latent space from the 60,000 MNIST training images *without labels* "
-          "(the unlabeled pool of seed 001 ch. 6.4; the test set never reaches it) and derives every sample from one "
-          "of the n labelled few-shot examples, whose class it keeps. `vae-per-class` trains one VAE per class on the "
-          "n labelled examples only. `,gc` = generative-classifier filter on; `+classic` = classic augmentation "
-          "(kornia 'strong' preset) applied on the fly to every training batch. Mixed arms draw half of each batch "
-          "from the real images. Per-cell CPU seconds and filter rejection counts are in the JSON.", "",
-          "Issue 3 arms (n in the deep_shots budget only): `ddim-pool` is the diffusion analogue of `vae-single`: an "
-          "unconditional DDIM learns from the 60,000 unlabeled training images, and every sample is an img2img "
-          "variation (strength 0.3 / 0.5 / 0.7, 20 DDIM steps) of one of the n labelled examples, whose class it keeps. "
-          "`ddim-cond` is a class-conditional DDIM trained on the n labelled examples only, sampled from noise with "
-          "classifier-free guidance 2 (`cfg2`) or by img2img at strength 0.5. `dcgan` is a conditional DCGAN "
-          "(projection discriminator, DiffAugment) on the n labelled examples only. 500 generated per class; "
-          "`ddim-pool/img2img0.7,2000` draws 2,000 per class, as many as the best VAE lines.",
-          "", markdown_table(rows), "", "## Verdict per n", ""] + [f"- {v}" for v in verdict_lines(rows)] + [
-          "", "## Diffusion against the VAE (issue 3 target: a diffusion arm beats the best VAE arm at n <= 10)", ""] \
-        + [f"- {v}" for v in diffusion_vs_vae(result["cells"], deep_shots)] + [
-          "", "## Beside seed 001 (its classifier was weaker: compare gains over each protocol's own baseline)", ""] \
-        + seed_columns(rows)
-    plot = plot_metric_vs_n(rows, args.out / f"{name}_f1_vs_n.png")
-    if plot:
-        md += ["", f"![F1 against n]({plot.name})"]
-    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    intro = [f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
+             f"{payload['machine']['threads']} torch thread(s). Budgets in the JSON.", "",
+             "Weighted F1 on the full 10,000-image test set, mean and 95% bootstrap interval over seeds and test "
+             "images; Δ = paired bootstrap difference (same seeds, same test images).", "",
+             "Generators: `vae-single` learns its latent space from the 60,000 MNIST training images *without labels* "
+             "(the unlabeled pool of seed 001 ch. 6.4; the test set never reaches it) and derives every sample from one "
+             "of the n labelled few-shot examples, whose class it keeps. `vae-per-class` trains one VAE per class on the "
+             "n labelled examples only. `,gc` = generative-classifier filter on; `+classic` = classic augmentation "
+             "(kornia 'strong' preset) applied on the fly to every training batch. Mixed arms draw half of each batch "
+             "from the real images.", "",
+             "Issue 3 arms: `ddim-pool` is the diffusion analogue of `vae-single` (an unconditional DDIM on the "
+             "unlabeled pool; img2img variations of the n labelled examples at strength 0.3 / 0.5 / 0.7, 20 DDIM "
+             "steps). `ddim-cond`: a class-conditional DDIM on the n labelled examples (guidance 2, or img2img 0.5). "
+             "`dcgan`: a conditional DCGAN on the n labelled examples. 500 generated per class; "
+             "`img2img0.7,2000` draws 2,000.", ""]
+    (args.out / f"{name}.md").write_text("\n".join(md[:2] + intro + md[2:]) + "\n")
+    print("\n".join(md[:2] + intro + md[2:]))
 
 
 if __name__ == "__main__":

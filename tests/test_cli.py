@@ -105,8 +105,37 @@ def test_evaluate_writes_report(home, tmp_path):
     result = invoke("evaluate", tmp_path / "digits.npz", "-g", "vae:mode=conditional,steps=20,channels=[4,8],hidden=16",
                     "--shots", "2", "--seeds", "0", "--steps", "10", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "real+synthetic" in result.output and "best arm" in result.output
+    output = result.output
+    # The answer first, in a plain sentence; then the warnings (1 seed, a small test split); then the table.
+    assert output.index("Recommendation:") < output.index("Warnings:") < output.index("| n/class |")
+    assert "At 2 per class:" in output and "only 1 seed" in output.lower()
+    assert "your images + classic augmentation" in output and "real+synthetic" in output
     assert (out / "results.md").exists() and (out / "results.json").exists()
+    assert json.loads((out / "results.json").read_text())["classifier"]["name"] == "cnn"
+
+    result = invoke("evaluate", tmp_path / "digits.npz", "--model", "m", "--select")
+    assert result.exit_code == 1 and "choose one way" in result.output
+    result = invoke("evaluate", tmp_path / "digits.npz", "--shots", "two")
+    assert result.exit_code == 1 and "--shots" in result.output
+
+
+def test_evaluate_model_refuses_a_test_split_it_was_trained_on_and_runs_on_one_it_was_not(home, tmp_path):
+    data = load_digits_dataset()
+    np.savez(tmp_path / "digits.npz", x_train=data.images[:600, ..., 0], y_train=data.labels[:600],
+             x_test=data.images[600:900, ..., 0], y_test=data.labels[600:900])
+    np.savez(tmp_path / "all.npz", x_train=data.images[:900, ..., 0], y_train=data.labels[:900])
+    result = invoke("train", tmp_path / "digits.npz", "--kind", "vae", "--name", "dv", *TINY)
+    assert result.exit_code == 0, result.output
+    # A file without a split: its 20% test share comes from images the model was trained on.
+    result = invoke("evaluate", tmp_path / "all.npz", "--model", "dv", "--seeds", "0", "--steps", "5")
+    assert result.exit_code == 1
+    assert "model dv was trained on" in result.output and "test items" in result.output
+    out = tmp_path / "model-report"
+    result = invoke("evaluate", tmp_path / "digits.npz", "--model", "dv", "--seeds", "0", "--steps", "5",
+                    "--per-class", "20", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "With all your images:" in result.output
+    assert "your images + 20 dv images per class" in result.output
 
 
 def test_single_vae_with_unlabeled_pool_is_recorded(home, digit_folder, tmp_path):

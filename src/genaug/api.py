@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from .data.datasets import LabelledData, LabelledImages, LabelledTable
+from .data.datasets import LabelledData, LabelledImages, LabelledTable, image_fingerprints
 from .generators import base as generator_base
 from .generators.base import Generator, GeneratorConfig, get_generator_class
 from .progress import ProgressCallback, ProgressReporter
@@ -223,6 +223,7 @@ def _delete_ingested_data(home: Path, data_source: str | os.PathLike) -> bool:
 # -- training and the registry -------------------------------------------------
 
 WORK_DIR = "work"
+TRAINING_ITEMS_FILE = "training_items.txt"
 
 
 def training_work_dir(home: Path, name: str, kind: str, config: Mapping[str, Any], fingerprint: Optional[str],
@@ -308,6 +309,10 @@ def train(data: LabelledData, kind: str, name: str, *,
             def write(folder: Path) -> None:
                 generator.save(folder)
                 copy_training_record(work_dir, folder)
+                # Content hashes of every training item: `evaluate --model` refuses a test split
+                # that shares an item with them (the model has seen those images).
+                items = data.item_fingerprints() + ([] if unlabeled is None else image_fingerprints(unlabeled))
+                (folder / TRAINING_ITEMS_FILE).write_text("\n".join(items) + "\n")
 
             folder = write_artifact_atomically(home_path, row.id, write)
             metrics = {**json_safe(generator.meta), "training_seconds": round(seconds, 3)}
@@ -357,6 +362,64 @@ def load_model(name: str, home: str | os.PathLike | None = None) -> Generator:
     """The fitted generator of the ready model ``name``; refuses models still training or failed."""
     with Registry.open(home) as registry:
         return _load_ready(registry, name)[1]
+
+
+def model_training_items(name: str, home: str | os.PathLike | None = None) -> Optional[set[str]]:
+    """Content hashes of every item the ready model ``name`` was trained on (its unlabeled pool
+    included); None for a model trained before genaug recorded them."""
+    with Registry.open(home) as registry:
+        row = registry.get(name)
+        if row.status != READY:
+            raise ModelNotReadyError(f"model {row.name} is not ready (status: {row.status})")
+        path = registry.artifact_path(row) / TRAINING_ITEMS_FILE
+    return set(path.read_text().split()) if path.exists() else None
+
+
+def check_no_overlap(name: str, test: LabelledData, home: str | os.PathLike | None = None) -> None:
+    """Refuse (ValueError naming the overlap) a test split sharing an item with the model's training data."""
+    items = model_training_items(name, home)
+    if items is None:
+        raise ValueError(f"model {name}: it was trained before genaug recorded what it was trained on, so a test "
+                         "split cannot be checked against its training data; retrain it to evaluate it")
+    shared = [Path(source).name for source, item in zip(test.sources, test.item_fingerprints()) if item in items]
+    if shared:
+        raise ValueError(f"model {name} was trained on {len(shared)} of the {len(test)} test items "
+                         f"(e.g. {', '.join(shared[:3])}): a score on them would flatter it. Evaluate on images it "
+                         "has never seen: another dataset with the same classes, or one with its own test "
+                         "split (an .npz with x_test and y_test) whose training split trained the model")
+
+
+def evaluate_model(train: LabelledData, test: LabelledData, name: str, *, protocol: Any = None,
+                   per_class: Optional[int] = None, ratio: float = 1.0,
+                   options: Optional[Mapping[str, Any]] = None, dataset_name: str = "data",
+                   cache_dir: str | os.PathLike | None = None, progress: Optional[ProgressCallback] = None,
+                   home: str | os.PathLike | None = None) -> dict:
+    """Does this stored model's data help? The protocol's classifier trains on ``train`` alone,
+    with classic augmentation, and with samples drawn from the ready model ``name`` (never
+    refitted), scored on ``test``. Refuses a ``test`` that shares an item with the model's
+    training data (by per-item content hashes) or whose classes differ from the model's.
+
+    ``protocol``: a ``genaug.evaluate.Protocol`` (default: the whole training split, seeds
+    0, 1, 2, the arms real / real+classic / real+synthetic / real+synthetic+classic).
+    Returns the runner's result (``genaug.evaluate.write_report`` turns it into a report).
+    """
+    from .evaluate import GeneratorSpec, Protocol, SampleVariant, StoredModel, default_arms, evaluate
+
+    check_no_overlap(name, test, home)
+    with Registry.open(home) as registry:
+        row, generator = _load_ready(registry, name)
+    if list(row.class_names or []) != list(train.class_names):
+        raise ValueError(f"model {name}: its classes {list(row.class_names or [])} differ from the data's "
+                         f"{list(train.class_names)}")
+    spec = GeneratorSpec(label=name, kind=row.kind, config=dict(row.config or {}),
+                         model=StoredModel(name=row.name, id=row.id),
+                         variants=[SampleVariant(per_class=per_class, ratio=None if per_class else ratio,
+                                                 options=dict(options or {}))])
+    if protocol is None:
+        protocol = Protocol(shots=[None], arms=[a for a in default_arms(train) if a != "synthetic"])
+    return evaluate(train, test, [spec], protocol, dataset_name=dataset_name,
+                    cache_dir=None if cache_dir is None else Path(cache_dir), progress=progress,
+                    stored={name: generator})
 
 
 def delete_model(name: str, home: str | os.PathLike | None = None, *, force: bool = False) -> ModelInfo:

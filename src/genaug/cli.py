@@ -250,41 +250,117 @@ def generate(name: str = typer.Argument(..., help="model name (see `genaug model
                   f"(manifest: {result.manifest})")
 
 
-@app.command()
-def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (its test split, or a stratified 20% split)"),
-             generator: Optional[list[str]] = typer.Option(None, "--generator", "-g", help="kind[:key=value,...] (repeatable), e.g. vae:mode=conditional,steps=1000"),
-             shots: str = typer.Option("5,10", help="n per class, comma separated; 'all' for the whole training split"),
-             seeds: str = typer.Option("0,1,2"),
-             per_class: Optional[int] = typer.Option(None, help="synthetic samples per class (default: 1:1 with the real ones)"),
-             steps: int = typer.Option(1000, help="classifier training steps per arm"),
-             out: Path = typer.Option(Path("genaug-report"), help="report folder"),
-             cache: Optional[Path] = typer.Option(None, help="cell cache folder: rerun resumes"),
-             test_fraction: float = typer.Option(0.2, help="test share when the data has no test split")):
-    """Does synthetic data help? Train the same classifier on real / real+classic / synthetic / mixed arms.
-
-    Example: `genaug evaluate digits -g vae:mode=conditional -g classic --shots 5,10 --seeds 0,1,2`.
-    """
+def _split(data: str, test_fraction: float):
     from .data import stratified_split
-    from .evaluate import GeneratorSpec, Protocol, SampleVariant, write_report
-    from .evaluate import evaluate as run_evaluation
 
     dataset, test, _ = load_data(data)
     if test is None:
         dataset, test = stratified_split(dataset, test_fraction, seed=0)
-    specs = []
-    for text in generator or ["vae"]:
+    return dataset, test
+
+
+def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Path], test_fraction: float) -> None:
+    """Build the request (errors name the option), run it, print the answer first, then the table."""
+    import pydantic
+
+    from .evaluate.request import EvaluationRequest, run_request
+
+    try:
+        request = EvaluationRequest(**request_fields)
+    except pydantic.ValidationError as error:
+        fail("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
+                       for e in error.errors()))
+    dataset, test = _split(data, test_fraction)
+    started = time.time()
+    try:
+        with ProgressBars() as bars:
+            written = run_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
+                                  progress=bars)
+    except (ValueError, LookupError, ModelNotReadyError) as error:
+        fail(str(error))
+    show_answer(written)
+    console.print(f"report: {out / 'results.md'} ({time.time() - started:.0f} s)", soft_wrap=True)
+
+
+def show_answer(written: dict) -> None:
+    """The recommendation in plain sentences, the warnings, then the compact table and what it means."""
+    print("Recommendation:")
+    for line in written["verdict"]:
+        print(f"  {line}")
+    if written.get("warnings"):
+        print()
+        print("Warnings:")
+        for line in written["warnings"]:
+            print(f"  - {line}")
+    print()
+    print(written["markdown"])
+    print()
+    for line in written.get("explanations", []):
+        print(f"  {line}")
+
+
+def _numbers(text: Optional[str], field: str) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [None if s.strip() == "all" else int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--{field}: '{text}' is not a comma-separated list of integers")
+
+
+def _generators(items: Optional[list[str]]) -> list[dict]:
+    choices = []
+    for text in items or []:
         kind, _, opts = text.partition(":")
         # Commas separate options, except inside [...] lists (channels=[32,64]).
         config = parse_assignments([o for o in re.split(r",(?![^\[]*\])", opts) if o]) if opts else {}
-        specs.append(GeneratorSpec(label=kind if not opts else f"{kind}({opts})", kind=kind, config=config,
-                                   variants=[SampleVariant(per_class=per_class, ratio=None if per_class else 1.0)]))
-    protocol = Protocol(shots=[None if s == "all" else int(s) for s in shots.split(",")],
-                        seeds=[int(s) for s in seeds.split(",")], classifier_steps=steps)
-    with ProgressBars() as bars:
-        result = run_evaluation(dataset, test, specs, protocol, dataset_name=Path(data).stem, cache_dir=cache, progress=bars)
-    written = write_report(result, out)
-    show_verdict(written["markdown"], written["verdict"])
-    console.print(f"report: {out / 'results.md'}")
+        choices.append({"kind": kind, "config": config, "label": kind if not opts else f"{kind}({opts})"})
+    return choices
+
+
+@app.command()
+def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (its test split, or a stratified 20% split)"),
+             generator: Optional[list[str]] = typer.Option(None, "--generator", "-g", help="kind[:key=value,...] (repeatable), e.g. vae:mode=conditional,steps=1000"),
+             model: Optional[str] = typer.Option(None, "--model", help="a stored model: does its data help? (the test split must not overlap its training data)"),
+             select: bool = typer.Option(False, "--select", help="search kinds x options x share on validation folds of the training split; score the choice once on the test split"),
+             select_kinds: Optional[str] = typer.Option(None, help="with --select: only these kinds, comma separated (e.g. vae)"),
+             quick: bool = typer.Option(False, "--quick", help="a first answer in minutes: n=10, 3 seeds, real / + classic / + one small VAE"),
+             classifier: Optional[str] = typer.Option(None, help="cnn (default), lite0-linear, lite0-finetune; mlp, gbm for tables; or module:function"),
+             shots: Optional[str] = typer.Option(None, help="n per class, comma separated; 'all' = the whole training split (default 5,10; quick 10; --model all)"),
+             seeds: Optional[str] = typer.Option(None, help="comma separated (default 0,1,2)"),
+             per_class: Optional[int] = typer.Option(None, help="synthetic samples per class (default: 1:1 with the real ones)"),
+             steps: Optional[int] = typer.Option(None, help="classifier training steps per arm (default 1000; quick 300)"),
+             out: Path = typer.Option(Path("genaug-report"), help="report folder"),
+             cache: Optional[Path] = typer.Option(None, help="cell cache folder: rerun resumes"),
+             test_fraction: float = typer.Option(0.2, help="test share when the data has no test split")):
+    """Does synthetic data help? The same classifier, same budget, on your images alone, with classic
+    augmentation and with generated images; the answer comes first, in one sentence per n.
+
+    Examples: `genaug evaluate flowers --quick`, `genaug evaluate digits -g vae -g ddim --shots 5,10`,
+    `genaug evaluate flowers --model flowers-vae`, `genaug evaluate flowers --select --classifier lite0-linear`.
+    """
+    fields = {"generators": _generators(generator), "model": model, "select": select, "quick": quick,
+              "select_kinds": None if select_kinds is None else [k.strip() for k in select_kinds.split(",")],
+              "classifier": classifier, "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds"),
+              "per_class": per_class, "classifier_steps": steps}
+    _run_request(data, fields, out, cache, test_fraction)
+
+
+@app.command()
+def recommend(data: str = typer.Argument(..., help="stored dataset name or path"),
+              quick: bool = typer.Option(False, "--quick", help="the small search grid (VAE only, short budgets)"),
+              kinds: Optional[str] = typer.Option(None, help="only these kinds, comma separated"),
+              classifier: Optional[str] = typer.Option(None, help="cnn (default), lite0-linear, lite0-finetune; mlp, gbm; module:function"),
+              shots: Optional[str] = typer.Option(None, help="n per class (default 5,10; 'all' = every training image)"),
+              seeds: Optional[str] = typer.Option(None, help="comma separated (default 0,1,2)"),
+              out: Path = typer.Option(Path("genaug-report"), help="report folder"),
+              cache: Optional[Path] = typer.Option(None, help="cell cache folder: rerun resumes"),
+              test_fraction: float = typer.Option(0.2, help="test share when the data has no test split")):
+    """Which synthetic data, if any, should I use? Short for `genaug evaluate DATA --select`."""
+    fields = {"select": True, "quick": quick, "classifier": classifier,
+              "select_kinds": None if kinds is None else [k.strip() for k in kinds.split(",")],
+              "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds")}
+    _run_request(data, fields, out, cache, test_fraction)
 
 
 @app.command()

@@ -400,7 +400,7 @@ def test_evaluate_with_an_unlabeled_pool_spec(monkeypatch):
     original_fit, original_use = DiffusionGenerator.fit, DiffusionGenerator.use_examples
 
     def recording_fit(self, data, **kwargs):
-        fits.append(len(kwargs.get("unlabeled", [])))
+        fits.append(len(data))
         return original_fit(self, data, **kwargs)
 
     def recording_use(self, data):
@@ -417,5 +417,5 @@ def test_evaluate_with_an_unlabeled_pool_spec(monkeypatch):
     synthetic = [c for c in result["cells"] if c["arm"] == "real+synthetic[ddim-single/default]"]
     assert [c["n"] for c in synthetic] == [1, 2]
     assert all(c["unlabeled_pool"] == len(train) and c["kind"] == "ddim" for c in synthetic)
-    assert fits == [len(train)]  # fitted once per seed on the pool ...
+    assert fits == [len(train)]  # fitted once per seed on the whole training split ...
     assert swaps == [10, 20]  # ... and given each few-shot subset's examples

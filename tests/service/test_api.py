@@ -237,7 +237,16 @@ def test_train_generate_download_evaluate_delete(service):
                                                  "shots": [3], "seeds": [0], "classifier_steps": 15}).json()
         evaluated = service.wait(evaluation["id"], timeout=180)
         assert evaluated["status"] == "succeeded", evaluated
-        assert "results.md" in evaluated["result"]["files"] and evaluated["result"]["verdict"]
+        result = evaluated["result"]
+        assert "results.md" in result["files"] and result["verdict"] and result["mode"] == "compare"
+        assert result["recommendation"][0].startswith("At 3 per class:")
+        assert any("only 1 seed" in w for w in result["warnings"]) and result["classifier"] == "cnn"
+        assert [r["plain_name"] for r in result["rows"]][:2] == ["your images", "your images + classic augmentation"]
+        assert all(0 <= r["low"] <= r["mean"] <= r["high"] <= 1 for r in result["rows"])
+
+        # flow-vae learnt every image of 'flow': its 20% test split is refused at submit, naming the overlap.
+        overlap = service.submit("evaluate", {"dataset": "flow", "model": "flow-vae", "seeds": [0]})
+        assert overlap.status_code == 422 and "flow-vae was trained on" in overlap.json()["detail"]
         report = client.get(f"/api/jobs/{evaluation['id']}/files/results.md")
         assert report.status_code == 200 and "real+classic" in report.text
         assert client.get(f"/api/jobs/{evaluation['id']}/files/..%2Fregistry.db").status_code == 404
@@ -271,7 +280,11 @@ def test_job_params_are_checked_before_queueing(service):
         ({"type": "train", "params": {"dataset": "checks", "kind": "vae"}}, 422, "params.name"),
         ({"type": "train", "params": {"dataset": "checks", "kind": "vae", "name": "m", "colour": 1}}, 422, "colour"),
         ({"type": "generate", "params": {"model": "missing", "n_per_class": 1}}, 404, "params.model"),
-        ({"type": "evaluate", "params": {"dataset": "checks", "generators": []}}, 422, "params.generators"),
+        ({"type": "evaluate", "params": {"dataset": "checks", "generators": [{"kind": "nope"}]}}, 422,
+         "params.generators[0]"),
+        ({"type": "evaluate", "params": {"dataset": "checks", "model": "m", "select": True}}, 422, "choose one way"),
+        ({"type": "evaluate", "params": {"dataset": "checks", "classifier": "os:system"}}, 422, "params.classifier"),
+        ({"type": "evaluate", "params": {"dataset": "checks", "model": "missing"}}, 404, "params.model"),
     ]
     with service.client() as client:
         for body, status, text in cases:

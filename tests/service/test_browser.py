@@ -162,6 +162,10 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             upload_through_api(service, images, "eval-shapes")
             nav.get_by_role("link", name="Evaluate", exact=True).click()
             page.locator("#eval-dataset").select_option("eval-shapes")
+            expect(page.get_by_test_id("eval-mode-quick")).to_be_checked()  # the default: a first answer
+            expect(page.get_by_test_id("eval-kinds")).to_be_hidden()
+            page.get_by_test_id("eval-mode-pick").check()
+            expect(page.locator("#eval-classifier")).to_have_value("cnn")
             page.get_by_test_id("eval-kind-classic").check()
             page.get_by_test_id("eval-kind-vae").check()
             page.get_by_label("Shots (images per class)").fill("3")
@@ -175,8 +179,37 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
             evaluate_id = page.url.rsplit("/", 1)[-1]
             expect(page.get_by_test_id("job-percent")).to_have_text("100%", timeout=150_000)
-            expect(page.locator("body")).to_contain_text("real+classic")
+            # The answer first, in a sentence; then the warnings; then the plain table.
+            expect(page.get_by_test_id("recommendation")).to_contain_text("At 3 per class:")
+            expect(page.get_by_test_id("eval-warnings")).to_contain_text("only 1 seed ran")
+            table = page.get_by_test_id("results-table")
+            expect(table).to_contain_text("your images + classic augmentation")
+            expect(table.locator("tr[data-arm='real+synthetic[vae/default]'] th")).to_have_text(
+                re.compile(r"your images \+ 3 vae images per class"))
+            expect(page.get_by_test_id("how-to-read")).to_contain_text("95% interval")
             page.screenshot(path=str(shots / "evaluate.png"), full_page=True)
+            assert accessibility_problems(page) == []
+
+            # The model card: "Does this model help?" on images the model has never seen.
+            write_image_folder(tmp_path / "unseen", {"bars": 12, "columns": 12}, size=16, seed=1)
+            upload_through_api(service, tmp_path / "unseen", "unseen-shapes")
+            nav.get_by_role("link", name="Models", exact=True).click()
+            card = page.locator(f"[data-testid=model-card][data-model='{MODEL}']")
+            card.get_by_test_id("model-evaluate").click()
+            expect(page.get_by_role("heading", name=f"Does {MODEL} help?")).to_be_visible()
+            # The images it was trained on are refused, naming the overlap.
+            page.locator("#eval-dataset").select_option("eval-shapes")
+            page.get_by_label("Seeds").fill("0")
+            page.get_by_label("Classifier steps (optional)").fill("10")
+            page.get_by_test_id("eval-submit").click()
+            expect(page.get_by_test_id("eval-error")).to_contain_text(f"{MODEL} was trained on")
+            page.locator("#eval-dataset").select_option("unseen-shapes")
+            page.get_by_test_id("eval-submit").click()
+            page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
+            model_eval_id = page.url.rsplit("/", 1)[-1]
+            expect(page.get_by_test_id("job-percent")).to_have_text("100%", timeout=150_000)
+            expect(page.get_by_test_id("recommendation")).to_contain_text("With all your images:")
+            expect(page.get_by_test_id("results-table")).to_contain_text(f"{MODEL} images per class")
             assert accessibility_problems(page) == []
         finally:
             browser.close()
@@ -196,6 +229,9 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
     assert evaluated["params"]["generators"] == [{"kind": "classic", "config": {}, "label": None},
                                                  {"kind": "vae", "config": {"steps": 20}, "label": None}]
     assert evaluated["params"]["shots"] == [3] and evaluated["params"]["classifier_steps"] == 10
+    model_eval = service.get_json(f"/api/jobs/{model_eval_id}")
+    assert model_eval["status"] == "succeeded" and model_eval["params"]["model"] == MODEL
+    assert model_eval["result"]["mode"] == "model"
 
     if os.environ.get("GENAUG_UPDATE_SCREENSHOT") == "1":
         shutil.copy(shots / "progress-top.png", REPO / "docs" / "ui-screenshot.png")

@@ -23,6 +23,12 @@ def _check_labels(labels: np.ndarray, class_names: Sequence[str], n: int) -> np.
     return labels
 
 
+def image_fingerprints(images: np.ndarray) -> list[str]:
+    """One short SHA-256 per image of a uint8 (N, H, W, C) array: pixels and shape only."""
+    return [hashlib.sha256(str(img.shape).encode() + np.ascontiguousarray(img).tobytes()).hexdigest()[:24]
+            for img in images]
+
+
 @dataclass
 class LabelledImages:
     """Images as uint8 array (N, H, W, C) with C in {1, 3}, integer labels, class names.
@@ -82,6 +88,11 @@ class LabelledImages:
         h.update("\x00".join(self.class_names).encode())
         return h.hexdigest()
 
+    def item_fingerprints(self) -> list[str]:
+        """One short SHA-256 per image (pixels and shape, not the label or the file name), so a
+        model's training images can be matched against a test split by content."""
+        return image_fingerprints(self.images)
+
     def concat(self, other: "LabelledImages") -> "LabelledImages":
         """This set followed by ``other`` (same class names and image shape required)."""
         if other.class_names != self.class_names:
@@ -137,6 +148,11 @@ class LabelledTable:
         h.update(self.labels.astype("<i8").tobytes())
         h.update("\x00".join(self.class_names).encode())
         return h.hexdigest()
+
+    def item_fingerprints(self) -> list[str]:
+        """One 64-bit content hash per row (its values, not the label), hex."""
+        hashes = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
+        return [f"{int(h):016x}" for h in hashes]
 
     def numeric_matrix(self) -> np.ndarray:
         """Features as float32 matrix; categorical columns one-hot encoded (for classifiers)."""

@@ -20,7 +20,33 @@ from ..generators.images import images_to_tensor
 
 
 # Bump when the network or training loop changes: cached evaluation cells carry it.
-CLASSIFIER_VERSION = 2
+# 3: every arm trains on ``batch_size`` examples per step (drawn with replacement), whatever its size.
+CLASSIFIER_VERSION = 3
+
+
+class TrainingLedger:
+    """What a classifier's training loop actually consumed: steps and examples per step.
+
+    The budget rule (every arm: same steps, same examples per step) is checked against this
+    record, not against the config, so a loop that quietly shrinks its batch is caught.
+    """
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.examples = 0
+        self.batch_sizes: set[int] = set()
+
+    def record(self, batch_size: int) -> None:
+        """Count one optimisation step on ``batch_size`` examples."""
+        self.steps += 1
+        self.examples += int(batch_size)
+        self.batch_sizes.add(int(batch_size))
+
+    def as_dict(self) -> dict:
+        """``{"steps", "examples_per_step", "examples"}``; examples_per_step is a list when it varied."""
+        sizes = sorted(self.batch_sizes)
+        return {"steps": self.steps, "examples": self.examples,
+                "examples_per_step": sizes[0] if len(sizes) == 1 else sizes}
 
 
 class SmallCNN(nn.Module):
@@ -56,10 +82,13 @@ class ClassifierBudget:
     width: int = 16
 
 
-def _batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batch: int,
-                   real_fraction: Optional[float]) -> np.ndarray:
+def batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batch: int,
+                  real_fraction: Optional[float]) -> np.ndarray:
     """Indices into [real..., synthetic...]; with ``real_fraction`` a fixed share of each batch is real,
-    so 20 real images are not drowned by 20,000 synthetic ones under a fixed step budget."""
+    so 20 real images are not drowned by 20,000 synthetic ones under a fixed step budget.
+
+    Always ``batch`` indices, drawn with replacement: an arm of 20 images gets as many examples
+    per step as an arm of 20,000 (the budget rule)."""
     if n_synthetic == 0 or real_fraction is None or n_real == 0:
         return rng.integers(0, n_real + n_synthetic, size=batch)
     n_r = int(round(batch * real_fraction))
@@ -70,10 +99,11 @@ def _batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batc
 def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
                            budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                            synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
-                           real_fraction: Optional[float] = 0.5) -> nn.Module:
+                           real_fraction: Optional[float] = 0.5,
+                           ledger: Optional[TrainingLedger] = None) -> nn.Module:
     """Train the CNN on real (+ synthetic) uint8 images; ``augment`` is applied to every batch on the fly.
 
-    Returns the EMA model in eval mode.
+    Returns the EMA model in eval mode. ``ledger`` records every step's batch size.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -92,7 +122,7 @@ def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes:
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, budget.steps)
     model.train()
     for step in range(budget.steps):
-        idx = torch.from_numpy(_batch_indices(rng, n_real, n_syn, budget.batch_size, real_fraction))
+        idx = torch.from_numpy(batch_indices(rng, n_real, n_syn, budget.batch_size, real_fraction))
         xb, yb = x[idx], y[idx]
         if augment is not None:
             with torch.no_grad():
@@ -102,6 +132,8 @@ def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes:
         loss.backward()
         optimiser.step()
         schedule.step()
+        if ledger is not None:
+            ledger.record(len(yb))
         with torch.no_grad():
             # Warm-up: a short EMA horizon early on, so short budgets are not dominated by init weights.
             decay = min(budget.ema_decay, (1 + step) / (10 + step))

@@ -46,3 +46,21 @@ def paired_difference(values: dict[int, float], baseline: dict[int, float]) -> d
     """Mean and 95% interval of (arm - baseline) over the seeds both have."""
     seeds = sorted(set(values) & set(baseline))
     return mean_interval([values[s] - baseline[s] for s in seeds])
+
+
+def encode_predictions(y_pred: np.ndarray) -> str:
+    """Test predictions as compact text for a JSON cell (base64 of uint8, or uint16 past 255 classes)."""
+    import base64
+
+    y_pred = np.asarray(y_pred)
+    dtype = np.uint8 if (len(y_pred) == 0 or y_pred.max() < 256) else np.uint16
+    return ("u8:" if dtype == np.uint8 else "u16:") + base64.b64encode(y_pred.astype(dtype).tobytes()).decode()
+
+
+def decode_predictions(text: str) -> np.ndarray:
+    """The int64 predictions ``encode_predictions`` wrote."""
+    import base64
+
+    tag, _, body = text.partition(":")
+    dtype = {"u8": np.uint8, "u16": np.uint16}[tag]
+    return np.frombuffer(base64.b64decode(body), dtype=dtype).astype(np.int64)

@@ -7,31 +7,47 @@ as such), sample, and train the same classifier with the same budget on every ar
     real | real+classic | synthetic | real+synthetic | real+synthetic+classic
 
 Every (dataset, n, seed, arm) cell is cached as JSON under ``cache_dir`` and skipped when
-present, so a long benchmark resumes where it stopped and a partial run still reports.
+present, so a long benchmark resumes where it stopped and a partial run still reports. A cell
+is reused only under the same identity (``identity.py``: validated configs with defaults, code
+versions, data fingerprints); anything else recomputes it.
+
+The budget rule: at a given n every arm trains the same classifier for ``classifier_steps``
+steps on ``classifier_batch`` examples per step (drawn with replacement), the synthetic-only arm
+and the table MLP included; each cell records what the training loop actually consumed
+(``budget_used``). Arms that do not exist for the data (classic augmentation of table rows)
+are refused.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..data.splits import few_shot_subset
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
-from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, predict_images, train_image_classifier
-from .metrics import classification_metrics
+from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict
+from .identity import cell_identity, fit_identity, sample_options, validated_config
+from .image_classifier import ClassifierBudget
+from .metrics import classification_metrics, encode_predictions
 
 BASE_ARMS = ("real", "real+classic")
 GENERATOR_ARMS = ("synthetic", "real+synthetic", "real+synthetic+classic")
+ALL_ARMS = BASE_ARMS + GENERATOR_ARMS
+# Classic augmentation transforms images; for table rows it does not exist.
+TABLE_ARMS = ("real", "synthetic", "real+synthetic")
+
+
+def default_arms(data: LabelledData) -> list[str]:
+    """Every arm that exists for this kind of data."""
+    return list(ALL_ARMS if isinstance(data, LabelledImages) else TABLE_ARMS)
 
 
 class SampleVariant(BaseModel):
@@ -45,10 +61,24 @@ class SampleVariant(BaseModel):
     balance: bool = Field(False, description="as many synthetic as real examples in all, given to the smaller "
                                              "classes first so that real+synthetic is balanced (seed 001 'balance')")
     arms: Optional[list[str]] = Field(None, description="generator arms for this variant (default: the protocol's)")
+    fill: Optional[Literal["mean", "largest"]] = Field(
+        None, description="per sampled class, as many as it lacks to reach the mean (or largest) real count of "
+                          "the classes the generator does not sample (all classes when it samples all): "
+                          "'balance the small class'")
+    replace_real: bool = Field(False, description="the generated examples replace the real ones of their classes "
+                                                  "instead of joining them (seed 002's 'synthetic' arm)")
 
     def count(self, n_real_per_class: int) -> int:
         """Samples per class for a class with ``n_real_per_class`` real examples."""
         return self.per_class if self.per_class else max(1, int(round(self.ratio * n_real_per_class)))
+
+
+class StoredModel(BaseModel):
+    """A model from the registry, evaluated as it was trained (``evaluate(..., stored=...)``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    id: str
 
 
 class GeneratorSpec(BaseModel):
@@ -60,6 +90,10 @@ class GeneratorSpec(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     variants: list[SampleVariant] = Field(default_factory=lambda: [SampleVariant()])
     unlabeled_pool: bool = Field(False, description="also train on the training split's images without labels (mode single of vae, ddim, ddpm)")
+    classes: Optional[list[str]] = Field(None, description="the classes the generator learns and samples (default: all)")
+    augment_copies: int = Field(1, ge=1, le=100, description="the generator learns from its images plus this many "
+                                                             "minus one classic-augmented copies (seed 002 scenario 3)")
+    model: Optional[StoredModel] = Field(None, description="a stored model: sampled as trained, never refitted")
 
 
 class Protocol(BaseModel):
@@ -68,15 +102,21 @@ class Protocol(BaseModel):
     model_config = ConfigDict(extra="forbid")
     shots: list[Optional[int]] = Field(default_factory=lambda: [None], description="n per class; None = the whole training split")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    arms: list[str] = Field(default_factory=lambda: list(BASE_ARMS + GENERATOR_ARMS))
-    classifier_steps: int = Field(1500, ge=1)
-    classifier_batch: int = Field(64, ge=1, description="capped at the number of real training examples")
+    arms: Optional[list[str]] = Field(None, description="arms to run; None = every arm that exists for the data "
+                                                        "(no classic augmentation for tables)")
+    classifier: Optional[str] = Field(None, description="cnn, lite0-linear, lite0-finetune (images); mlp, gbm "
+                                                        "(tables); or module:function (yours). None = cnn / mlp")
+    classifier_steps: int = Field(1500, ge=1, description="optimisation steps (boosting iterations for gbm), every arm")
+    classifier_batch: int = Field(64, ge=1, description="examples per step, every arm (drawn with replacement)")
     classifier_lr: float = 1e-3
     ema_decay: float = 0.995
     real_fraction: Optional[float] = Field(0.5, description="share of real images in every mixed batch; None = uniform over the union")
     classic: ClassicConfig = Field(default_factory=lambda: ClassicConfig(preset="strong"))
-    table_classifier: str = Field("mlp", description="mlp or gbm (tables)")
-    metric: str = "weighted_f1"
+    metric: Literal["weighted_f1", "accuracy", "macro_f1"] = "weighted_f1"
+    shot_classes: Optional[list[str]] = Field(None, description="the classes n applies to; the others keep every "
+                                                                "training example (default: every class)")
+    score_unused: bool = Field(False, description="also score every cell on the training examples the few-shot "
+                                                  "draw left out (seen by no generator and no classifier)")
 
 
 def _slug(text: str) -> str:
@@ -138,70 +178,160 @@ class CellCache:
         tmp.replace(path)
 
 
-def _identity(protocol: Protocol, spec: Optional[GeneratorSpec] = None,
-              variant: Optional[SampleVariant] = None) -> str:
-    """Hash of everything that decides a cell's value except n, seed and arm name: a cached
-    cell computed under other settings is recomputed, never silently reused."""
-    # Fields left at their defaults are left out, so adding a new option (with a default that
-    # keeps the old behaviour) does not invalidate hours of cached cells.
-    relevant = protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"}, exclude_defaults=True)
-    relevant["classifier_version"] = CLASSIFIER_VERSION
-    if spec is not None:
-        relevant["spec"] = spec.model_dump(mode="json", exclude={"variants"}, exclude_defaults=True)
-        relevant["variant"] = variant.model_dump(mode="json", exclude_defaults=True)
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
 class _Trainer:
-    """Trains and scores the protocol's classifier on one arm's data."""
+    """Trains and scores the protocol's classifier on one arm's data, under the one budget."""
 
-    def __init__(self, protocol: Protocol, test: LabelledData):
-        self.protocol, self.test = protocol, test
+    def __init__(self, protocol: Protocol, classifier: ClassifierChoice, test: LabelledData):
+        self.protocol, self.classifier, self.test = protocol, classifier, test
+        self.feature_cache: dict = {}  # frozen-backbone features of arrays seen before (the test set, real images)
 
-    def run(self, real: LabelledData, synthetic: Optional[Samples], classic: bool, seed: int) -> dict:
+    def run(self, real: LabelledData, synthetic: Optional[Samples], classic: bool, seed: int,
+            unused: Optional[LabelledData] = None) -> dict:
+        """One cell: train on ``real`` (+ ``synthetic``), score on the test split and, when given,
+        on ``unused`` (training examples the few-shot draw left out)."""
         started = time.process_time()
+        p = self.protocol
+        scored = self.test if unused is None or len(unused) == 0 else _concat(self.test, unused)
+        budget = ClassifierBudget(steps=p.classifier_steps, batch_size=p.classifier_batch, lr=p.classifier_lr,
+                                  ema_decay=p.ema_decay)
+        n_classes = len(real.class_names)
         if isinstance(real, LabelledImages):
-            y_pred = self._images(real, synthetic, classic, seed)
+            augment = build_augmentation(p.classic, real.images.shape[1]) if classic else None
+            y_pred, used = train_and_predict(
+                self.classifier, real.images, real.labels, n_classes, scored.images, seed=seed, budget=budget,
+                synthetic_x=None if synthetic is None else synthetic.data,
+                synthetic_y=None if synthetic is None else synthetic.labels,
+                augment=augment, real_fraction=p.real_fraction, feature_cache=self.feature_cache)
         else:
-            y_pred = self._table(real, synthetic, seed)
+            from .table_classifiers import encode_tables
+
+            tables = [real, scored] + ([synthetic.to_dataset()] if synthetic is not None else [])
+            matrices = encode_tables(*tables)
+            y_pred, used = train_and_predict(
+                self.classifier, matrices[0], real.labels, n_classes, matrices[1], seed=seed, budget=budget,
+                synthetic_x=None if synthetic is None else matrices[2],
+                synthetic_y=None if synthetic is None else synthetic.labels)
+        y_pred, unused_pred = y_pred[:len(self.test)], y_pred[len(self.test):]
         cell = classification_metrics(self.test.labels, y_pred, self.test.class_names)
+        cell["predictions"] = encode_predictions(y_pred)
+        if unused is not None and len(unused):
+            cell["unused"] = {"accuracy": float(np.mean(unused_pred == unused.labels)), "n": len(unused),
+                              "counts": unused.counts()}
+        cell["classifier"] = self.classifier.name
+        cell["budget_used"] = used
         cell["cpu_seconds"] = round(time.process_time() - started, 2)
         cell["n_train_real"] = len(real)
         cell["n_train_synthetic"] = 0 if synthetic is None else len(synthetic)
         return cell
 
-    def _images(self, real: LabelledImages, synthetic, classic: bool, seed: int) -> np.ndarray:
-        p = self.protocol
-        budget = ClassifierBudget(steps=p.classifier_steps, batch_size=min(p.classifier_batch, len(real)),
-                                  lr=p.classifier_lr, ema_decay=p.ema_decay)
-        augment = build_augmentation(p.classic, real.images.shape[1]) if classic else None
-        # A real-only arm must not be starved: the real share applies only when there is synthetic data.
-        model = train_image_classifier(
-            real.images, real.labels, len(real.class_names), seed=seed, budget=budget,
-            synthetic=None if synthetic is None else synthetic.data,
-            synthetic_labels=None if synthetic is None else synthetic.labels,
-            augment=augment, real_fraction=p.real_fraction)
-        return predict_images(model, self.test.images)
 
-    def _table(self, real, synthetic, seed: int) -> np.ndarray:
-        from .table_classifiers import encode_tables, train_table_classifier
+def check_plan(train: LabelledData, test: LabelledData, generators: list[GeneratorSpec],
+               protocol: Protocol) -> tuple[list[str], ClassifierChoice]:
+    """Refuse, before any work, what cannot run: returns (arms, classifier).
 
-        p = self.protocol
-        tables = [real, self.test] + ([synthetic.to_dataset()] if synthetic is not None else [])
-        matrices = encode_tables(*tables)
-        x_train, y_train = matrices[0], real.labels
-        if synthetic is not None:
-            x_train = np.concatenate([x_train, matrices[2]])
-            y_train = np.concatenate([y_train, synthetic.labels])
-        predict = train_table_classifier(p.table_classifier, x_train, y_train, len(real.class_names), seed,
-                                         p.classifier_steps)
-        return np.asarray(predict(matrices[1]))
+    Unknown arms, classic augmentation of tables, an unknown classifier, an invalid generator
+    config or sample option, a pool for a kind or mode that cannot use one, a generator kind
+    for the other kind of data.
+    """
+    if train.class_names != test.class_names:
+        raise ValueError("evaluate: training and test split have different class names")
+    data_kind = "images" if isinstance(train, LabelledImages) else "table"
+    arms = list(protocol.arms) if protocol.arms is not None else default_arms(train)
+    unknown = set(arms) - set(ALL_ARMS)
+    if unknown:
+        raise ValueError(f"arms: unknown {sorted(unknown)}; choose from {', '.join(ALL_ARMS)}")
+    variant_arms = {a for spec in generators for v in spec.variants for a in (v.arms or [])}
+    if data_kind == "table":
+        classic = sorted(a for a in set(arms) | variant_arms if "classic" in a)
+        if classic:
+            raise ValueError(f"arms: {', '.join(classic)} need(s) images: classic augmentation does not exist "
+                             f"for table rows; use {', '.join(TABLE_ARMS)}")
+    classifier = resolve_classifier(protocol.classifier, data_kind)
+    _check_class_names("shot_classes", protocol.shot_classes, train.class_names)
+    for spec in generators:  # fail before hours of work, not after
+        _check_class_names(f"generator '{spec.label}': classes", spec.classes, train.class_names)
+        if protocol.score_unused and spec.unlabeled_pool:
+            raise ValueError(f"generator '{spec.label}': score_unused scores on training images a pool-trained "
+                             "generator has seen; use one or the other")
+        if spec.augment_copies > 1 and data_kind == "table":
+            raise ValueError(f"generator '{spec.label}': augment_copies needs images (no classic augmentation "
+                             "for table rows)")
+        if spec.model is not None and (spec.unlabeled_pool or spec.augment_copies > 1 or spec.classes):
+            raise ValueError(f"generator '{spec.label}': a stored model is sampled as trained; unlabeled_pool, "
+                             "augment_copies and classes apply to fitting")
+        cls = get_generator_class(spec.kind)
+        if cls.data_kind != data_kind:
+            raise ValueError(f"generator '{spec.label}': kind '{spec.kind}' trains on {cls.data_kind}, "
+                             f"this data is {data_kind}")
+        config = validated_config(spec)
+        if spec.unlabeled_pool and (not hasattr(cls, "use_examples") or config.get("mode") != "single"):
+            raise ValueError(f"generator '{spec.label}': an unlabeled pool needs a kind that can vary your "
+                             f"labelled images after learning from unlabeled ones (ddim / ddpm, mode 'single')")
+        for variant in spec.variants:
+            sample_options(spec, variant)
+            bad = sorted(set(variant.arms or []) - set(GENERATOR_ARMS))
+            if bad:
+                raise ValueError(f"generator '{spec.label}' variant '{variant.label}': arms {bad} are not "
+                                 f"generator arms ({', '.join(GENERATOR_ARMS)})")
+    return arms, classifier
+
+
+def _check_class_names(field: str, names: Optional[list[str]], class_names: list[str]) -> None:
+    if names is None:
+        return
+    unknown = [c for c in names if c not in class_names]
+    if unknown or not names:
+        raise ValueError(f"{field}: {unknown or 'empty'} not among the classes {class_names}")
+
+
+def _concat(first: LabelledData, second: LabelledData) -> LabelledData:
+    if isinstance(first, LabelledImages):
+        return first.concat(second)
+    import pandas as pd
+
+    from ..data.datasets import LabelledTable
+
+    return LabelledTable(pd.concat([first.frame, second.frame], ignore_index=True),
+                         np.concatenate([first.labels, second.labels]), list(first.class_names),
+                         first.sources + second.sources)
+
+
+def draw_training_set(train: LabelledData, n: Optional[int], seed: int,
+                      shot_classes: Optional[list[str]] = None) -> tuple[LabelledData, LabelledData]:
+    """(the few-shot training set, the training examples left out): ``n`` per class drawn by
+    ``seed`` from the classes in ``shot_classes`` (default: every class), every example of the
+    others. ``n=None``: the whole training split, nothing left out."""
+    if n is None:
+        return train, train.subset([])
+    if n < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n}")
+    _check_class_names("shot_classes", shot_classes, train.class_names)
+    if shot_classes is None:
+        chosen = _few_shot_indices(train, n, seed)
+    else:
+        shot = [train.class_names.index(c) for c in shot_classes]
+        others = np.flatnonzero(~np.isin(train.labels, shot))
+        chosen = np.sort(np.concatenate([others, _few_shot_indices(train, n, seed, set(shot))]))
+    left_out = np.setdiff1d(np.arange(len(train)), chosen)
+    return train.subset(chosen), train.subset(left_out)
+
+
+def _few_shot_indices(train: LabelledData, n: int, seed: int, classes: Optional[set[int]] = None) -> np.ndarray:
+    """The indices ``few_shot_subset`` draws (the same rng walk), optionally for some classes only."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(len(train.class_names)):
+        idx = np.flatnonzero(train.labels == label)
+        picked = rng.permutation(idx)[:n]
+        if classes is None or label in classes:
+            chosen.extend(picked)
+    return np.sort(np.asarray(chosen, np.int64))
 
 
 def evaluate(train: LabelledData, test: LabelledData, generators: list[GeneratorSpec], protocol: Protocol, *,
              dataset_name: str = "data", cache_dir: Optional[Path] = None,
              progress: Optional[ProgressCallback] = None, keep_samples: bool = True,
-             cached_only: bool = False) -> dict:
+             cached_only: bool = False, stored: Optional[dict[str, Any]] = None) -> dict:
     """Run every (n, seed, arm) cell and return ``{"cells": [...], "samples": {...}, ...}``.
 
     ``train`` is the training split (few-shot subsets and unlabeled pools come from it);
@@ -210,87 +340,130 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
 
     ``cached_only``: compute nothing, report the cells already in the cache (a partial report
     of a benchmark that is still running or was stopped).
+
+    ``stored``: fitted generators by spec label, for specs with a ``model`` (a registry model
+    evaluated as trained; ``genaug.api.evaluate_model`` loads it and checks the test split
+    does not overlap its training data).
     """
-    if train.class_names != test.class_names:
-        raise ValueError("evaluate: training and test split have different class names")
-    unknown = set(protocol.arms) - set(BASE_ARMS + GENERATOR_ARMS)
-    if unknown:
-        raise ValueError(f"arms: unknown {sorted(unknown)}; choose from {BASE_ARMS + GENERATOR_ARMS}")
-    for spec in generators:  # fail before hours of work, not after
-        cls = get_generator_class(spec.kind)
-        if spec.unlabeled_pool and not hasattr(cls, "use_examples"):
-            raise ValueError(f"generator '{spec.label}': kind '{spec.kind}' cannot learn from an unlabeled pool")
+    arms, classifier = check_plan(train, test, generators, protocol)
+    stored = dict(stored or {})
+    for spec in generators:
+        if spec.model is not None:
+            if spec.label not in stored:
+                raise ValueError(f"generator '{spec.label}': stored model {spec.model.name} was not passed in `stored`")
+            names = list(getattr(stored[spec.label], "class_names", None) or train.class_names)
+            if names != list(train.class_names):
+                raise ValueError(f"model {spec.model.name}: its classes {names} differ from the data's "
+                                 f"{list(train.class_names)}")
+    train_fp, test_fp = train.fingerprint(), test.fingerprint()
     cache = CellCache(cache_dir, dataset_name)
-    trainer = _Trainer(protocol, test)
-    gen_arms = [a for a in protocol.arms if a in GENERATOR_ARMS]
+    trainer = _Trainer(protocol, classifier, test)
+    gen_arms = [a for a in arms if a in GENERATOR_ARMS]
     plan = [(n, seed) for n in protocol.shots for seed in protocol.seeds]
-    total = len(plan) * (sum(a in protocol.arms for a in BASE_ARMS)
+    total = len(plan) * (sum(a in arms for a in BASE_ARMS)
                          + sum(1 for s in generators for v in s.variants for a in gen_arms
                                if v.arms is None or a in v.arms))
     done, cells, samples_for_grid, shared = 0, [], {}, {}
+    started = time.monotonic()
+    computed = 0
 
     def report(message: str) -> None:
         if progress is not None:
-            progress(ProgressEvent("evaluate", done, total, message=message))
+            elapsed = time.monotonic() - started
+            # The ETA counts computed cells only: cached ones cost nothing and would make it lie.
+            eta = None if computed == 0 else elapsed / computed * (total - done)
+            progress(ProgressEvent("evaluate", done, total, message=message,
+                                   eta_seconds=None if eta is None else round(eta, 1)))
 
+    base_identity = cell_identity(protocol, classifier, train_fp, test_fp)
     for n, seed in plan:
-        real = train if n is None else few_shot_subset(train, n, seed)
+        real, left_out = draw_training_set(train, n, seed, protocol.shot_classes)
+        unused = left_out if protocol.score_unused else None
         for base in BASE_ARMS:
-            if base not in protocol.arms:
+            if base not in arms:
                 continue
-            identity = _identity(protocol)
-            cell = cache.get(n, seed, base, identity)
+            cell = cache.get(n, seed, base, base_identity)
             if cell is None and cached_only:
                 continue
             if cell is None:
                 report(f"n={n} seed={seed} {base}")
-                cell = trainer.run(real, None, base == "real+classic", seed)
-                cache.put(n, seed, base, cell, identity)
+                cell = trainer.run(real, None, base == "real+classic", seed, unused)
+                cache.put(n, seed, base, cell, base_identity)
+                computed += 1
             cells.append({"n": n, "seed": seed, "arm": base, **cell})
             done += 1
         for spec in generators:
-            arms = [(arm_name(base, spec, v), base, v) for v in spec.variants for base in gen_arms
-                    if v.arms is None or base in v.arms]
-            cached = {name: cache.get(n, seed, name, _identity(protocol, spec, v)) for name, _, v in arms}
+            spec_arms = [(arm_name(base, spec, v), base, v) for v in spec.variants for base in gen_arms
+                         if v.arms is None or base in v.arms]
+            identities = {name: cell_identity(protocol, classifier, train_fp, test_fp, spec, v)
+                          for name, _, v in spec_arms}
+            cached = {name: cache.get(n, seed, name, identities[name]) for name, _, _ in spec_arms}
             generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
-            for name, base, variant in arms:
+            for name, base, variant in spec_arms:
                 cell = cached[name]
                 if cell is None and cached_only:
                     continue
                 if cell is None:
-                    if generator is None:
+                    if generator is None and spec.model is not None:
+                        generator, fit_seconds = stored[spec.label], 0.0
+                    elif generator is None:
                         report(f"n={n} seed={seed} fit {spec.label}")
-                        work = cache.work_dir(spec, _identity(protocol, spec, spec.variants[0]), n, seed)
-                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work)
+                        work = cache.work_dir(spec, fit_identity(spec, train_fp), n, seed)
+                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic)
                     if variant.label not in drawn:
-                        counts = _counts(real, variant)
-                        drawn[variant.label] = (counts, _sample(generator, counts, variant, seed))
+                        sampled = _sampled_classes(spec, real)
+                        counts = _counts(real, variant, sampled)
+                        drawn[variant.label] = (counts, _sample(generator, counts, variant, seed, spec, real))
                     counts, samples = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
                     if base == "synthetic":
-                        cell = trainer.run(samples.to_dataset(), None, False, seed)
+                        cell = trainer.run(samples.to_dataset(), None, False, seed, unused)
                     else:
-                        cell = trainer.run(real, samples, base.endswith("+classic"), seed)
+                        kept = real
+                        if variant.replace_real:  # the generated examples stand in for their classes' real ones
+                            kept = real.subset(np.flatnonzero(~np.isin(real.labels, list(counts))))
+                        cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused)
                     cell.update({"generator": spec.label, "variant": variant.label, "kind": spec.kind,
                                  "generator_fit_cpu_seconds": fit_seconds,
-                                 "filter_stats": samples.stats, "samples_per_class": counts,
+                                 "filter_stats": samples.stats,
+                                 "samples_per_class": {int(c): int(k) for c, k in counts.items()},
+                                 "replace_real": variant.replace_real,
+                                 "model": None if spec.model is None else spec.model.name,
                                  "unlabeled_pool": len(train) if spec.unlabeled_pool else 0})
-                    cache.put(n, seed, name, cell, _identity(protocol, spec, variant))
+                    cache.put(n, seed, name, cell, identities[name])
+                    computed += 1
                 cells.append({"n": n, "seed": seed, "arm": name, **cell})
                 done += 1
     report("done")
-    return {"dataset": dataset_name, "protocol": protocol.model_dump(mode="json"),
+    return {"dataset": dataset_name, "protocol": protocol.model_dump(mode="json"), "arms": arms,
+            "data_kind": "images" if isinstance(train, LabelledImages) else "table",
+            "classifier": {"name": classifier.name, "version": classifier.version,
+                           "description": classifier.description},
             "generators": [g.model_dump(mode="json") for g in generators],
-            "class_names": list(train.class_names), "n_test": len(test), "cells": cells,
+            "class_names": list(train.class_names), "n_test": len(test),
+            "test_labels": np.asarray(test.labels).tolist(),
+            "fingerprints": {"train": train_fp, "test": test_fp}, "cells": cells,
             "samples": samples_for_grid}
 
 
-def _counts(real: LabelledData, variant: SampleVariant) -> dict[int, int]:
-    """Synthetic samples per class index for this variant."""
+def _sampled_classes(spec: GeneratorSpec, real: LabelledData) -> list[int]:
+    """Class indices the spec's generator samples: its ``classes``, else every class present."""
+    present = [c for c, k in enumerate(np.bincount(real.labels, minlength=len(real.class_names))) if k > 0]
+    if spec.classes is None:
+        return present
+    return [c for c in present if real.class_names[c] in spec.classes]
+
+
+def _counts(real: LabelledData, variant: SampleVariant, sampled: list[int]) -> dict[int, int]:
+    """Synthetic samples per class index for this variant (only the classes in ``sampled``)."""
     per_class = np.bincount(real.labels, minlength=len(real.class_names))
-    present = {c: int(k) for c, k in enumerate(per_class) if k > 0}
+    present = {c: int(per_class[c]) for c in sampled}
+    if variant.fill is not None:
+        others = [int(k) for c, k in enumerate(per_class) if k > 0 and c not in present] or list(present.values())
+        target = float(np.mean(others)) if variant.fill == "mean" else float(max(others))
+        return {c: max(0, int(round(target - k))) for c, k in present.items()}
     if variant.balance:
         total = sum(present.values())
         target = 2 * total / len(present)
@@ -300,10 +473,45 @@ def _counts(real: LabelledData, variant: SampleVariant) -> dict[int, int]:
     return {c: variant.count(k) for c, k in present.items()}
 
 
+def _generator_data(spec: GeneratorSpec, data: LabelledData, classic: ClassicConfig, seed: int) -> LabelledData:
+    """What the spec's generator learns from: ``data`` restricted to its classes (relabelled in
+    the spec's order) and expanded by ``augment_copies``."""
+    if spec.classes is not None:
+        index = [data.class_names.index(c) for c in spec.classes]
+        keep = np.flatnonzero(np.isin(data.labels, index))
+        part = data.subset(keep)
+        labels = np.array([index.index(int(y)) for y in part.labels], np.int64)
+        if isinstance(part, LabelledImages):
+            data = LabelledImages(part.images, labels, list(spec.classes), part.sources)
+        else:
+            from ..data.datasets import LabelledTable
+
+            data = LabelledTable(part.frame, labels, list(spec.classes), part.sources)
+    if spec.augment_copies > 1:
+        data = _augmented_copies(data, spec.augment_copies, classic, seed)
+    return data
+
+
+def _augmented_copies(data: LabelledImages, times: int, classic: ClassicConfig, seed: int) -> LabelledImages:
+    """Every image plus ``times - 1`` classic-augmented copies (seeded)."""
+    import torch
+
+    from ..generators.images import images_to_tensor, tensor_to_images
+
+    augment = build_augmentation(classic, data.images.shape[1])
+    x = images_to_tensor(data.images)
+    with torch.random.fork_rng():  # the caller's global RNG stays untouched
+        torch.manual_seed(seed)
+        parts = [data.images] + [tensor_to_images(augment(x)) for _ in range(times - 1)]
+    return LabelledImages(np.concatenate(parts), np.tile(data.labels, times), list(data.class_names),
+                          [f"{s}#aug{k}" for k in range(times) for s in data.sources])
+
+
 def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict,
-         work_dir: Optional[Path] = None):
+         work_dir: Optional[Path] = None, classic: Optional[ClassicConfig] = None):
     """Fit the spec's generator on the few-shot subset; a pool-trained generator is fitted once per
-    seed (its weights do not depend on n: the pool is the whole training split, labels unused).
+    seed on the whole training split, labels unused (mode 'single'), so its weights depend
+    neither on n nor on which n ran first; it then varies the n labelled examples.
 
     ``work_dir``: where the fit keeps its checkpoints, so a killed benchmark resumes a long
     fit where it stopped instead of starting it again."""
@@ -311,6 +519,7 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     config = {**spec.config}
     if "seed" in cls.Config.model_fields:
         config["seed"] = seed
+    classic = classic or ClassicConfig(preset="strong")
     started = time.process_time()
     if spec.unlabeled_pool:
         key = (spec.label, seed)
@@ -319,17 +528,31 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
             # The pool fit does not depend on n: one folder per seed, found again from any n.
             pool_dir = None if work_dir is None else work_dir.parent / f"pool-seed={seed}"
             # Its final checkpoint is kept: a restarted benchmark loads it instead of refitting.
-            generator.fit(real, unlabeled=train.images, checkpoints=pool_dir)
+            generator.fit(_generator_data(spec, train, classic, seed), checkpoints=pool_dir)
             shared[key] = (generator, time.process_time() - started)
         generator, seconds = shared[key]
-        generator.use_examples(real)
+        generator.use_examples(_generator_data(spec, real, classic, seed))
         return generator, round(seconds, 2)
-    generator = cls(config).fit(real, checkpoints=work_dir)
+    generator = cls(config).fit(_generator_data(spec, real, classic, seed), checkpoints=work_dir)
     remove_checkpoints(work_dir)  # the fit is done; its loss history and grids stay
     return generator, round(time.process_time() - started, 2)
 
 
-def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int) -> Samples:
-    parts = [generator.sample(count, label=cls, seed=seed * 1000 + cls, **variant.options)
-             for cls, count in counts.items() if count > 0]
+def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int, spec: GeneratorSpec,
+            real: LabelledData) -> Samples:
+    """Draw ``counts`` (class index of the data -> number); a generator fitted on some classes
+    only is asked by its own label index, and the labels are mapped back."""
+    own = (lambda c: c) if spec.classes is None else (lambda c: spec.classes.index(real.class_names[c]))
+    parts = []
+    for cls, count in counts.items():
+        if count <= 0:
+            continue
+        part = generator.sample(count, label=own(cls), seed=seed * 1000 + cls, **variant.options)
+        parts.append(Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names),
+                             part.provenance, part.stats))
+    if not parts:  # e.g. fill with nothing to fill: an empty draw of the right shape
+        empty = generator.sample(1, label=own(next(iter(counts))), seed=seed, **variant.options) if counts else None
+        if empty is None:
+            raise ValueError("evaluate: no class to sample")
+        return Samples(empty.data[:0], np.zeros(0, np.int64), list(real.class_names))
     return Samples.concat(parts)

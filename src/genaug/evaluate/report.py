@@ -5,40 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .metrics import mean_interval, paired_difference
+from .summary import GQI_NOTE, plain_arm_name, recommend, result_warnings, summarise
 
-
-def summarise(result: dict, metric: Optional[str] = None) -> list[dict]:
-    """One row per (n, arm): mean/CI of the metric and accuracy, paired deltas, GQI for synthetic arms."""
-    metric = metric or result["protocol"].get("metric", "weighted_f1")
-    by_key: dict[tuple, dict[int, dict]] = defaultdict(dict)
-    for cell in result["cells"]:
-        by_key[(cell["n"], cell["arm"])][cell["seed"]] = cell
-    rows = []
-    for (n, arm), per_seed in by_key.items():
-        values = {s: c[metric] for s, c in per_seed.items()}
-        real = {s: c[metric] for s, c in by_key.get((n, "real"), {}).items()}
-        classic = {s: c[metric] for s, c in by_key.get((n, "real+classic"), {}).items()}
-        row = {"n": n, "arm": arm, "metric": metric, **{f"{metric}_{k}": v for k, v in mean_interval(list(values.values())).items()},
-               "accuracy_mean": float(np.mean([c["accuracy"] for c in per_seed.values()])),
-               "cpu_seconds_mean": float(np.mean([c.get("cpu_seconds", 0) for c in per_seed.values()])),
-               "seeds": sorted(per_seed)}
-        if arm != "real" and real:
-            row["delta_vs_real"] = paired_difference(values, real)
-        if arm not in ("real", "real+classic") and classic:
-            row["delta_vs_classic"] = paired_difference(values, classic)
-        real_acc = [c["accuracy"] for c in by_key.get((n, "real"), {}).values()]
-        if arm.startswith("synthetic") and real_acc:
-            row["gqi"] = 100 * row["accuracy_mean"] / float(np.mean(real_acc))
-        rows.append(row)
-    rows.sort(key=lambda r: (math.inf if r["n"] is None else r["n"], r["arm"] != "real", r["arm"] != "real+classic", r["arm"]))
-    return rows
+__all__ = ["summarise", "markdown_table", "verdict_lines", "recommend", "write_report", "plain_arm_name",
+           "plot_metric_vs_n", "sample_grid", "explanations"]
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
@@ -48,37 +23,43 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 def _delta(entry: Optional[dict]) -> str:
     if not entry:
         return ""
-    return f"{entry['mean']:+.3f} ± {_fmt(entry['ci95'])}"
+    noise = " (noise)" if entry.get("within_noise") else ""
+    return f"{entry['mean']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]{noise}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """The verdict table: one line per (n, arm)."""
+def markdown_table(rows: list[dict], plain: bool = True) -> str:
+    """The verdict table: one line per (n, arm), intervals in brackets, deltas paired by seed."""
     metric = rows[0]["metric"] if rows else "weighted_f1"
-    lines = [f"| n/class | arm | {metric} (mean ± 95% CI) | Δ vs real | Δ vs real+classic | accuracy | GQI | seeds |",
+    lines = [f"| n/class | training data | {metric} [95% interval] | Δ vs your data | Δ vs + classic | accuracy | GQI | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['n'] if r['n'] is not None else 'all'} | {r['arm']} | "
-                     f"{_fmt(r[f'{metric}_mean'])} ± {_fmt(r[f'{metric}_ci95'])} | {_delta(r.get('delta_vs_real'))} | "
-                     f"{_delta(r.get('delta_vs_classic'))} | {_fmt(r['accuracy_mean'])} | "
-                     f"{_fmt(r.get('gqi'), 1) if 'gqi' in r else ''} | {len(r['seeds'])} |")
+        name = f"{r['plain_name']} (`{r['arm']}`)" if plain and r["plain_name"] != r["arm"] else r["arm"]
+        lines.append(f"| {r['n'] if r['n'] is not None else 'all'} | {name} | "
+                     f"{_fmt(r[f'{metric}_mean'])} [{_fmt(r[f'{metric}_low'])}, {_fmt(r[f'{metric}_high'])}] | "
+                     f"{_delta(r.get('delta_vs_real'))} | {_delta(r.get('delta_vs_classic'))} | "
+                     f"{_fmt(r['accuracy_mean'])} | {_fmt(r.get('gqi'), 1) if 'gqi' in r else ''} | {len(r['seeds'])} |")
     return "\n".join(lines)
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:
-    """Plain-language answer per n: the best arm and whether it beats real and real+classic."""
-    out = []
-    metric = rows[0]["metric"] if rows else "weighted_f1"
-    for n in sorted({r["n"] for r in rows}, key=lambda v: math.inf if v is None else v):
-        here = [r for r in rows if r["n"] == n]
-        best = max(here, key=lambda r: r[f"{metric}_mean"])
-        line = f"n={n if n is not None else 'all'}: best arm {best['arm']} ({metric} {best[f'{metric}_mean']:.3f})"
-        for key, name in (("delta_vs_real", "real"), ("delta_vs_classic", "real+classic")):
-            d = best.get(key)
-            if d:
-                sure = " (interval excludes 0)" if not math.isnan(d["ci95"]) and abs(d["mean"]) > d["ci95"] else ""
-                line += f"; {d['mean']:+.3f} vs {name}{sure}"
-        out.append(line)
-    return out
+    """The recommendation per n, one plain sentence each (``summary.recommend``)."""
+    return [r["sentence"] for r in recommend(rows)]
+
+
+def explanations(metric: str, classifier: Optional[dict] = None) -> list[str]:
+    """One line per number a reader sees."""
+    lines = [f"{metric}: the test score (1 = every test example right); weighted F1 averages the per-class "
+             "F1 scores weighted by how many test examples each class has.",
+             "[a, b]: 95% interval from a bootstrap over seeds and test examples (it stays inside the score's range).",
+             "Δ: the paired difference to your data alone / to your data + classic augmentation (same seeds, same "
+             "test examples); '(noise)' marks an interval that contains 0.",
+             "The recommendation names an arm only when it beats the reference after a Holm correction for "
+             "comparing every generator arm at once.",
+             GQI_NOTE]
+    if classifier:
+        lines.insert(0, f"Classifier: {classifier.get('description', classifier.get('name'))} "
+                        f"(`{classifier.get('name')}`), the same for every arm, with the same steps and examples per step.")
+    return lines
 
 
 def plot_metric_vs_n(rows: list[dict], path: Path) -> Optional[Path]:
@@ -94,9 +75,11 @@ def plot_metric_vs_n(rows: list[dict], path: Path) -> Optional[Path]:
     metric = rows[0]["metric"]
     fig, ax = plt.subplots(figsize=(8, 5))
     for arm in sorted({r["arm"] for r in rows}):
-        pts = sorted((r["n"], r[f"{metric}_mean"], r[f"{metric}_ci95"]) for r in rows if r["arm"] == arm and r["n"] is not None)
-        xs, ys, es = zip(*pts)
-        ax.errorbar(xs, ys, yerr=[0 if math.isnan(e) else e for e in es], label=arm, marker="o", capsize=3)
+        pts = sorted((r["n"], r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"])
+                     for r in rows if r["arm"] == arm and r["n"] is not None)
+        xs, ys, lows, highs = zip(*pts)
+        ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
+                    label=arm, marker="o", capsize=3)
     ax.set_xscale("log")
     ax.set_xlabel("real examples per class (n)")
     ax.set_ylabel(metric)
@@ -137,18 +120,40 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], 
     return path
 
 
-def write_report(result: dict, out_dir: Path, title: str = "genaug evaluation") -> dict:
-    """Write ``results.json``, ``results.md``, ``f1_vs_n.png`` and a sample grid per generator variant."""
+def write_report(result: dict, out_dir: Path, title: str = "genaug evaluation",
+                 selection: Optional[dict] = None) -> dict:
+    """Write ``results.json``, ``results.md``, ``f1_vs_n.png`` and a sample grid per generator variant.
+
+    The report leads with the recommendation (one sentence per n), then the warnings, the
+    compact table with plain names, what each number means, and the details.
+    ``selection``: ``select.select_recipe``'s answer, whose ``final`` is ``result``; its
+    sentences (the chosen recipe, its test gain, the search cost) lead the report instead.
+    """
+    from .select import selection_sentences
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = summarise(result)
+    picks = recommend(rows)
+    warnings = result_warnings(result, rows)
     serialisable = {k: v for k, v in result.items() if k != "samples"}
-    serialisable["summary"] = rows
+    sentences = [p["sentence"] for p in picks]
+    if selection is not None:
+        sentences = selection_sentences(selection, rows)
+        serialisable["selection"] = {"choices": selection["choices"], "cost": selection["cost"],
+                                     "candidates": selection["candidates"],
+                                     "validation_summary": summarise(selection["validation"])}
+    serialisable.update(summary=rows, recommendation=picks, warnings=warnings, sentences=sentences)
     (out_dir / "results.json").write_text(json.dumps(serialisable, indent=1))
-    md = [f"# {title}", "", markdown_table(rows), "", "## Verdict", ""] + [f"- {line}" for line in verdict_lines(rows)]
+    metric = rows[0]["metric"] if rows else "weighted_f1"
+    md = [f"# {title}", "", "## Recommendation", ""] + [f"- {line}" for line in sentences]
+    if warnings:
+        md += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+    md += ["", "## Results", "", markdown_table(rows), "", "How to read it:", ""]
+    md += [f"- {line}" for line in explanations(metric, result.get("classifier"))]
     plot = plot_metric_vs_n(rows, out_dir / "f1_vs_n.png")
     if plot:
-        md += ["", f"![{rows[0]['metric']} against n]({plot.name})"]
+        md += ["", f"![{metric} against n]({plot.name})"]
     grids = []
     for label, (samples, real) in result.get("samples", {}).items():
         if isinstance(samples.data, np.ndarray):
@@ -158,4 +163,6 @@ def write_report(result: dict, out_dir: Path, title: str = "genaug evaluation") 
     if grids:
         md += ["", "## Samples", ""] + [f"![{g}]({g})" for g in grids]
     (out_dir / "results.md").write_text("\n".join(md) + "\n")
-    return {"rows": rows, "markdown": markdown_table(rows), "verdict": verdict_lines(rows), "grids": grids}
+    return {"rows": rows, "markdown": markdown_table(rows), "verdict": sentences,
+            "recommendation": picks, "warnings": warnings, "grids": grids,
+            "explanations": explanations(metric, result.get("classifier"))}

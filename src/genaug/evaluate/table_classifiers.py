@@ -112,12 +112,16 @@ class TableClassifier:
 
 
 def train_table_classifier(kind: ClassifierKind, x_train: np.ndarray, y_train: np.ndarray,
-                           n_classes: int, seed: int, budget: Optional[int] = None) -> TableClassifier:
+                           n_classes: int, seed: int, budget: Optional[int] = None,
+                           ledger=None) -> TableClassifier:
     """Train an ``mlp`` (torch) or ``gbm`` (sklearn histogram gradient boosting) on float rows.
 
     ``budget`` is the number of MLP steps or boosting iterations (``DEFAULT_BUDGETS`` when None);
-    it does not depend on the number of rows, so arms of different sizes get the same effort.
-    Deterministic for a given ``seed``.
+    it does not depend on the number of rows, so arms of different sizes get the same effort:
+    the MLP draws ``MLP_BATCH`` rows (with replacement) every step, whatever the arm's size; a
+    boosting iteration fits one tree per class on all rows (trees have no batch), so there the
+    rule is the same number of iterations. ``ledger`` (a ``TrainingLedger``) records each MLP
+    step's batch. Deterministic for a given ``seed``.
     """
     x_train = np.asarray(x_train, dtype=np.float32)
     y_train = np.asarray(y_train, dtype=np.int64)
@@ -130,8 +134,9 @@ def train_table_classifier(kind: ClassifierKind, x_train: np.ndarray, y_train: n
     present = np.unique(y_train)
     if len(present) == 1:  # nothing to learn; both kinds would fail or waste the budget
         return TableClassifier(kind, n_classes, _constant(int(present[0]), n_classes))
-    trainer = _train_mlp if kind == "mlp" else _train_gbm
-    return TableClassifier(kind, n_classes, trainer(x_train, y_train, n_classes, seed, budget))
+    if kind == "mlp":
+        return TableClassifier(kind, n_classes, _train_mlp(x_train, y_train, n_classes, seed, budget, ledger))
+    return TableClassifier(kind, n_classes, _train_gbm(x_train, y_train, n_classes, seed, budget))
 
 
 def _check_training_set(x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
@@ -168,7 +173,7 @@ def _train_gbm(x, y, n_classes, seed, budget) -> Callable[[np.ndarray], np.ndarr
     return proba
 
 
-def _train_mlp(x, y, n_classes, seed, budget) -> Callable[[np.ndarray], np.ndarray]:
+def _train_mlp(x, y, n_classes, seed, budget, ledger=None) -> Callable[[np.ndarray], np.ndarray]:
     mean, std = x.mean(0), x.std(0)
     std = np.where(std > 1e-8, std, 1.0).astype(np.float32)  # constant columns: leave them at 0
     x_t = torch.from_numpy((x - mean) / std)
@@ -179,7 +184,7 @@ def _train_mlp(x, y, n_classes, seed, budget) -> Callable[[np.ndarray], np.ndarr
     ema = copy.deepcopy(network).requires_grad_(False)
     optimiser = torch.optim.AdamW(network.parameters(), lr=MLP_LR, weight_decay=MLP_WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(seed)
-    batch = min(MLP_BATCH, len(x))
+    batch = MLP_BATCH  # not min(MLP_BATCH, rows): a small arm gets as many rows per step as a large one
     network.train()
     with few_threads(network):
         for step in range(budget):
@@ -188,6 +193,8 @@ def _train_mlp(x, y, n_classes, seed, budget) -> Callable[[np.ndarray], np.ndarr
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if ledger is not None:
+                ledger.record(len(rows))
             # EMA warm-up (as in TF's ExponentialMovingAverage) so that short budgets average too.
             decay = min(EMA_DECAY, (1 + step) / (10 + step))
             with torch.no_grad():

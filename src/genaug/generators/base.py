@@ -92,6 +92,9 @@ class Generator(ABC):
     # sources); "encodings": their latent codes, which decode to near-copies; "none": weights
     # only (a network can still memorise what it saw).
     keeps_training_data: ClassVar[Literal["images", "encodings", "none"]] = "none"
+    # The kind's code version: bump it when fit or sample change what they produce, so cached
+    # evaluation cells and generator fits made by the old code are recomputed, not reused.
+    version: ClassVar[str] = "1"
 
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides: Any):
         if isinstance(config, pydantic.BaseModel):

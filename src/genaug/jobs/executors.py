@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -90,25 +90,35 @@ def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
 
 def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
                  note: Callable[[dict], None]) -> dict[str, Any]:
-    """Run the real / classic / synthetic / mixed comparison and write the report."""
-    from .. import GeneratorSpec, Protocol, SampleVariant, evaluate, stratified_split, write_report
+    """Run the evaluation request (plain, quick, select or a stored model) and write the report."""
+    from .. import stratified_split
+    from ..evaluate.request import run_request
     from ..store.datasets import load_dataset
+    from .params import EvaluateParams
 
-    data, test, _ = load_dataset(params["dataset"], home)
+    typed = EvaluateParams.model_validate(params)
+    data, test, _ = load_dataset(typed.dataset, home)
     if test is None:
-        data, test = stratified_split(data, float(params.get("test_fraction", 0.2)), seed=0)
-    per_class = params.get("per_class")
-    specs = [GeneratorSpec(label=g.get("label") or g["kind"], kind=g["kind"], config=g.get("config") or {},
-                           variants=[SampleVariant(per_class=per_class, ratio=None if per_class else 1.0)])
-             for g in params["generators"]]
-    protocol = Protocol(shots=params["shots"], seeds=params["seeds"], classifier_steps=int(params["classifier_steps"]))
-    result = evaluate(data, test, specs, protocol, dataset_name=params["dataset"], cache_dir=folder / "cache",
-                      progress=progress)
+        data, test = stratified_split(data, typed.test_fraction, seed=0)
     report_dir = folder / "report"
-    written = write_report(result, report_dir, title=f"genaug evaluation: {params['dataset']}")
+    written = run_request(data, test, typed.request(), report_dir, dataset_name=typed.dataset,
+                          cache_dir=folder / "cache", progress=progress, home=home)
     files = sorted(p.name for p in report_dir.iterdir() if p.is_file())
-    return {"verdict": written["verdict"], "table": written["markdown"], "files": files,
+    table = [{"n": r["n"], "arm": r["arm"], "plain_name": r["plain_name"], "metric": r["metric"],
+              "mean": r[f"{r['metric']}_mean"], "low": r[f"{r['metric']}_low"], "high": r[f"{r['metric']}_high"],
+              "delta_vs_real": _delta(r.get("delta_vs_real")), "delta_vs_classic": _delta(r.get("delta_vs_classic")),
+              "gqi": r.get("gqi"), "seeds": len(r["seeds"])} for r in written["rows"]]
+    return {"mode": written["mode"], "recommendation": written["verdict"], "verdict": written["verdict"],
+            "warnings": written["warnings"], "explanations": written["explanations"], "rows": table,
+            "classifier": (written["rows"][0]["classifier"] if written["rows"] else None),
+            "selection": written.get("selection"), "table": written["markdown"], "files": files,
             "report": (report_dir / "results.md").read_text()}
+
+
+def _delta(entry: Optional[dict]) -> Optional[dict]:
+    if not entry:
+        return None
+    return {k: entry[k] for k in ("mean", "low", "high", "within_noise") if k in entry}
 
 
 EXECUTORS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate}

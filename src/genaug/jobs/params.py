@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..evaluate.request import EvaluationRequest
 from ..store.registry import validate_name
 
 _NAME = dict(min_length=1, max_length=64)
@@ -54,35 +55,18 @@ class GenerateParams(BaseModel):
         return self
 
 
-class EvaluateGenerator(BaseModel):
-    """One generator arm of an evaluate job."""
+class EvaluateParams(EvaluationRequest):
+    """An evaluate job: a stored dataset and the evaluation request (``genaug.evaluate.request``:
+    generator kinds, a stored ``model``, ``select`` or ``quick``; shots, seeds, classifier)."""
 
-    model_config = ConfigDict(extra="forbid")
-    kind: str
-    config: dict[str, Any] = Field(default_factory=dict)
-    label: Optional[str] = Field(None, max_length=64)
-
-
-class EvaluateParams(BaseModel):
-    """An evaluate job: dataset, generator arms, shots and seeds, classifier budget."""
-
-    model_config = ConfigDict(extra="forbid")
     dataset: str = Field(..., **_NAME)
-    generators: list[EvaluateGenerator] = Field(..., min_length=1, max_length=8)
-    shots: list[Optional[int]] = Field(default_factory=lambda: [5, 10], min_length=1, max_length=10)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=10)
-    classifier_steps: int = Field(500, ge=1, le=20_000)
-    per_class: Optional[int] = Field(None, ge=1, le=10_000, description="synthetic images per class (default 1:1)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share when the dataset has no test split")
 
     _name = field_validator("dataset")(lambda value: validate_name(value))
 
-    @field_validator("shots")
-    @classmethod
-    def _positive_shots(cls, shots: list[Optional[int]]) -> list[Optional[int]]:
-        if any(s is not None and s < 1 for s in shots):
-            raise ValueError("every shot must be >= 1 (or null for the whole training split)")
-        return shots
+    def request(self) -> EvaluationRequest:
+        """The request without the job's own fields."""
+        return EvaluationRequest(**self.model_dump(exclude={"dataset", "test_fraction"}))
 
 
 PARAMS = {"train": TrainParams, "generate": GenerateParams, "evaluate": EvaluateParams}
@@ -148,6 +132,34 @@ def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n:
                 api.validate_config(spec.kind, spec.config)
             except (KeyError, ValueError) as error:
                 raise ValueError(f"params.generators[{index}]: {_message(error)}") from None
+        if typed.model is not None:
+            with Registry.open(home) as registry:
+                row = registry.find(typed.model)
+            if row is None or row.status != READY:
+                raise LookupError(f"params.model: no ready model {typed.model!r}")
+            from ..data import stratified_split
+            from ..store.datasets import load_dataset
+
+            # The checks the run would make, now: the same classes, and a test split the model never saw.
+            data, test, _ = load_dataset(typed.dataset, home)
+            if test is None:
+                data, test = stratified_split(data, typed.test_fraction, seed=0)
+            if list(row.class_names or []) != list(data.class_names):
+                raise ValueError(f"params.model: {typed.model}'s classes {list(row.class_names or [])} differ "
+                                 f"from dataset {typed.dataset}'s {list(data.class_names)}")
+            try:
+                api.check_no_overlap(typed.model, test, home)
+            except ValueError as error:
+                raise ValueError(f"params.model: {error}") from None
+        if typed.classifier is not None:
+            from ..evaluate.classifiers import IMAGE_CLASSIFIERS, TABLE_CLASSIFIERS
+
+            # A user classifier (module:function) imports code by name: the library and CLI only,
+            # never a name sent over HTTP.
+            if typed.classifier not in IMAGE_CLASSIFIERS + TABLE_CLASSIFIERS:
+                raise ValueError(f"params.classifier: '{typed.classifier}' is not one of "
+                                 f"{', '.join(IMAGE_CLASSIFIERS + TABLE_CLASSIFIERS)} (your own module:function "
+                                 "classifier runs with the library or the CLI, not through the service)")
     return typed.model_dump(mode="json")
 
 

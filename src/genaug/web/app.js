@@ -143,7 +143,7 @@ const routes = [
   [/^\/jobs\/([^/]+)$/, 'jobs', jobPage],
   [/^\/models$/, 'models', modelsPage],
   [/^\/generate(?:\/([^/]+))?$/, 'generate', generatePage],
-  [/^\/evaluate$/, 'evaluate', evaluatePage],
+  [/^\/evaluate(?:\/model\/([^/]+))?$/, 'evaluate', evaluatePage],
 ];
 
 async function render() {
@@ -933,7 +933,8 @@ async function jobPage(view, { alive }, jobId) {
       replace(result, title, r.counts ? countsTable(r.counts, 'Generated images per class', 'generated-counts') : null,
         h('p', { class: 'actions' }, link), downloadError);
     } else if (job.type === 'evaluate') {
-      const verdict = Array.isArray(r.verdict) ? r.verdict : r.verdict ? [r.verdict] : [];
+      const recommendation = r.recommendation || (Array.isArray(r.verdict) ? r.verdict : r.verdict ? [r.verdict] : []);
+      const warnings = r.warnings || [];
       const figures = (r.files || []).filter((f) => /\.png$/i.test(f));
       const figureBox = h('div', { class: 'figures', 'data-testid': 'report-figures' });
       for (const file of figures) {
@@ -945,9 +946,11 @@ async function jobPage(view, { alive }, jobId) {
       }
       const others = (r.files || []).filter((f) => !/\.png$/i.test(f));
       replace(result, title,
-        h('h3', {}, 'Verdict'),
-        verdict.length ? h('ul', { id: 'verdict', 'data-testid': 'verdict', class: 'verdict' }, verdict.map((line) => h('li', {}, line))) : h('p', { class: 'muted' }, 'No verdict lines.'),
-        r.table ? h('div', { 'data-testid': 'verdict-table', id: 'verdict-table' }, renderMarkdown(r.table, 4)) : null,
+        h('h3', {}, 'Recommendation'),
+        recommendation.length ? h('ul', { id: 'recommendation', 'data-testid': 'recommendation', class: 'verdict' }, recommendation.map((line) => h('li', {}, line))) : h('p', { class: 'muted' }, 'No recommendation.'),
+        warnings.length ? [h('h3', {}, 'Warnings'), h('ul', { class: 'warnings', 'data-testid': 'eval-warnings' }, warnings.map((line) => h('li', {}, line)))] : null,
+        Array.isArray(r.rows) && r.rows.length ? resultsTable(r.rows, r.classifier) : (r.table ? h('div', { 'data-testid': 'verdict-table', id: 'verdict-table' }, renderMarkdown(r.table, 4)) : null),
+        (r.explanations || []).length ? h('details', { 'data-testid': 'how-to-read', open: true }, h('summary', {}, 'How to read these numbers'), h('ul', {}, r.explanations.map((line) => h('li', {}, line)))) : null,
         figures.length ? [h('h3', {}, 'Plots'), figureBox] : null,
         r.report ? h('details', { 'data-testid': 'report' }, h('summary', {}, 'Full report'), renderMarkdown(r.report, 4)) : null,
         others.length ? h('p', { 'data-testid': 'report-files' }, 'Files: ', others.map((f, i) => [i ? ', ' : '',
@@ -1078,6 +1081,7 @@ function modelCard(m) {
     m.training_data_note ? h('p', { class: 'muted training-data-note', 'data-testid': 'model-training-data' }, m.training_data_note) : null,
     h('div', { class: 'actions' },
       h('a', { class: 'button primary', href: `#/generate/${encodeURIComponent(m.name)}`, 'data-testid': 'model-generate' }, 'Generate', h('span', { class: 'visually-hidden' }, ` images with ${m.name}`)),
+      h('a', { class: 'button secondary', href: `#/evaluate/model/${encodeURIComponent(m.name)}`, 'data-testid': 'model-evaluate' }, 'Does this model help?', h('span', { class: 'visually-hidden' }, ` (${m.name})`)),
       h('button', { type: 'button', class: 'danger', 'data-testid': 'model-delete', onclick: async (event) => {
         if (!window.confirm(`Delete model “${m.name}”? Its weights are removed for everyone.`)) return;
         const button = event.currentTarget;
@@ -1205,6 +1209,29 @@ async function generatePage(view, { alive }, preselected) {
 // ---------------------------------------------------------------------------------------------
 // Evaluate
 
+/** A signed difference with its interval, and whether it is within noise. */
+function deltaText(d) {
+  if (!d) return '–';
+  const f = (v) => `${v >= 0 ? '+' : ''}${v.toFixed(3)}`;
+  return `${f(d.mean)} (${f(d.low)} to ${f(d.high)})${d.within_noise ? ', within noise' : ''}`;
+}
+
+/** The compact results table: plain arm names, the score with its interval, the differences. */
+function resultsTable(rows, classifier) {
+  const metric = rows[0].metric || 'score';
+  return h('table', { class: 'results', 'data-testid': 'results-table', id: 'results-table' },
+    h('caption', {}, `Test ${metric.replace('_', ' ')} per training set${classifier ? ` (classifier: ${classifier})` : ''}`),
+    h('thead', {}, h('tr', {}, ['Images per class', 'Training data', `${metric.replace('_', ' ')} (95% interval)`, 'vs your images', 'vs + classic augmentation', 'Seeds']
+      .map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows.map((row) => h('tr', { 'data-arm': row.arm },
+      h('td', {}, row.n === null || row.n === undefined ? 'all' : String(row.n)),
+      h('th', { scope: 'row', title: row.arm }, row.plain_name || row.arm),
+      h('td', {}, `${row.mean.toFixed(3)} (${row.low.toFixed(3)} to ${row.high.toFixed(3)})`),
+      h('td', {}, deltaText(row.delta_vs_real)),
+      h('td', {}, deltaText(row.delta_vs_classic)),
+      h('td', {}, String(row.seeds))))));
+}
+
 function parseIntList(text, { min = -Infinity } = {}) {
   const parts = text.split(/[\s,;]+/).filter(Boolean);
   const values = parts.map(Number);
@@ -1212,23 +1239,64 @@ function parseIntList(text, { min = -Infinity } = {}) {
   return values;
 }
 
-async function evaluatePage(view, { alive }) {
-  add(view, pageHeading('Evaluate: does synthetic data help?'),
-    h('p', { class: 'lead' }, 'Trains the same classifier on real images only, on real plus classic augmentation, and on real plus each generator’s images; over several seeds and few-shot sizes. The verdict says whether, and by how much, each generator helps.'));
+const CLASSIFIERS = {
+  images: [
+    ['cnn', 'Small CNN from scratch (fast; the theses’ setting)'],
+    ['lite0-linear', 'Pretrained EfficientNet-Lite0, linear head (what most people with few images deploy)'],
+    ['lite0-finetune', 'Pretrained EfficientNet-Lite0, fine-tuned end to end (slowest)'],
+  ],
+  table: [['mlp', 'MLP'], ['gbm', 'Gradient-boosted trees']],
+};
+
+/** The classifier choice for a dataset's kind of data. */
+function classifierField(select, dataKind) {
+  select.replaceChildren(...(CLASSIFIERS[dataKind] || CLASSIFIERS.images).map(([value, text]) => h('option', { value }, text)));
+}
+
+async function evaluatePage(view, { alive }, modelName) {
+  const forModel = modelName ? decodeURIComponent(modelName) : null;
+  add(view, pageHeading(forModel ? `Does ${forModel} help?` : 'Evaluate: does synthetic data help?'),
+    h('p', { class: 'lead' }, forModel
+      ? `Trains the same classifier on a dataset’s images alone, with classic augmentation, and with images generated by ${forModel}; scored on test images the model has never seen.`
+      : 'Trains the same classifier, with the same budget, on your images alone, with classic augmentation, and with generated images, over several seeds. The answer comes first, in one sentence.'));
   const done = loading(view);
-  const [datasets, kinds] = await Promise.all([api.get('/api/datasets').catch(() => []), getKinds()]).finally(done);
+  const [allDatasets, kinds, models] = await Promise.all([api.get('/api/datasets').catch(() => []), getKinds(),
+    forModel ? api.get('/api/models').catch(() => []) : Promise.resolve([])]).finally(done);
   if (!alive()) return;
+  const model = forModel ? (models || []).find((m) => m.name === forModel) : null;
+  if (forModel && !model) {
+    add(view, h('div', { class: 'alert', role: 'alert', 'data-testid': 'eval-error' }, `There is no model “${forModel}”. `, h('a', { href: '#/models' }, 'See the models.')));
+    return;
+  }
+  const sameClasses = (d) => JSON.stringify(Object.keys(d.counts || {}).sort()) === JSON.stringify([...(model.class_names || [])].sort());
+  const datasets = model ? (allDatasets || []).filter(sameClasses) : allDatasets;
   if (!datasets || !datasets.length) {
-    add(view, h('p', { 'data-testid': 'no-datasets' }, 'There is no dataset on the server. Upload one on the ', h('a', { href: '#/train' }, 'Train'), ' page with “Keep the uploaded images on the server” ticked, or run ', code('genaug ingest PATH'), '.'));
+    add(view, h('p', { 'data-testid': 'no-datasets' }, model
+      ? `There is no dataset on the server with ${model.name}’s classes (${(model.class_names || []).join(', ')}). Upload images it has never seen on the `
+      : 'There is no dataset on the server. Upload one on the ', h('a', { href: '#/train' }, 'Train'), ' page with “Keep the uploaded images on the server” ticked, or run ', code('genaug ingest PATH'), '.'));
     return;
   }
   const form = h('form', { id: 'evaluate-form', 'data-testid': 'evaluate-form', novalidate: true });
   const datasetSelect = h('select', { id: 'eval-dataset', 'data-testid': 'eval-dataset' },
     datasets.map((d) => h('option', { value: d.name }, `${d.name} (${d.n} ${d.data_kind === 'table' ? 'rows' : 'images'}, ${Object.keys(d.counts || {}).length} classes)`)));
+  const classifier = h('select', { id: 'eval-classifier', 'data-testid': 'eval-classifier' });
+  const modeBox = h('fieldset', { class: 'kinds-box', 'data-testid': 'eval-mode' }, h('legend', {}, 'What to try'));
+  const modes = [
+    ['quick', 'Quick first answer', 'A few minutes: 10 images per class, 3 seeds, your images alone, with classic augmentation and with a small VAE’s images.'],
+    ['select', 'Let genaug choose', 'Tries generator kinds, their key options and amounts on validation folds of your training images, then scores the best recipe once on the test images. Takes long on a CPU.'],
+    ['pick', 'Compare generators I pick', 'Choose the generators, the numbers of images per class and the seeds yourself.'],
+  ];
+  for (const [value, text, help] of modes) {
+    const id = `eval-mode-${value}`;
+    add(modeBox, h('div', { class: 'field field-check' },
+      h('input', { type: 'radio', name: 'eval-mode', id, value, 'data-testid': id, checked: value === 'quick', 'aria-describedby': `${id}-help` }),
+      h('label', { for: id }, text), h('p', { class: 'help', id: `${id}-help` }, help)));
+  }
   const kindsBox = h('fieldset', { class: 'kinds-box', 'data-testid': 'eval-kinds' }, h('legend', {}, 'Generators to compare'));
   const fillKinds = () => {
     const ds = datasets.find((d) => d.name === datasetSelect.value);
     const want = ds && ds.data_kind;
+    classifierField(classifier, want || 'images');
     kindsBox.replaceChildren(h('legend', {}, 'Generators to compare'));
     kinds.filter((k) => !want || !k.data_kind || k.data_kind === want).forEach((k) => {
       const id = `eval-kind-${k.kind}`;
@@ -1240,55 +1308,50 @@ async function evaluatePage(view, { alive }) {
   };
   datasetSelect.addEventListener('change', fillKinds);
   fillKinds();
-  const shots = h('input', { type: 'text', id: 'eval-shots', 'data-testid': 'eval-shots', value: '5, 10', inputmode: 'numeric' });
-  const seeds = h('input', { type: 'text', id: 'eval-seeds', 'data-testid': 'eval-seeds', value: '0, 1', inputmode: 'numeric' });
+  const shots = h('input', { type: 'text', id: 'eval-shots', 'data-testid': 'eval-shots', value: forModel ? '' : '5, 10', inputmode: 'numeric', placeholder: forModel ? 'all training images' : '' });
+  const seeds = h('input', { type: 'text', id: 'eval-seeds', 'data-testid': 'eval-seeds', value: '0, 1, 2', inputmode: 'numeric' });
   const steps = h('input', { type: 'number', id: 'eval-classifier-steps', 'data-testid': 'eval-classifier-steps', min: 1, step: 1, placeholder: 'server default' });
   const genSteps = h('input', { type: 'number', id: 'eval-generator-steps', 'data-testid': 'eval-generator-steps', min: 1, step: 1, placeholder: 'each kind’s default' });
-  const submit = h('button', { type: 'submit', class: 'primary', id: 'eval-submit', 'data-testid': 'eval-submit' }, 'Start evaluation');
+  const perClass = h('input', { type: 'number', id: 'eval-per-class', 'data-testid': 'eval-per-class', min: 1, step: 1, placeholder: 'as many as the real ones' });
+  const submit = h('button', { type: 'submit', class: 'primary', id: 'eval-submit', 'data-testid': 'eval-submit' }, forModel ? `Does ${forModel} help?` : 'Start evaluation');
   const error = errorBox('eval-error');
-  add(form, 
-    field('Dataset', datasetSelect),
+  const pickFields = h('div', { 'data-testid': 'eval-pick-fields' },
     kindsBox,
     field('Shots (images per class)', shots, 'Comma-separated few-shot sizes, e.g. 5, 10, 20: each run uses only that many real training images per class.'),
-    field('Seeds', seeds, 'Comma-separated seeds; more seeds = tighter confidence intervals, longer run.'),
-    field('Classifier steps (optional)', steps, 'Training steps of every classifier; empty = the server default.'),
-    field('Generator training steps (optional)', genSteps, 'Training steps of every generator that has them (a generator is trained for each shot and seed); empty = each kind’s default, which can take long on a CPU. A few hundred gives a quick first answer.'),
-    h('div', { class: 'actions' }, submit), error);
+    field('Generator training steps (optional)', genSteps, 'Training steps of every generator that has them (a generator is trained for each shot and seed); empty = each kind’s default, which can take long on a CPU. A few hundred gives a quick first answer.'));
+  const seedsField = field('Seeds', seeds, 'Comma-separated seeds; 3 or more for intervals that mean something. More seeds = tighter intervals, longer run.');
+  const stepsField = field('Classifier steps (optional)', steps, 'Training steps of every classifier; empty = the default.');
+  if (forModel) {
+    add(form, field('Dataset (images the model has never seen)', datasetSelect, `Its test images must not be among ${forModel}’s training images; the job is refused if they are.`),
+      field('Classifier', classifier, 'The same classifier and budget for every arm.'),
+      field('Shots (optional)', shots, 'Images per class, e.g. 5, 10; empty = every training image.'),
+      field(`Images from ${forModel} per class (optional)`, perClass, 'Empty = as many as the real ones.'),
+      seedsField, stepsField, h('div', { class: 'actions' }, submit), error);
+  } else {
+    add(form, field('Dataset', datasetSelect), modeBox,
+      field('Classifier', classifier, 'The same classifier and budget for every arm.'),
+      pickFields, seedsField, stepsField, h('div', { class: 'actions' }, submit), error);
+    const showMode = () => {
+      const mode = form.querySelector('input[name=eval-mode]:checked').value;
+      pickFields.hidden = mode !== 'pick';
+    };
+    modeBox.addEventListener('change', showMode);
+    showMode();
+  }
   add(view, form);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     showError(error, '');
-    let generatorSteps = null;
-    if (genSteps.value.trim()) {
-      generatorSteps = Number(genSteps.value);
-      if (!Number.isInteger(generatorSteps) || generatorSteps < 1) {
-        showError(error, 'Generator training steps must be a whole number ≥ 1.');
-        genSteps.focus();
-        return;
-      }
-    }
-    const hasSteps = (kind) => Boolean(kinds.find((k) => k.kind === kind)?.schema?.properties?.steps);
-    const chosen = [...kindsBox.querySelectorAll('input:checked')].map((c) => (
-      generatorSteps && hasSteps(c.value) ? { kind: c.value, config: { steps: generatorSteps } } : { kind: c.value }));
-    if (!chosen.length) {
-      showError(error, 'Choose at least one generator.');
-      kindsBox.querySelector('input')?.focus();
-      return;
-    }
-    const shotList = parseIntList(shots.value, { min: 1 });
-    if (!shotList) {
-      showError(error, 'Shots must be a comma-separated list of whole numbers ≥ 1, e.g. 5, 10.');
-      shots.focus();
-      return;
-    }
+    const mode = forModel ? 'model' : form.querySelector('input[name=eval-mode]:checked').value;
+    const params = { dataset: datasetSelect.value, classifier: classifier.value };
     const seedList = parseIntList(seeds.value, { min: 0 });
     if (!seedList) {
       showError(error, 'Seeds must be a comma-separated list of whole numbers ≥ 0, e.g. 0, 1, 2.');
       seeds.focus();
       return;
     }
-    const params = { dataset: datasetSelect.value, generators: chosen, shots: shotList, seeds: seedList };
+    params.seeds = seedList;
     if (steps.value.trim()) {
       const n = Number(steps.value);
       if (!Number.isInteger(n) || n < 1) {
@@ -1297,6 +1360,56 @@ async function evaluatePage(view, { alive }) {
         return;
       }
       params.classifier_steps = n;
+    }
+    if (mode === 'quick') params.quick = true;
+    if (mode === 'select') params.select = true;
+    if (mode === 'model') {
+      params.model = forModel;
+      if (shots.value.trim()) {
+        const shotList = parseIntList(shots.value, { min: 1 });
+        if (!shotList) {
+          showError(error, 'Shots must be a comma-separated list of whole numbers ≥ 1, e.g. 5, 10 (or empty).');
+          shots.focus();
+          return;
+        }
+        params.shots = shotList;
+      }
+      if (perClass.value.trim()) {
+        const n = Number(perClass.value);
+        if (!Number.isInteger(n) || n < 1) {
+          showError(error, 'Images per class must be a whole number ≥ 1 (or empty).');
+          perClass.focus();
+          return;
+        }
+        params.per_class = n;
+      }
+    }
+    if (mode === 'pick') {
+      let generatorSteps = null;
+      if (genSteps.value.trim()) {
+        generatorSteps = Number(genSteps.value);
+        if (!Number.isInteger(generatorSteps) || generatorSteps < 1) {
+          showError(error, 'Generator training steps must be a whole number ≥ 1.');
+          genSteps.focus();
+          return;
+        }
+      }
+      const hasSteps = (kind) => Boolean(kinds.find((k) => k.kind === kind)?.schema?.properties?.steps);
+      const chosen = [...kindsBox.querySelectorAll('input:checked')].map((c) => (
+        generatorSteps && hasSteps(c.value) ? { kind: c.value, config: { steps: generatorSteps } } : { kind: c.value }));
+      if (!chosen.length) {
+        showError(error, 'Choose at least one generator.');
+        kindsBox.querySelector('input')?.focus();
+        return;
+      }
+      const shotList = parseIntList(shots.value, { min: 1 });
+      if (!shotList) {
+        showError(error, 'Shots must be a comma-separated list of whole numbers ≥ 1, e.g. 5, 10.');
+        shots.focus();
+        return;
+      }
+      params.generators = chosen;
+      params.shots = shotList;
     }
     submit.disabled = true;
     try {

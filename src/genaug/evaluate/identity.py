@@ -1,0 +1,72 @@
+"""What identifies an evaluation cell or a generator fit, so that nothing stale is ever reused.
+
+A cell's identity is the hash of everything that decides its value, apart from n, seed and the
+arm's name (which name the cell's file): the protocol (every field, defaults included), the
+classifier and its version, the train and test fingerprints, and for a generator arm the kind,
+the kind's code version, the fully validated config (defaults included), whether it learns from
+an unlabeled pool, and the sample variant with the kind's sample options filled in. Changing a
+default, bumping a version or touching one pixel of the data gives another identity: the cell is
+recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..generators.base import get_generator_class
+
+if TYPE_CHECKING:
+    from .classifiers import ClassifierChoice
+    from .protocol import GeneratorSpec, Protocol, SampleVariant
+
+
+def _hash(document: Any) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def validated_config(spec: "GeneratorSpec") -> dict:
+    """The spec's config as its kind validates it: every field, defaults included."""
+    cls = get_generator_class(spec.kind)
+    try:
+        return cls.Config.model_validate(spec.config).model_dump(mode="json")
+    except Exception as error:
+        raise ValueError(f"generator '{spec.label}': invalid {spec.kind} config: {error}") from None
+
+
+def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
+    """The variant's sample options over the kind's declared defaults; unknown names refused."""
+    declared = get_generator_class(spec.kind).sample_options()
+    unknown = sorted(set(variant.options) - set(declared))
+    if unknown:
+        raise ValueError(f"generator '{spec.label}' variant '{variant.label}': unknown sample option(s) {unknown}; "
+                         f"{spec.kind} takes {sorted(declared) or 'none'}")
+    defaults = {name: schema["default"] for name, schema in declared.items() if "default" in schema}
+    return {**defaults, **variant.options}
+
+
+def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
+    """Identity of a generator fit (its checkpoint folder): kind, version, config, pool, data."""
+    cls = get_generator_class(spec.kind)
+    return _hash({"kind": spec.kind, "version": cls.version, "config": validated_config(spec),
+                  "unlabeled_pool": spec.unlabeled_pool, "classes": spec.classes,
+                  "augment_copies": spec.augment_copies, "train": train_fingerprint})
+
+
+def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fingerprint: str,
+                  test_fingerprint: str, spec: Optional["GeneratorSpec"] = None,
+                  variant: Optional["SampleVariant"] = None) -> str:
+    """Hash of everything that decides a cell's value except n, seed and the arm's name."""
+    relevant: dict[str, Any] = {
+        "protocol": protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"}),
+        "classifier": classifier.version, "train": train_fingerprint, "test": test_fingerprint}
+    if spec is not None:
+        assert variant is not None, "a generator arm's identity needs its sample variant"
+        relevant["generator"] = {"kind": spec.kind, "version": get_generator_class(spec.kind).version,
+                                 "config": validated_config(spec), "unlabeled_pool": spec.unlabeled_pool,
+                                 "classes": spec.classes, "augment_copies": spec.augment_copies,
+                                 # a stored model is identified by its registry id (its weights)
+                                 "model": None if spec.model is None else spec.model.id}
+        relevant["variant"] = {**variant.model_dump(mode="json", exclude={"label", "options", "arms"}),
+                               "options": sample_options(spec, variant)}
+    return _hash(relevant)

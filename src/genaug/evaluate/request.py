@@ -1,0 +1,126 @@
+"""One evaluation request, as the CLI, the job worker and the web UI state it, and the one
+function that runs it: a plain comparison, ``--quick``, ``--select`` or ``--model``.
+
+Every front end builds an ``EvaluationRequest`` and calls ``run_request``; the report, the
+recommendation sentences and the warnings therefore read the same everywhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..data.datasets import LabelledData, LabelledImages
+from ..progress import ProgressCallback
+from .protocol import GeneratorSpec, Protocol, SampleVariant, default_arms, evaluate
+from .report import write_report
+
+# --quick: one answer in minutes on a 2-core CPU (measured in the README): n = 10, 3 seeds,
+# real, real + classic and one small per-class VAE at 1:1, a short classifier budget.
+QUICK_SHOTS = [10]
+QUICK_SEEDS = [0, 1, 2]
+QUICK_CLASSIFIER_STEPS = 300
+QUICK_VAE = {"mode": "per_class", "steps": 300}
+QUICK_TABLE_VAE = {"mode": "per_class", "steps": 500}
+
+
+class GeneratorChoice(BaseModel):
+    """A generator arm of a plain comparison: a kind and config overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(..., min_length=1, max_length=40)
+    config: dict[str, Any] = Field(default_factory=dict)
+    label: Optional[str] = Field(None, max_length=80)
+
+
+class EvaluationRequest(BaseModel):
+    """What to evaluate. ``model``, ``select`` and ``generators`` are three ways to say which
+    synthetic data to try: a stored model's samples, an automatic search, or named kinds."""
+
+    model_config = ConfigDict(extra="forbid")
+    generators: list[GeneratorChoice] = Field(default_factory=list, max_length=8,
+                                              description="kinds to compare (default: one VAE)")
+    shots: Optional[list[Optional[int]]] = Field(None, min_length=1, max_length=10,
+                                                 description="n per class; null = the whole training split")
+    seeds: Optional[list[int]] = Field(None, min_length=1, max_length=10)
+    per_class: Optional[int] = Field(None, ge=1, le=10_000, description="synthetic images per class (default 1:1)")
+    classifier: Optional[str] = Field(None, max_length=200,
+                                      description="cnn, lite0-linear, lite0-finetune; mlp, gbm (tables); module:function")
+    classifier_steps: Optional[int] = Field(None, ge=1, le=20_000)
+    model: Optional[str] = Field(None, max_length=128, description="a stored model: does its data help?")
+    quick: bool = Field(False, description="a first answer in minutes: n = 10, 3 seeds, one small generator")
+    select: bool = Field(False, description="search generator kinds x options x share on validation folds "
+                                            "of the training split, then score the choice once on the test split")
+    select_kinds: Optional[list[str]] = Field(None, max_length=8, description="restrict the search to these kinds")
+
+    @field_validator("shots")
+    @classmethod
+    def _positive_shots(cls, shots):
+        if shots is not None and any(s is not None and s < 1 for s in shots):
+            raise ValueError("every shot must be >= 1 (or null for the whole training split)")
+        return shots
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        chosen = [name for name, on in (("model", self.model is not None), ("select", self.select),
+                                        ("generators", bool(self.generators))) if on]
+        if len(chosen) > 1:
+            raise ValueError(f"{' and '.join(chosen)}: choose one way to name the synthetic data "
+                             "(a stored model, the automatic search, or generator kinds)")
+        if self.select_kinds is not None and not self.select:
+            raise ValueError("select_kinds: only with select")
+        return self
+
+    def protocol(self, data: LabelledData) -> Protocol:
+        """The runner's protocol: the request's values, else the quick or the default ones."""
+        shots = self.shots or (QUICK_SHOTS if self.quick else [5, 10] if self.model is None else [None])
+        seeds = self.seeds or QUICK_SEEDS
+        steps = self.classifier_steps or (QUICK_CLASSIFIER_STEPS if self.quick else 1000)
+        arms = [a for a in default_arms(data) if a != "synthetic"]
+        if self.quick:
+            arms = [a for a in arms if a in ("real", "real+classic", "real+synthetic")]
+        return Protocol(shots=shots, seeds=seeds, classifier=self.classifier, classifier_steps=steps, arms=arms)
+
+    def generator_specs(self, data: LabelledData) -> list[GeneratorSpec]:
+        """The plain comparison's generator arms (quick: one small per-class VAE)."""
+        variant = SampleVariant(per_class=self.per_class, ratio=None if self.per_class else 1.0)
+        if not self.generators:
+            images = isinstance(data, LabelledImages)
+            kind = "vae" if images else "tabular_vae"
+            config = (QUICK_VAE if images else QUICK_TABLE_VAE) if self.quick else {}
+            return [GeneratorSpec(label=kind, kind=kind, config=dict(config), variants=[variant])]
+        return [GeneratorSpec(label=g.label or g.kind, kind=g.kind, config=dict(g.config), variants=[variant])
+                for g in self.generators]
+
+
+def run_request(train: LabelledData, test: LabelledData, request: EvaluationRequest, out_dir: Path, *,
+                dataset_name: str = "data", title: Optional[str] = None, cache_dir: Optional[Path] = None,
+                progress: Optional[ProgressCallback] = None, home: Optional[Path] = None) -> dict:
+    """Run ``request`` on ``train`` (everything is fitted and chosen on it) and ``test`` (scored
+    once), write the report into ``out_dir`` and return ``write_report``'s answer plus
+    ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``."""
+    protocol = request.protocol(train)
+    title = title or f"genaug evaluation: {dataset_name}"
+    selection = None
+    if request.model is not None:
+        from ..api import evaluate_model
+
+        result = evaluate_model(train, test, request.model, protocol=protocol, per_class=request.per_class,
+                                dataset_name=dataset_name, cache_dir=cache_dir, progress=progress, home=home)
+        mode = "model"
+    elif request.select:
+        from .select import default_grid, select_recipe
+
+        candidates = default_grid(train, quick=request.quick, kinds=request.select_kinds)
+        selection = select_recipe(train, test, protocol, candidates, dataset_name=dataset_name,
+                                  cache_dir=cache_dir, progress=progress)
+        result = selection["final"]
+        mode = "select"
+    else:
+        result = evaluate(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,
+                          cache_dir=cache_dir, progress=progress)
+        mode = "quick" if request.quick else "compare"
+    written = write_report(result, Path(out_dir), title=title, selection=selection)
+    return {**written, "mode": mode, "selection": None if selection is None else
+            {"choices": selection["choices"], "cost": selection["cost"]}}

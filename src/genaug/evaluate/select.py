@@ -1,0 +1,218 @@
+"""Automatic choice of a recipe (``genaug evaluate --select``, ``genaug recommend``), honestly nested.
+
+1. A validation pool is drawn from the *training* split (at most ``validation_per_class`` per
+   class, seeded) and cut into ``folds`` disjoint folds. For fold f the runner trains on the
+   training split minus fold f (few-shot subsets come from there) and scores on fold f. Joining
+   the folds gives every pool example one prediction per (n, seed, arm), so the usual statistics
+   (``summary.py``: paired bootstrap, Holm over every candidate) apply to the choice.
+2. Per n the choice is ``summary.recommend`` on those validation rows: a candidate recipe only
+   when it beats ``real+classic`` beyond noise after the correction, else ``real+classic`` (or
+   ``real`` where classic augmentation hurt).
+3. The chosen recipe is retrained on the whole training split and scored once on the test
+   split, beside ``real`` and ``real+classic``.
+
+The test split reaches step 3 only: nothing in steps 1-2 sees it.
+
+Candidates (``default_grid``): generator kinds x their key sample options x synthetic share,
+sized for a 2-core CPU; pass your own list of ``GeneratorSpec`` to search something else.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..data.datasets import LabelledData, LabelledImages
+from ..progress import ProgressCallback, ProgressEvent
+from .metrics import classification_metrics, decode_predictions, encode_predictions
+from .protocol import GENERATOR_ARMS, GeneratorSpec, Protocol, SampleVariant, arm_name, default_arms, evaluate
+from .summary import recommend, summarise
+
+SELECTION_FOLDS = 2
+VALIDATION_PER_CLASS = 100
+
+
+def default_grid(data: LabelledData, *, quick: bool = False, kinds: Optional[list[str]] = None) -> list[GeneratorSpec]:
+    """The default candidates: per kind a CPU-sized config and its key sample options, each at a
+    synthetic share of 1:1 and 4:1, with and without classic augmentation (images).
+
+    Images: ``vae`` (per class; samplers prior and interpolation+noise) and ``ddim`` (per class,
+    img2img from your images at strength 0.3 and 0.6; left out of ``quick``). Tables:
+    ``tabular_vae`` (per class; prior and interpolation+noise)."""
+    images = isinstance(data, LabelledImages)
+    mixed = ["real+synthetic", "real+synthetic+classic"] if images else ["real+synthetic"]
+    shares = (1.0, 4.0)
+    grid: dict[str, GeneratorSpec] = {}
+    vae_steps = 300 if quick else 1500
+    if images:
+        grid["vae"] = GeneratorSpec(label="vae", kind="vae", config={"mode": "per_class", "steps": vae_steps},
+                                    variants=[SampleVariant(label=f"{sampler},{share:g}:1", ratio=share, arms=mixed,
+                                                            options={"sampler": sampler})
+                                              for sampler in ("prior", "interpolation+noise") for share in shares])
+        if not quick:
+            grid["ddim"] = GeneratorSpec(
+                label="ddim", kind="ddim", config={"mode": "per_class", "preset": "tiny", "steps": 1500},
+                variants=[SampleVariant(label=f"img2img-{strength},{share:g}:1", ratio=share, arms=mixed,
+                                        options={"mode": "img2img", "strength": strength, "steps": 25})
+                          for strength in (0.3, 0.6) for share in shares])
+    else:
+        grid["tabular_vae"] = GeneratorSpec(
+            label="tabular_vae", kind="tabular_vae", config={"mode": "per_class", "steps": 500 if quick else 3000},
+            variants=[SampleVariant(label=f"{sampler},{share:g}:1", ratio=share, arms=mixed, options={"sampler": sampler})
+                      for sampler in ("prior", "interpolation+noise") for share in shares])
+    if kinds is not None:
+        unknown = sorted(set(kinds) - set(grid))
+        if unknown:
+            raise ValueError(f"select: no default candidates for {unknown}; the grid for this data has "
+                             f"{', '.join(grid)} (or pass your own GeneratorSpecs)")
+        grid = {k: v for k, v in grid.items() if k in kinds}
+    return list(grid.values())
+
+
+def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, per_class: int = VALIDATION_PER_CLASS,
+                     seed: int = 0) -> list[tuple[LabelledData, LabelledData]]:
+    """``folds`` pairs (inner training set, validation fold), both from ``train`` alone: a pool of
+    at most ``per_class`` examples per class (and at most half of each class), cut into disjoint
+    folds; the inner set of fold f is ``train`` minus fold f."""
+    if folds < 2:
+        raise ValueError("select: at least 2 validation folds")
+    rng = np.random.default_rng(10_000 + seed)
+    assignment = np.full(len(train), -1)
+    for label in range(len(train.class_names)):
+        idx = rng.permutation(np.flatnonzero(train.labels == label))
+        take = idx[:min(per_class, len(idx) // 2)]
+        assignment[take] = np.arange(len(take)) % folds
+    if (assignment >= 0).sum() < folds:
+        raise ValueError("select: the training split is too small for validation folds (it needs at least two "
+                         "examples in some class)")
+    return [(train.subset(np.flatnonzero(assignment != f)), train.subset(np.flatnonzero(assignment == f)))
+            for f in range(folds)]
+
+
+def _join_folds(results: list[dict]) -> dict:
+    """One result whose 'test set' is the union of the validation folds: per (n, seed, arm) the
+    folds' predictions are concatenated and the metrics recomputed on the joined labels."""
+    first = results[0]
+    y_true = np.concatenate([np.asarray(r["test_labels"]) for r in results])
+    keyed: dict[tuple, list[dict]] = {}
+    for r in results:
+        for cell in r["cells"]:
+            keyed.setdefault((cell["n"], cell["seed"], cell["arm"]), []).append(cell)
+    cells = []
+    for (n, seed, arm), parts in keyed.items():
+        if len(parts) != len(results):  # a cell missing in one fold (e.g. cached_only): not comparable
+            continue
+        y_pred = np.concatenate([decode_predictions(c["predictions"]) for c in parts])
+        cell = {**parts[0], **classification_metrics(y_true, y_pred, first["class_names"]),
+                "predictions": encode_predictions(y_pred),
+                "cpu_seconds": round(sum(c.get("cpu_seconds", 0) for c in parts), 2),
+                "generator_fit_cpu_seconds": round(sum(c.get("generator_fit_cpu_seconds", 0) or 0 for c in parts), 2)}
+        cells.append(cell)
+    return {**{k: v for k, v in first.items() if k not in ("cells", "samples", "test_labels", "n_test")},
+            "cells": cells, "test_labels": y_true.tolist(), "n_test": int(len(y_true)), "samples": {}}
+
+
+def _find(candidates: list[GeneratorSpec], arm: str) -> tuple[GeneratorSpec, SampleVariant, str]:
+    for spec in candidates:
+        for variant in spec.variants:
+            for base in GENERATOR_ARMS:
+                if arm_name(base, spec, variant) == arm:
+                    return spec, variant, base
+    raise LookupError(arm)
+
+
+def _search_cost(result: dict) -> float:
+    """CPU seconds of a (joined) run: classifier cells plus each generator fit once."""
+    fits = {}
+    for c in result["cells"]:
+        if c.get("generator"):
+            fits[(c["n"], c["seed"], c["generator"])] = c.get("generator_fit_cpu_seconds") or 0
+    return round(sum(c.get("cpu_seconds", 0) for c in result["cells"]) + sum(fits.values()), 1)
+
+
+def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
+                  candidates: Optional[list[GeneratorSpec]] = None, *, folds: int = SELECTION_FOLDS,
+                  validation_per_class: int = VALIDATION_PER_CLASS, dataset_name: str = "data",
+                  cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None) -> dict:
+    """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
+    once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...}}``.
+
+    ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
+    ``real``, ``real+classic`` and every candidate arm)."""
+    candidates = candidates if candidates is not None else default_grid(train)
+    started = time.monotonic()
+    base_arms = [a for a in default_arms(train) if a in ("real", "real+classic")]
+    search_protocol = protocol.model_copy(update={"arms": base_arms + [a for a in GENERATOR_ARMS if a != "synthetic"]})
+    fold_results = []
+    for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_per_class)):
+        def fold_progress(event: ProgressEvent, f=f) -> None:
+            if progress is not None:
+                progress(ProgressEvent("select", event.step, event.total,
+                                       message=f"search fold {f + 1}/{folds}: {event.message}",
+                                       eta_seconds=event.eta_seconds))
+        fold_results.append(evaluate(inner, validation, candidates, search_protocol,
+                                     dataset_name=f"{dataset_name}-select-fold{f}", cache_dir=cache_dir,
+                                     progress=fold_progress, keep_samples=False))
+    validation = _join_folds(fold_results)
+    search_wall = time.monotonic() - started
+    picks = recommend(summarise(validation))
+    choices, final_cells, finals = [], [], []
+    for pick in picks:
+        n = pick["n"]
+        final_protocol = protocol.model_copy(update={"shots": [n], "arms": base_arms})
+        specs = []
+        recipe = {"arm": pick["arm"], "kind": None}
+        if pick["arm"] not in ("real", "real+classic"):
+            spec, variant, base = _find(candidates, pick["arm"])
+            specs = [spec.model_copy(update={"variants": [variant.model_copy(update={"arms": [base]})]})]
+            recipe = {"arm": pick["arm"], "kind": spec.kind, "config": spec.config, "variant": variant.label,
+                      "options": variant.options, "ratio": variant.ratio, "per_class": variant.per_class,
+                      "classic": base.endswith("+classic")}
+        if progress is not None:
+            progress(ProgressEvent("select", 0, 1, message=f"final run at n={n}: {pick['arm']}"))
+        final = evaluate(train, test, specs, final_protocol, dataset_name=dataset_name, cache_dir=cache_dir,
+                         progress=progress)
+        finals.append(final)
+        final_cells += final["cells"]
+        choices.append({"n": n, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
+                        "validation_sentence": pick["sentence"], "recipe": recipe,
+                        "candidates": pick["compared"]})
+    final = {**finals[0], "cells": final_cells,
+             "protocol": protocol.model_dump(mode="json"),
+             "generators": [g.model_dump(mode="json") for r in finals for g in r["generators"]],
+             "samples": {k: v for r in finals for k, v in r.get("samples", {}).items()}} if finals else None
+    cost = {"search_cpu_seconds": _search_cost(validation), "search_wall_seconds": round(search_wall, 1),
+            "final_cpu_seconds": 0.0 if final is None else _search_cost(final),
+            "candidate_arms": sum(len(v.arms or []) for s in candidates for v in s.variants),
+            "folds": folds, "validation_examples": validation["n_test"]}
+    return {"choices": choices, "validation": validation, "final": final, "cost": cost,
+            "candidates": [c.model_dump(mode="json") for c in candidates]}
+
+
+def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
+    """Per n, the chosen recipe and its one test-split score against ``real`` and ``real+classic``."""
+    lines = []
+    cost = selection["cost"]
+    for choice in selection["choices"]:
+        n = choice["n"]
+        row = next((r for r in final_rows if r["n"] == n and r["arm"] == choice["arm"]), None)
+        at = "With all your images" if n is None else f"At {n} per class"
+        if row is None:
+            lines.append(f"{at}: the search chose {choice['plain_name']} (not scored on the test split yet).")
+            continue
+        metric = row["metric"]
+        text = (f"{at}: the search over {choice['candidates']} candidate arms ({cost['folds']} validation folds "
+                f"from your training split, {cost['validation_examples']} examples) chose {choice['plain_name']}. "
+                f"On the test split: {metric} {row[f'{metric}_mean']:.3f} ({row[f'{metric}_low']:.3f} to "
+                f"{row[f'{metric}_high']:.3f})")
+        for key, name in (("delta_vs_real", "your images alone"), ("delta_vs_classic", "+ classic augmentation")):
+            d = row.get(key)
+            if d:
+                text += (f"; {d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}) vs {name}"
+                         + (" (within noise)" if d["within_noise"] else ""))
+        lines.append(text + ".")
+    lines.append(f"Search cost: {cost['search_cpu_seconds']:.0f} CPU s ({cost['search_wall_seconds']:.0f} s wall); "
+                 f"final runs {cost['final_cpu_seconds']:.0f} CPU s.")
+    return lines

@@ -1,0 +1,366 @@
+"""Honest statistics for comparing classifier arms trained over several seeds on one fixed test set.
+
+An *arm* is one training-data variant (real only, real + synthetic, ...). Each arm was trained
+once per seed and every seed scored the same test set, so the arm is given as
+``{seed: y_pred}`` next to one ``y_true``. Two sources of noise matter: which seeds happened to
+run, and which test examples happened to be drawn. The intervals here resample both (a
+hierarchical bootstrap), so a difference that one lucky test set or one lucky seed produced
+shows up as noise instead of as a win.
+
+Why a bootstrap and not a t-interval over seeds: with 2-3 seeds a t-interval ignores the test
+set entirely and can run outside [0, 1]; a percentile bootstrap of a bounded metric cannot.
+Its known weakness is the other way round: with very few seeds it understates seed-to-seed
+variation (resampling 2 values rarely produces the spread a third seed would), which is what
+:func:`evaluation_warnings` says out loud.
+
+Pure numpy; scipy is not a core dependency.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+METRICS = ("accuracy", "weighted_f1", "macro_f1")
+
+# Working memory for one chunk of bootstrap replicates. Per replicate we hold about
+# 20 bytes per test example (drawn indices, counts, float weights), so 64 MB keeps a chunk of
+# ~300 replicates at N = 10,000 and the whole computation well under the 200 MB asked for.
+_CHUNK_BYTES = 64 * 2**20
+
+# float32 sums of integer counts are exact below 2**24; above that fall back to float64.
+_FLOAT32_EXACT = 2**24
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+
+
+def _check_n_classes(n_classes) -> int:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer; got {n_classes!r}")
+    return int(n_classes)
+
+
+def _labels(values, name: str, n_classes: int, length: int | None = None) -> np.ndarray:
+    """``values`` as a 1-D int64 array of class indices in [0, n_classes), or a ValueError."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices; got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; there is nothing to score")
+    if length is not None and array.shape[0] != length:
+        raise ValueError(f"{name} has {array.shape[0]} entries but y_true has {length}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices; got dtype {array.dtype}")
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"{name} holds class indices from {low} to {high}, "
+                         f"outside [0, {n_classes - 1}] for n_classes={n_classes}")
+    return array.astype(np.int64, copy=False)
+
+
+def _check_bootstrap_args(n_boot, level) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
+    if not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be a number strictly between 0 and 1; got {level!r}")
+
+
+def _seed_codes(preds_by_seed, name: str, y_true: np.ndarray, n_classes: int) -> dict:
+    """``{seed: y_true * K + y_pred}`` for every seed (the flat confusion-cell index per example)."""
+    if not isinstance(preds_by_seed, Mapping):
+        raise ValueError(f"{name} must be a dict {{seed: y_pred}}; got {type(preds_by_seed).__name__}")
+    if not preds_by_seed:
+        raise ValueError(f"{name} has no seeds; it needs at least one {{seed: y_pred}} entry")
+    return {seed: y_true * n_classes + _labels(pred, f"{name}[{seed!r}]", n_classes, len(y_true))
+            for seed, pred in preds_by_seed.items()}
+
+
+def _ordered(seeds) -> list:
+    # Sorting fixes which seed gets which bootstrap index, so results do not depend on the
+    # order a caller happened to fill its dict in.
+    try:
+        return sorted(seeds)
+    except TypeError:
+        return sorted(seeds, key=repr)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _metric_from_confusion(confusion: np.ndarray, metric: str) -> np.ndarray:
+    """The metric of every confusion matrix in a ``(..., K, K)`` stack (rows true, columns predicted)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    true_count = confusion.sum(axis=-1)
+    total = true_count.sum(axis=-1)
+    if metric == "accuracy":
+        return _safe_divide(tp.sum(axis=-1), total)
+    # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (true count + predicted count); a class with neither
+    # scores 0, which is sklearn's zero_division=0.
+    f1 = _safe_divide(2.0 * tp, true_count + confusion.sum(axis=-2))
+    if metric == "macro_f1":
+        return f1.mean(axis=-1)
+    return _safe_divide((f1 * true_count).sum(axis=-1), total)
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    out = np.zeros(numerator.shape)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _full_metric(codes: np.ndarray, n_classes: int, metric: str) -> float:
+    confusion = np.bincount(codes, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return float(_metric_from_confusion(confusion, metric))
+
+
+def metric_value(y_true, y_pred, n_classes: int, metric: str) -> float:
+    """One metric of ``y_pred`` against ``y_true`` over classes ``0..n_classes-1``.
+
+    ``metric`` is ``"accuracy"``, ``"weighted_f1"`` or ``"macro_f1"``; the F1 values equal
+    sklearn's ``f1_score(y_true, y_pred, labels=range(n_classes), average=..., zero_division=0)``,
+    so a class absent from both arrays still counts (as 0) in macro F1.
+    """
+    _check_metric(metric)
+    n_classes = _check_n_classes(n_classes)
+    truth = _labels(y_true, "y_true", n_classes)
+    pred = _labels(y_pred, "y_pred", n_classes, len(truth))
+    return _full_metric(truth * n_classes + pred, n_classes, metric)
+
+
+# --------------------------------------------------------------------------- bootstrap machinery
+
+
+def _test_resample_counts(rng: np.random.Generator, n_rows: int, n_examples: int) -> np.ndarray:
+    """``(n_rows, N)`` multinomial(N, uniform) counts: how often each test example was drawn.
+
+    Counting N uniform index draws is the same multinomial as ``rng.multinomial`` but faster,
+    and a count vector turns "score the resampled test set" into one matrix product.
+    """
+    drawn = rng.integers(0, n_examples, size=(n_rows, n_examples))
+    drawn += np.arange(n_rows)[:, None] * n_examples
+    return np.bincount(drawn.ravel(), minlength=n_rows * n_examples).reshape(n_rows, n_examples)
+
+
+def _cell_indicator(codes: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The confusion cells ``codes`` uses, and the ``(N, cells used)`` one-hot matrix onto them.
+
+    Only cells that occur get a column: with many classes the full N x K^2 one-hot would be
+    mostly empty columns and could run to gigabytes.
+    """
+    cells, inverse = np.unique(codes, return_inverse=True)
+    onehot = np.zeros((codes.shape[0], cells.shape[0]), dtype=dtype)
+    onehot[np.arange(codes.shape[0]), inverse.ravel()] = 1
+    return cells, onehot
+
+
+def _chunk_size(n_examples: int, n_sets: int, n_cells: int, n_boot: int) -> int:
+    per_replicate = 24 * n_examples + 16 * n_sets * n_cells
+    return max(1, min(n_boot, _CHUNK_BYTES // per_replicate))
+
+
+def _resampled_metrics(code_sets: list[np.ndarray], n_classes: int, metric: str, n_boot: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """``(n_boot, len(code_sets))`` metric values, every set scored on the same test resamples.
+
+    Sharing a resample across seeds (and across arms) is what makes the comparison paired:
+    the hard test examples a replicate drew are hard for everyone in it.
+    """
+    n_examples, n_cells = code_sets[0].shape[0], n_classes * n_classes
+    dtype = np.float32 if n_examples < _FLOAT32_EXACT else np.float64
+    indicators = [_cell_indicator(codes, dtype) for codes in code_sets]
+    chunk = _chunk_size(n_examples, len(code_sets), n_cells, n_boot)
+    values = np.empty((n_boot, len(code_sets)))
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        weights = _test_resample_counts(rng, rows, n_examples).astype(dtype)
+        confusion = np.zeros((rows, len(code_sets), n_cells))
+        for j, (cells, onehot) in enumerate(indicators):
+            confusion[:, j, cells] = weights @ onehot
+        values[start:start + rows] = _metric_from_confusion(
+            confusion.reshape(rows, len(code_sets), n_classes, n_classes), metric)
+    return values
+
+
+def _seed_resample_weights(rng: np.random.Generator, n_boot: int, n_seeds: int) -> np.ndarray:
+    """``(n_boot, S)`` share of each seed in each replicate's resample of the seeds (rows sum to 1)."""
+    drawn = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    drawn += np.arange(n_boot)[:, None] * n_seeds
+    counts = np.bincount(drawn.ravel(), minlength=n_boot * n_seeds).reshape(n_boot, n_seeds)
+    return counts / n_seeds
+
+
+def _percentiles(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - float(level)) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- public intervals
+
+
+def bootstrap_interval(preds_by_seed: Mapping, y_true, n_classes: int, metric: str, *,
+                       n_boot: int = 2000, level: float = 0.95, rng_seed=0) -> dict:
+    """Mean over seeds of one arm's metric, with a hierarchical percentile bootstrap interval.
+
+    ``preds_by_seed`` is ``{seed: y_pred}`` on the test set ``y_true``. Each replicate resamples
+    the seeds with replacement and the test examples with replacement (one resample shared
+    by all seeds of that replicate), scores each resampled seed and averages. Returns
+    ``{"mean", "low", "high", "n_seeds", "n_boot", "method"}``: ``mean`` is the plain mean over
+    seeds on the full test set, ``low``/``high`` the ``level`` percentile interval, which lies in
+    [0, 1] by construction. One seed is allowed (the interval then covers the test set only).
+    Deterministic for a given ``rng_seed``.
+    """
+    _check_metric(metric)
+    _check_bootstrap_args(n_boot, level)
+    n_classes = _check_n_classes(n_classes)
+    truth = _labels(y_true, "y_true", n_classes)
+    codes = _seed_codes(preds_by_seed, "preds_by_seed", truth, n_classes)
+    seeds = _ordered(codes)
+    code_sets = [codes[s] for s in seeds]
+
+    rng = np.random.default_rng(rng_seed)
+    seed_weights = _seed_resample_weights(rng, int(n_boot), len(seeds))
+    per_seed = _resampled_metrics(code_sets, n_classes, metric, int(n_boot), rng)
+    low, high = _percentiles((per_seed * seed_weights).sum(axis=1), level)
+    return {
+        "mean": float(np.mean([_full_metric(c, n_classes, metric) for c in code_sets])),
+        "low": low,
+        "high": high,
+        "n_seeds": len(seeds),
+        "n_boot": int(n_boot),
+        "method": ("bootstrap over seeds and test examples" if len(seeds) > 1
+                   else "bootstrap over test examples (one seed)"),
+    }
+
+
+def paired_bootstrap_difference(arm: Mapping, baseline: Mapping, y_true, n_classes: int, metric: str,
+                                *, n_boot: int = 2000, level: float = 0.95, rng_seed=0) -> dict:
+    """Arm minus baseline on one metric, paired by seed and by test example.
+
+    Only seeds present in both ``{seed: y_pred}`` dicts are used; every replicate draws one
+    resample of those seeds and one of the test examples and applies both to both arms, so
+    shared luck cancels. Returns ``{"mean", "low", "high", "p_value", "n_seeds", "n_boot",
+    "within_noise"}``: ``mean`` is the mean over common seeds of the full-test-set difference,
+    ``low``/``high`` the percentile interval (inside [-1, 1]), ``p_value`` the two-sided
+    bootstrap p-value ``2 * min(P(diff <= 0), P(diff >= 0))`` clipped to
+    ``[1 / (n_boot + 1), 1]``, and ``within_noise`` whether the interval contains 0.
+    Raises ValueError when the arms share no seed.
+    """
+    _check_metric(metric)
+    _check_bootstrap_args(n_boot, level)
+    n_classes = _check_n_classes(n_classes)
+    truth = _labels(y_true, "y_true", n_classes)
+    arm_codes = _seed_codes(arm, "arm", truth, n_classes)
+    base_codes = _seed_codes(baseline, "baseline", truth, n_classes)
+    seeds = _ordered(set(arm_codes) & set(base_codes))
+    if not seeds:
+        raise ValueError(f"arm and baseline share no seed (arm has {_ordered(arm_codes)}, "
+                         f"baseline has {_ordered(base_codes)}); a paired comparison needs common seeds")
+
+    rng = np.random.default_rng(rng_seed)
+    seed_weights = _seed_resample_weights(rng, int(n_boot), len(seeds))
+    both = _resampled_metrics([arm_codes[s] for s in seeds] + [base_codes[s] for s in seeds],
+                              n_classes, metric, int(n_boot), rng)
+    per_seed_diff = both[:, :len(seeds)] - both[:, len(seeds):]
+    diffs = (per_seed_diff * seed_weights).sum(axis=1)
+    low, high = _percentiles(diffs, level)
+    return {
+        "mean": float(np.mean([_full_metric(arm_codes[s], n_classes, metric)
+                               - _full_metric(base_codes[s], n_classes, metric) for s in seeds])),
+        "low": low,
+        "high": high,
+        "p_value": _two_sided_p(diffs, int(n_boot)),
+        "n_seeds": len(seeds),
+        "n_boot": int(n_boot),
+        "within_noise": bool(low <= 0.0 <= high),
+    }
+
+
+def _two_sided_p(diffs: np.ndarray, n_boot: int) -> float:
+    # Ties at exactly 0 count on both sides: identical arms must come out at p = 1, not 0.
+    p = 2.0 * min(float(np.mean(diffs <= 0.0)), float(np.mean(diffs >= 0.0)))
+    # A bootstrap of n_boot replicates cannot resolve p below 1/(n_boot+1); reporting 0 would
+    # claim a certainty the computation does not have.
+    return float(min(1.0, max(p, 1.0 / (n_boot + 1))))
+
+
+# --------------------------------------------------------------------------- multiple comparisons
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in the input order.
+
+    With m p-values sorted ascending, the i-th (1-based) becomes ``(m - i + 1) * p``, made
+    non-decreasing along the sorted order and capped at 1. Comparing each adjusted value with
+    alpha controls the family-wise error rate when several arms are tested against one baseline.
+    """
+    values = np.asarray(list(p_values), dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"p_values must be a flat sequence of numbers; got shape {values.shape}")
+    if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
+        raise ValueError(f"p_values must all lie in [0, 1]; got {values.tolist()}")
+    m = values.shape[0]
+    order = np.argsort(values, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * values[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return [float(v) for v in adjusted]
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def evaluation_warnings(y_true, class_names: Sequence[str], n_seeds: int, *,
+                        min_test_per_class: int = 30, min_seeds: int = 3, unit: str = "image") -> list[str]:
+    """Plain-English warnings about what this test set and seed count can and cannot show.
+
+    One warning per class with fewer than ``min_test_per_class`` test examples, and one when
+    fewer than ``min_seeds`` seeds ran. ``unit`` names a test example in the text ("image",
+    "row"). Returns an empty list when nothing is wrong.
+    """
+    names = list(class_names)
+    if not names:
+        raise ValueError("class_names is empty; it needs one name per class")
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 0:
+        raise ValueError(f"n_seeds must be a non-negative integer; got {n_seeds!r}")
+    if isinstance(min_test_per_class, bool) or not isinstance(min_test_per_class, (int, np.integer)) \
+            or min_test_per_class < 0:
+        raise ValueError(f"min_test_per_class must be a non-negative integer; got {min_test_per_class!r}")
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, (int, np.integer)) or min_seeds < 0:
+        raise ValueError(f"min_seeds must be a non-negative integer; got {min_seeds!r}")
+    counts = np.bincount(_labels(y_true, "y_true", len(names)), minlength=len(names))
+    warnings = [_class_warning(name, int(n), unit) for name, n in zip(names, counts) if n < min_test_per_class]
+    if n_seeds < min_seeds:
+        warnings.append(_seed_warning(int(n_seeds), int(min_seeds)))
+    return warnings
+
+
+def _class_warning(name: str, count: int, unit: str) -> str:
+    if count == 0:
+        return (f"class {name!r} has no test {unit}s: its F1 is always scored 0, which lowers macro F1 "
+                f"whatever the model does; add test {unit}s for it")
+    # Flipping one prediction moves a class's F1 by at most 2/(n+1) (its only hit lost); the
+    # 95% sampling half-width of a rate measured on n examples is up to 1.96*sqrt(0.25/n) ~ 1/sqrt(n).
+    step, noise = 2.0 / (count + 1), 1.0 / math.sqrt(count)
+    plural = unit if count == 1 else f"{unit}s"
+    return (f"class {name!r} has only {count} test {plural}: one {unit} changes its F1 by up to {step:.2f}; "
+            f"treat per-class F1 differences below {noise:.2f} as noise")
+
+
+def _seed_warning(n_seeds: int, min_seeds: int) -> str:
+    if n_seeds == 0:
+        return f"no seeds ran: there are no results to compare; run {min_seeds} or more"
+    if n_seeds == 1:
+        return ("only 1 seed ran: intervals rest only on test-set resampling and say nothing about "
+                f"seed-to-seed variation; run {min_seeds} or more")
+    return (f"only {n_seeds} seeds ran: intervals rest mostly on test-set resampling and say little about "
+            f"seed-to-seed variation; run {min_seeds} or more")

