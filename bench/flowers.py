@@ -24,6 +24,7 @@ recommendation.
 
     python bench/flowers.py --scenarios 2 --seeds 0                       # one scenario, one seed
     python bench/flowers.py --classifier lite0-linear --generators none   # the real arms only
+    python bench/flowers.py --generators none --arms real                 # each classifier on your images
     python bench/flowers.py                                               # everything (days on a CPU)
 """
 from __future__ import annotations
@@ -144,8 +145,8 @@ def run_scenario(number: int, args, classifier: str, log) -> dict:
     specs = scenario_specs(number, names, args.quick, args.budget_scale)
     protocol = Protocol(shots=[scenario["n_target"] if not args.quick or scenario["n_target"] is None else 20],
                         seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
-                        arms=["real", "real+classic", "real+synthetic", "real+synthetic+classic"],
-                        classifier=classifier, classifier_steps=20 if args.quick else args.classifier_steps,
+                        arms=args.arms.split(","), classifier=classifier,
+                        classifier_steps=20 if args.quick else args.classifier_steps,
                         shot_classes=[scenario["target"]] if scenario["n_target"] else None,
                         score_unused=scenario["n_target"] is not None, metric="accuracy")
     dataset = f"s{number}-{classifier}"
@@ -212,6 +213,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--generators", default="dcgan,ddim", help="comma separated, or 'none' (real arms only)")
     parser.add_argument("--classifier", default="cnn,lite0-linear", help="comma separated: every one runs")
+    parser.add_argument("--arms", default="real,real+classic,real+synthetic,real+synthetic+classic",
+                        help="comma separated runner arms (e.g. 'real' alone to compare classifiers)")
     parser.add_argument("--classifier-steps", type=int, default=800)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every generator's training steps")
     parser.add_argument("--report-only", action="store_true", help="compute nothing: report the cells cached so far")

@@ -140,3 +140,43 @@ def test_a_stored_model_with_other_classes_is_refused(digits_split, tmp_path):
     with pytest.raises(ValueError, match="its classes"):
         evaluate_model(train, test, "three-classes", protocol=Protocol(shots=[2], seeds=[0], classifier_steps=5),
                        home=home)
+
+
+# --------------------------------------------------------------------------- --select
+def test_the_selection_never_reads_the_test_split(digits_split):
+    """Corrupting every test label changes the final test scores but neither the validation
+    folds' predictions nor the choice: the search sees the training split alone."""
+    from genaug.evaluate.select import select_recipe, selection_sentences, validation_folds
+
+    train, test = digits_split
+    candidates = [GeneratorSpec(label="vae", kind="vae", config=TINY_VAE, variants=[
+        SampleVariant(label="1:1", ratio=1.0, arms=["real+synthetic"]),
+        SampleVariant(label="4:1", ratio=4.0, arms=["real+synthetic", "real+synthetic+classic"])])]
+    protocol = Protocol(shots=[5], seeds=[0, 1], classifier_steps=10)
+    rng = np.random.default_rng(0)
+    corrupted = LabelledImages(test.images, (test.labels + rng.integers(1, 10, len(test))) % 10,
+                               list(test.class_names), list(test.sources))
+    runs = [select_recipe(train, t, protocol, candidates, validation_per_class=20) for t in (test, corrupted)]
+    assert runs[0]["choices"] == runs[1]["choices"]
+    strip = lambda r: sorted((c["n"], c["seed"], c["arm"], c["predictions"]) for c in r["validation"]["cells"])  # noqa: E731
+    assert strip(runs[0]) == strip(runs[1])
+    # The validation examples are training examples; none is a test example.
+    folds = validation_folds(train, per_class=20)
+    validation_items = {i for _, fold in folds for i in fold.item_fingerprints()}
+    assert validation_items <= set(train.item_fingerprints())
+    assert not validation_items & set(test.item_fingerprints())
+    assert runs[0]["validation"]["n_test"] == len(validation_items) == 20 * len(train.class_names)
+    # The final run scores the choice once on the (here corrupted) test split, beside the references.
+    finals = [sorted({c["arm"] for c in r["final"]["cells"]}) for r in runs]
+    assert finals[0] == finals[1] and {"real", "real+classic"} <= set(finals[0])
+    # Same predictions on the same images, scored against other labels: the test labels reached
+    # the scoring alone.
+    final_cells = [{(c["seed"], c["arm"]): c for c in r["final"]["cells"]} for r in runs]
+    assert final_cells[0].keys() == final_cells[1].keys()
+    for key, clean in final_cells[0].items():
+        assert clean["predictions"] == final_cells[1][key]["predictions"]
+    assert [c["accuracy"] for c in final_cells[0].values()] != [c["accuracy"] for c in final_cells[1].values()]
+    cost = runs[0]["cost"]
+    assert cost["candidate_arms"] == 3 and cost["folds"] == 2 and cost["search_cpu_seconds"] > 0
+    lines = selection_sentences(runs[0], summarise(runs[0]["final"]))
+    assert lines[0].startswith("At 5 per class: the search over 3 candidate arms") and "Search cost" in lines[-1]

@@ -193,9 +193,11 @@ def recommend(rows: list[dict]) -> list[dict]:
         tail = ""
         if best_other is not None:
             d = best_other[key]
+            # An interval wholly below 0 is a loss, not noise: say which.
+            verdict = ("worse beyond noise" if d["mean"] < 0 and not d["within_noise"]
+                       else "within noise after the correction")
             tail = (f" The best generator arm, {best_other['plain_name']}, is {d['mean']:+.3f} "
-                    f"({_range(d, True)}) vs {ref['plain_name']}: within noise after the correction "
-                    f"({correction}).")
+                    f"({_range(d, True)}) vs {ref['plain_name']}: {verdict} ({correction}).")
         what = "Synthetic data does not help here beyond noise" if candidates else "No generator arm ran"
         sentence = f"{at.capitalize()}: {what}; use {choice['plain_name']}: {ref_text if choice is ref else metric + ' ' + format(choice[f'{metric}_mean'], '.3f')}.{tail}"
         out.append({"n": n, "arm": choice["arm"], "plain_name": choice["plain_name"], "helps": False,
