@@ -303,3 +303,8 @@ def test_the_recommendation_names_a_clear_winner_and_says_so_when_nothing_helps(
     assert not pick["helps"] and pick["arm"] == "real+classic"
     assert "Synthetic data does not help here beyond noise; use your images + classic augmentation" in pick["sentence"]
     assert "within noise" in pick["sentence"]
+    worse = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.7, y)
+                    + _cells("real+synthetic[vae/prior]", 0.5, y, **counts), y)
+    pick = recommend(summarise(worse))[0]
+    assert not pick["helps"] and pick["arm"] == "real+classic"
+    assert "worse beyond noise" in pick["sentence"] and "within noise after" not in pick["sentence"]
