@@ -185,8 +185,7 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
     """Every arm under one classifier (its own cell cache: a cell path names n, seed and arm only)."""
     shots = [2] if args.quick else [int(s) for s in args.shots.split(",")]
     protocol = Protocol(shots=shots, seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
-                        arms=["real", "real+classic", "real+synthetic", "real+synthetic+classic"],
-                        classifier=classifier, classifier_steps=30 if args.quick else args.steps,
+                        arms=args.arms.split(","), classifier=classifier, classifier_steps=30 if args.quick else args.steps,
                         classifier_batch=64, classic=ClassicConfig(preset="strong"), real_fraction=0.5)
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + ("" if classifier == "cnn" else f"-{classifier}")
     generators = [] if args.generators == "none" else specs(args.quick)
@@ -215,6 +214,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="classifier steps per arm")
     parser.add_argument("--classifier", default="cnn", help="comma separated, e.g. cnn,lite0-linear: every one runs")
     parser.add_argument("--generators", default="all", help="'all' (the VAE and deep arms) or 'none' (real arms only)")
+    parser.add_argument("--arms", default="real,real+classic,real+synthetic,real+synthetic+classic",
+                        help="comma separated runner arms (e.g. 'real' alone to compare classifiers)")
     parser.add_argument("--deep-shots", default="2,5,10,20,50", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
     parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
     parser.add_argument("--restore-from", type=Path, default=None,
