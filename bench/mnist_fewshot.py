@@ -110,6 +110,20 @@ def deep_specs(quick: bool) -> list[GeneratorSpec]:
     ]
 
 
+def only(generators: list[GeneratorSpec], wanted: list[str] | None) -> list[GeneratorSpec]:
+    """The generators and variants named by ``--variant GENERATOR/VARIANT`` (all when none is named).
+    Cell identities do not depend on which other variants run, so a partial run's cells are the
+    full run's cells."""
+    if not wanted:
+        return generators
+    chosen = []
+    for g in generators:
+        variants = [v for v in g.variants if f"{g.label}/{v.label}" in wanted]
+        if variants:
+            chosen.append(g.model_copy(update={"variants": variants}))
+    return chosen
+
+
 def seed_columns(rows: list[dict]) -> list[str]:
     """Our gains over our own real baseline beside the seed's gains over its baseline."""
     lines = ["| n | arm | ours: F1 | ours: Δ vs real | seed 001: F1 | seed 001: Δ vs its baseline |",
@@ -188,7 +202,7 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
                         arms=args.arms.split(","), classifier=classifier, classifier_steps=30 if args.quick else args.steps,
                         classifier_batch=64, classic=ClassicConfig(preset="strong"), real_fraction=0.5)
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + ("" if classifier == "cnn" else f"-{classifier}")
-    generators = [] if args.generators == "none" else specs(args.quick)
+    generators = [] if args.generators == "none" else only(specs(args.quick), args.variant)
     result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
                       cached_only=args.cached_only)
     deep_shots = [] if args.generators == "none" else [2] if args.quick else \
@@ -198,10 +212,10 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
         # in ``result`` already and must not be counted twice.
         deep_protocol = protocol.model_copy(update={"shots": deep_shots,
                                                     "arms": ["real+synthetic", "real+synthetic+classic"]})
-        deep = evaluate(train, test, deep_specs(args.quick), deep_protocol, dataset_name=name,
+        deep = evaluate(train, test, only(deep_specs(args.quick), args.variant), deep_protocol, dataset_name=name,
                         cache_dir=args.cache, progress=show, cached_only=args.cached_only)
         result["cells"] += deep["cells"]
-        generators = generators + deep_specs(args.quick)
+        generators = generators + only(deep_specs(args.quick), args.variant)
     for cell in result["cells"]:
         cell["dataset"] = name
     return result, generators, deep_shots
@@ -217,11 +231,17 @@ def main() -> None:
     parser.add_argument("--arms", default="real,real+classic,real+synthetic,real+synthetic+classic",
                         help="comma separated runner arms (e.g. 'real' alone to compare classifiers)")
     parser.add_argument("--deep-shots", default="2,5,10,20,50", help="n for the DDIM / DCGAN arms (issue 3); '' = none")
+    parser.add_argument("--variant", action="append", default=None, metavar="GENERATOR/VARIANT",
+                        help="run only this generator variant (repeatable), e.g. 'vae-single/extrapolation+noise,2000'")
     parser.add_argument("--cached-only", action="store_true", help="compute nothing: report the cells cached so far")
     parser.add_argument("--restore-from", type=Path, default=None,
                         help="results JSON whose cells go back into the cache first (default: the committed "
                              "bench/results file), so a fresh clone resumes instead of recomputing")
     args = parser.parse_args()
+    known = {f"{g.label}/{v.label}" for g in specs(args.quick) + deep_specs(args.quick) for v in g.variants}
+    unknown = sorted(set(args.variant or []) - known)
+    if unknown:
+        parser.error(f"--variant: unknown {unknown}; known: {sorted(known)}")
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
     if args.quick:

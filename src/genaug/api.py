@@ -27,6 +27,7 @@ import pydantic
 from .data.datasets import LabelledData, LabelledImages, LabelledTable, image_fingerprints
 from .generators import base as generator_base
 from .generators.base import Generator, GeneratorConfig, get_generator_class
+from .interrupts import ShutdownRequested
 from .progress import ProgressCallback, ProgressReporter
 from .training import copy_training_record
 from .store.artifacts import remove_model_folders, write_artifact_atomically
@@ -71,6 +72,7 @@ class ModelInfo:
     created_at: Optional[str]
     updated_at: Optional[str]
     artifact_dir: Optional[str]  # relative to GENAUG_HOME
+    created_by: Optional[str] = None  # the service token that trained it (None: library or CLI)
     path: Optional[str] = None  # absolute artifact folder, for ready models
     # "images" | "encodings" | "none" (see Generator.keeps_training_data); "unknown" for a kind
     # that is not installed here.
@@ -85,7 +87,7 @@ class ModelInfo:
                    data_fingerprint=row.data_fingerprint, data_summary=dict(row.data_summary or {}),
                    metrics=dict(row.metrics or {}), error=row.error, owner_pid=row.owner_pid,
                    owner_host=row.owner_host, parent_id=row.parent_id, created_at=_iso(row.created_at),
-                   updated_at=_iso(row.updated_at), artifact_dir=row.artifact_dir,
+                   updated_at=_iso(row.updated_at), artifact_dir=row.artifact_dir, created_by=row.created_by,
                    path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None,
                    keeps_training_data=_keeps_training_data(row.kind),
                    training_data_note=training_data_note(row.kind, (row.data_summary or {}).get("n")))
@@ -246,7 +248,7 @@ def train(data: LabelledData, kind: str, name: str, *,
           home: str | os.PathLike | None = None, keep_data: bool = False,
           data_source: Optional[str] = None, replace: bool = False,
           unlabeled: Optional[np.ndarray] = None, parent: Optional[str] = None,
-          resume: bool = True) -> ModelInfo:
+          resume: bool = True, created_by: Optional[str] = None) -> ModelInfo:
     """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
 
     Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
@@ -264,6 +266,7 @@ def train(data: LabelledData, kind: str, name: str, *,
 
     ``parent``: name of a ready model of the same kind to start from (transfer: weights
     trained on a larger related set, fine-tuned on ``data``); recorded as the model's parent.
+    ``created_by``: the service token name that asked for this training (the model's owner).
 
     ``unlabeled``: extra images without labels (uint8 N x H x W x C) for generators that can
     learn from them (mode single of vae, ddim and ddpm); their number is recorded in the model's data summary.
@@ -296,7 +299,8 @@ def train(data: LabelledData, kind: str, name: str, *,
             shutil.rmtree(work_dir)
         row = registry.begin_training(name, kind, config_document, data.fingerprint(),
                                       summary, class_names=list(data.class_names),
-                                      replace=replace, parent_id=parent_row.id if parent_row else None)
+                                      replace=replace, parent_id=parent_row.id if parent_row else None,
+                                      created_by=created_by)
         try:
             started = time.monotonic()
             generator = generator_class(validated)
@@ -319,6 +323,14 @@ def train(data: LabelledData, kind: str, name: str, *,
             if parent_row is not None:
                 metrics["parent_model"] = parent_row.name
             row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)
+        except ShutdownRequested:
+            # Nobody's verdict on this training: drop the unfinished row (never "failed"), keep
+            # the checkpoints in work_dir; the same training started again resumes from them.
+            try:
+                registry.abandon_training(row.id)
+            finally:
+                remove_model_folders(home_path, row.id)
+            raise
         except BaseException as error:  # KeyboardInterrupt too: the row must not stay "training"
             try:
                 registry.mark_failed(row.id, f"{type(error).__name__}: {error}")

@@ -419,16 +419,19 @@ def _open_registry():
 
 
 @token_app.command("create")
-def token_create(name: str = typer.Argument(..., help="who or what the token is for, e.g. alice or ci")):
+def token_create(name: str = typer.Argument(..., help="who or what the token is for, e.g. alice or ci"),
+                 admin: bool = typer.Option(False, "--admin", help="an admin token: may delete anyone's datasets, "
+                                                                   "models and jobs and manage tokens over the API")):
     """Create a token and print it (once: only its hash is stored)."""
     from .store.tokens import TokenExistsError, create_token
 
     with _open_registry() as registry:
         try:
-            secret = create_token(registry, name)
+            secret = create_token(registry, name, admin=admin)
         except (TokenExistsError, ValueError) as error:
             fail(str(error))
-    err.print(f"token '{name}' created; keep it, it is not shown again. Send it as 'Authorization: Bearer <token>'.")
+    err.print(f"{'admin ' if admin else ''}token '{name}' created; keep it, it is not shown again. "
+              "Send it as 'Authorization: Bearer <token>' (the web UI asks for it once).")
     print(secret)
 
 
@@ -439,9 +442,9 @@ def token_list():
 
     with _open_registry() as registry:
         for row in list_tokens(registry):
-            console.print(f"{row.name}  created {row.created_at:%Y-%m-%d %H:%M}  last used "
-                          f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else
-                          f"{row.name}  created {row.created_at:%Y-%m-%d %H:%M}  never used")
+            used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
+            console.print(f"{row.name}{'  (admin)' if row.admin else ''}  created {row.created_at:%Y-%m-%d %H:%M}  "
+                          f"{used}")
 
 
 @token_app.command("revoke")

@@ -41,3 +41,44 @@ def test_restart_keeps_jobs_and_models_and_resumes_the_running_job(tmp_path, mod
             assert {m["name"] for m in client.get("/api/models").json()} == {"kept", "interrupted"}
     finally:
         stop_service(second)
+
+
+def test_sigterm_to_the_process_group_requeues_the_job_and_never_fails_its_model(tmp_path, module_database_url):
+    """systemd's default stop (KillMode=control-group): SIGTERM reaches the server, its workers
+    and the job's own process at once. That is a shutdown, not the user's cancel."""
+    import os
+    import signal
+
+    from genaug.store.registry import FAILED, Registry
+
+    home = tmp_path / "home"
+    first = start_service(home, module_database_url)
+    long_config = {**TINY_VAE, "steps": 800, "checkpoint_every": 100, "sample_every": 0}
+    try:
+        assert first.upload("group", digit_pngs(per_class=8), image_size=16).status_code == 201
+        running = first.submit("train", {"dataset": "group", "kind": "vae", "name": "grouped",
+                                         "config": long_config}).json()
+        with first.client() as client:
+            deadline = time.monotonic() + 240
+            while (client.get(f"/api/jobs/{running['id']}").json()["progress"].get("step") or 0) < 150:
+                assert time.monotonic() < deadline, first.log_tail()
+                time.sleep(0.1)
+        os.killpg(first.process.pid, signal.SIGTERM)
+        first.process.wait(120)  # the whole group stops by itself, within the workers' grace
+    finally:
+        stop_service(first)
+    with Registry.open(home, module_database_url) as registry:
+        row = registry.find("grouped")
+        assert row is None or row.status != FAILED, f"the shutdown failed the model: {row.error}"
+    second = start_service(home, module_database_url, log_name="serve-2.log", token_name="after-group-stop")
+    try:
+        resumed = second.wait(running["id"], timeout=240)
+        assert resumed["status"] == "succeeded", resumed["log"][-8:]
+        log = "\n".join(resumed["log"])
+        assert "re-queued: its worker shut down" in log and "cancel" not in log, log
+        with second.client() as client:
+            model = client.get("/api/models/grouped").json()
+        assert model["status"] == "ready"
+        assert model["metrics"]["training"]["0"]["resumed_from"] >= 100  # from its checkpoint
+    finally:
+        stop_service(second)

@@ -143,6 +143,13 @@ class Generator(ABC):
         """Tiny configs of every mode worth testing (the conformance suite runs each)."""
         return {"default": cls.tiny_config()}
 
+    def parameter_count(self, image_shape: tuple[int, int, int], class_names: list[str]) -> Optional[int]:
+        """Trainable numbers a fit on H x W x C images of these classes would create, or None when
+        this kind cannot say. Kinds build their networks on torch's meta device to count them
+        (nothing is allocated), so the service can refuse an impossible config when it is
+        submitted instead of when a worker runs out of memory."""
+        return None
+
     def warm_start(self, parent: "Generator") -> None:
         """Start the next ``fit`` from ``parent``'s weights (transfer); kinds that can, override this."""
         raise ValueError(f"{self.kind}: this kind cannot start from another model (no transfer support)")
@@ -249,6 +256,11 @@ def load_generator(directory: str | Path) -> Generator:
     """Load any saved generator, picking the class from its ``config.json``."""
     document = json.loads((Path(directory) / CONFIG_FILE).read_text())
     return get_generator_class(document["kind"]).load(directory)
+
+
+def count_parameters(*modules: torch.nn.Module) -> int:
+    """The number of parameters of ``modules`` (works on the meta device)."""
+    return int(sum(p.numel() for module in modules for p in module.parameters()))
 
 
 def config_field_schemas(config_class: type[pydantic.BaseModel], names: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -41,7 +41,7 @@ from torch import nn
 from ..data.datasets import LabelledData, LabelledImages
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig, TrainingResult, load_matching_weights
-from .base import Generator, Samples, register
+from .base import Generator, Samples, count_parameters, register
 from .dcgan_networks import DCGANDiscriminator, DCGANGenerator, diversity_ratio, image_features, size_plan
 from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
 from .images import images_to_tensor, tensor_to_images
@@ -151,6 +151,13 @@ class DCGAN(Generator):
         return (DCGANGenerator(size, channels, cfg.latent_dim, cfg.ngf, n_classes, cfg.max_width_mult,
                                cfg.class_embed_dim, cfg.conditioning),
                 DCGANDiscriminator(size, channels, cfg.ndf, n_classes, cfg.max_width_mult))
+
+    def parameter_count(self, image_shape, class_names) -> int:
+        """Generator and discriminator, times the classes unless conditional (meta device)."""
+        self.class_names = list(class_names)
+        with torch.device("meta"):
+            one = count_parameters(*self._networks(image_shape))
+        return one * (1 if self.config.mode == "conditional" else len(class_names))
 
     def _groups(self, labels: np.ndarray) -> list[tuple[str, np.ndarray]]:
         if self.config.mode == "conditional":

@@ -57,7 +57,7 @@ from torch import nn
 from ..data.datasets import LabelledData
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig, load_matching_weights
-from .base import Generator, Samples, config_field_schemas, register
+from .base import Generator, Samples, config_field_schemas, count_parameters, register
 from .diffusion_sampling import denoise, img2img_timesteps, sampling_scheduler, upscale_images
 from .diffusion_unet import (build_unet, flops_per_image_step, parameter_count, resolve_preset,
                              unet_architecture, unet_kwargs)
@@ -195,6 +195,13 @@ class DiffusionGenerator(Generator):
                                       attention_resolution=cfg.attention_resolution,
                                       norm_num_groups=cfg.norm_num_groups, attention_head_dim=cfg.attention_head_dim)
         return name, unet_kwargs(preset, h, w, c, classes, cfg.dropout)
+
+    def parameter_count(self, image_shape, class_names) -> int:
+        """One UNet's parameters, times the classes in per_class mode (built on the meta device)."""
+        self.class_names = list(class_names)
+        with torch.device("meta"):
+            one = count_parameters(build_unet(self._architecture(image_shape)[1]))
+        return one * (len(class_names) if self.config.mode == "per_class" else 1)
 
     @staticmethod
     def _device() -> torch.device:

@@ -27,7 +27,7 @@ from ..data.datasets import LabelledData, LabelledImages
 from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig
-from .base import Generator, Samples, config_field_schemas, register
+from .base import Generator, Samples, config_field_schemas, count_parameters, register
 from .images import images_to_tensor, tensor_to_images
 from .latent_sampling import SAMPLERS, sample_latents
 from .vae_networks import ConvVAE, vae_loss
@@ -99,6 +99,13 @@ class ImageVAE(Generator):
         cfg = self.config
         n_classes = len(self.class_names) if cfg.mode == "conditional" else 0
         return ConvVAE(h, c, list(cfg.channels), cfg.hidden, cfg.latent_dim, n_classes, cfg.batchnorm)
+
+    def parameter_count(self, image_shape, class_names) -> int:
+        """One VAE's parameters, times the classes in per_class mode (built on the meta device)."""
+        self.class_names = list(class_names)
+        with torch.device("meta"):
+            one = count_parameters(self._new_vae(image_shape))
+        return one * (len(class_names) if self.config.mode == "per_class" else 1)
 
     def _beta(self, image_shape) -> float:
         cfg = self.config

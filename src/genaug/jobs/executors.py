@@ -1,7 +1,8 @@
 """What a worker does for each job type: thin calls into genaug's public API.
 
 Every executor takes the job's validated params, the genaug home, the job's own folder
-(``$GENAUG_HOME/jobs/<id>``) and a progress callback, and returns the job's ``result``.
+(``$GENAUG_HOME/jobs/<id>``), a progress callback and the token that submitted the job
+(``owner``: a trained model belongs to it), and returns the job's ``result``.
 A job started again after its worker died does the same work again; ``genaug.train``
 resumes from its checkpoints and ``genaug.evaluate`` from its cell cache, so nothing long
 is repeated.
@@ -52,7 +53,7 @@ def with_augmented_copies(data, copies: int, seed: int = 0):
 
 
 def run_train(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
-              note: Callable[[dict], None]) -> dict[str, Any]:
+              note: Callable[[dict], None], *, owner: Optional[str] = None) -> dict[str, Any]:
     """Train and register a model from a stored dataset."""
     from .. import api
     from ..store.datasets import dataset_dir, load_dataset
@@ -68,13 +69,13 @@ def run_train(params: dict[str, Any], home: Path, folder: Path, progress: Progre
     info = api.train(data, params["kind"], params["name"], config=params["config"], progress=progress, home=home,
                      keep_data=bool(params.get("keep_data")),
                      data_source=str(dataset_dir(params["dataset"], home)),
-                     replace=bool(params.get("replace")), parent=params.get("parent"))
+                     replace=bool(params.get("replace")), parent=params.get("parent"), created_by=owner)
     return {"model": info.name, "model_id": info.id, "kind": info.kind, "class_names": info.class_names,
             "metrics": {k: v for k, v in info.metrics.items() if k != "sources"}}
 
 
 def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
-                 note: Callable[[dict], None]) -> dict[str, Any]:
+                 note: Callable[[dict], None], *, owner: Optional[str] = None) -> dict[str, Any]:
     """Generate images from a ready model into the job's ``output`` folder."""
     from .. import api
 
@@ -89,7 +90,7 @@ def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
 
 
 def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
-                 note: Callable[[dict], None]) -> dict[str, Any]:
+                 note: Callable[[dict], None], *, owner: Optional[str] = None) -> dict[str, Any]:
     """Run the evaluation request (plain, quick, select or a stored model) and write the report."""
     from .. import stratified_split
     from ..evaluate.request import run_request

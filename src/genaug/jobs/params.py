@@ -1,12 +1,14 @@
 """What each job type takes, validated before a job is queued (errors name the field).
 
 Shape checks are pydantic models; ``check_params`` adds what needs the store: the dataset
-and model exist, the kind is registered, its config validates, the number of images is
-within the service's limit. A job that passes is unlikely to fail for a reason the person
-could have been told at once.
+and model exist, the kind is registered and trains on this kind of data, its config
+validates, the name is free, the sample options match the kind's schemas, and the sizes are
+within the service's limits (steps, the networks' parameter count, images per request). A job
+that passes is unlikely to fail for a reason the person could have been told at once.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +17,20 @@ from ..evaluate.request import EvaluationRequest
 from ..store.registry import validate_name
 
 _NAME = dict(min_length=1, max_length=64)
+BYTES_PER_TRAINED_PARAMETER = 16  # fp32 weights, gradients and Adam's two moments
+
+
+class NameTakenError(ValueError):
+    """The new model's name is taken (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class SubmitLimits:
+    """The sizes one job may ask for (the service's settings)."""
+
+    max_generate_n: int = 10_000
+    max_train_steps: int = 200_000
+    max_model_parameters: int = 300_000_000
 
 
 class TrainParams(BaseModel):
@@ -79,16 +95,43 @@ def parse_params(job_type: str, params: dict[str, Any]) -> BaseModel:
     return PARAMS[job_type].model_validate(params)
 
 
-def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n: int) -> dict[str, Any]:
+def check_config_size(kind: str, config: dict[str, Any], image_shape, class_names: list[str], limits: SubmitLimits,
+                      field: str = "params.config") -> None:
+    """Refuse a config beyond the service's limits: any training ``steps`` field over
+    ``max_train_steps``, or networks with more than ``max_model_parameters`` parameters (the
+    kind's own count, built on the meta device; with the memory that training would need)."""
+    from .. import api
+
+    for name, value in config.items():
+        if (name == "steps" or name.endswith("_steps")) and not name.startswith("sample") and \
+                isinstance(value, int) and value > limits.max_train_steps:
+            raise ValueError(f"{field}.{name}: {value:,} steps is over this service's limit of "
+                             f"{limits.max_train_steps:,} per training")
+    if image_shape is None:
+        return
+    count = api.get_generator_class(kind)(config).parameter_count(tuple(image_shape), list(class_names))
+    if count is not None and count > limits.max_model_parameters:
+        gigabytes = count * BYTES_PER_TRAINED_PARAMETER / 1e9
+        raise ValueError(f"{field}: these networks would have {count:,} parameters (about {gigabytes:,.1f} GB to "
+                         f"train), over this service's limit of {limits.max_model_parameters:,}; use fewer or "
+                         "narrower layers")
+
+
+def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitLimits = SubmitLimits(),
+                 max_generate_n: Optional[int] = None) -> dict[str, Any]:
     """Validate a job's params against the store; return them normalised (defaults filled in).
 
-    Raises ``ValueError`` naming the field (``params.dataset: no stored dataset 'x'``) or
-    ``LookupError`` when a named model or dataset does not exist.
+    Raises ``ValueError`` naming the field (``params.dataset: no stored dataset 'x'``),
+    ``NameTakenError`` when a train job's model name is taken, or ``LookupError`` when a
+    named model or dataset does not exist.
     """
     from .. import api
-    from ..store.datasets import dataset_dir
-    from ..store.registry import READY, Registry
+    from ..store.datasets import dataset_dir, stored_dataset_shape
+    from ..store.registry import READY, TRAINING, Registry
 
+    if max_generate_n is not None:
+        limits = SubmitLimits(max_generate_n, limits.max_train_steps, limits.max_model_parameters)
+    max_generate_n = limits.max_generate_n
     typed = parse_params(job_type, params)
     if job_type in ("train", "evaluate") and not dataset_dir(typed.dataset, home).is_dir():
         raise LookupError(f"params.dataset: no stored dataset {typed.dataset!r} (upload it with POST /api/datasets)")
@@ -97,6 +140,18 @@ def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n:
             validated = api.validate_config(typed.kind, typed.config)
         except (KeyError, ValueError) as error:
             raise ValueError(f"params.config: {_message(error)}") from None
+        data_kind, image_shape, class_names = stored_dataset_shape(typed.dataset, home)
+        _check_data_kind(typed.kind, data_kind, "params.kind", typed.dataset)
+        check_config_size(typed.kind, validated.model_dump(mode="json"), image_shape, class_names, limits)
+        with Registry.open(home) as registry:
+            existing = registry.find(typed.name)
+        if existing is not None and existing.name == typed.name:
+            if existing.status == READY and not typed.replace:
+                raise NameTakenError(f"params.name: a ready model named {typed.name!r} exists already (pick another "
+                                     "name, or send replace: true to train it again)")
+            if existing.status == TRAINING:
+                raise NameTakenError(f"params.name: model {typed.name!r} is being trained right now (wait for it "
+                                     "or cancel its job)")
         if typed.parent:
             with Registry.open(home) as registry:
                 row = registry.find(typed.parent)
@@ -117,21 +172,32 @@ def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n:
             raise ValueError(f"params: {error}") from None
         total = sum(plan.values())
         if total > max_generate_n:
-            raise ValueError(f"params: {total} images asked for; this service allows at most {max_generate_n} "
-                             "per request (GENAUG_MAX_GENERATE_N)")
+            raise ValueError(f"params: {total:,} images asked for; this service makes at most {max_generate_n:,} "
+                             "per request (ask for fewer, or in several requests)")
+        if total == 0 and typed.balance:
+            raise ValueError("params.balance: the classes are balanced already (each has as many training images "
+                             "as the largest), so balancing adds nothing; ask for a number per class instead")
         if total == 0:
             raise ValueError("params: that asks for 0 images")
-        allowed = api.get_generator_class(row.kind).sample_options()
-        unknown = sorted(set(typed.options) - set(allowed))
-        if unknown and allowed is not None:
-            raise ValueError(f"params.options: unknown option {', '.join(map(repr, unknown))} for kind "
-                             f"'{row.kind}'; it takes {', '.join(sorted(allowed)) or 'none'}")
+        from ..generators.sample_options import check_sample_options
+
+        try:
+            check_sample_options(row.kind, api.get_generator_class(row.kind).sample_options(), typed.options)
+        except ValueError as error:
+            raise ValueError(f"params.{error}") from None
+        if typed.options.get("filter") and (row.config or {}).get("generative_classifier") is False:
+            raise ValueError(f"params.options.filter: model {typed.model} was trained without the filter "
+                             "(generative_classifier off), so it has none to apply")
     else:
+        data_kind, image_shape, class_names = stored_dataset_shape(typed.dataset, home)
         for index, spec in enumerate(typed.generators):
             try:
-                api.validate_config(spec.kind, spec.config)
+                validated = api.validate_config(spec.kind, spec.config)
             except (KeyError, ValueError) as error:
                 raise ValueError(f"params.generators[{index}]: {_message(error)}") from None
+            _check_data_kind(spec.kind, data_kind, f"params.generators[{index}].kind", typed.dataset)
+            check_config_size(spec.kind, validated.model_dump(mode="json"), image_shape, class_names, limits,
+                              field=f"params.generators[{index}].config")
         if typed.model is not None:
             with Registry.open(home) as registry:
                 row = registry.find(typed.model)
@@ -161,6 +227,15 @@ def check_params(job_type: str, params: dict[str, Any], home, *, max_generate_n:
                                  f"{', '.join(IMAGE_CLASSIFIERS + TABLE_CLASSIFIERS)} (your own module:function "
                                  "classifier runs with the library or the CLI, not through the service)")
     return typed.model_dump(mode="json")
+
+
+def _check_data_kind(kind: str, data_kind: str, field: str, dataset: str) -> None:
+    from .. import api
+
+    trains_on = api.get_generator_class(kind).data_kind
+    if trains_on != data_kind:
+        raise ValueError(f"{field}: '{kind}' trains on {'tables' if trains_on == 'table' else 'images'}, and "
+                         f"dataset {dataset!r} holds {'a table' if data_kind == 'table' else 'images'}")
 
 
 def _message(error: Exception) -> str:

@@ -12,6 +12,8 @@ re-checks the row after the first commits).
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -80,6 +82,18 @@ class Claimed:
     type: str
     params: dict
     attempts: int
+    owner: Optional[str] = None  # the token that submitted it
+
+
+def public_worker(name: Optional[str]) -> Optional[str]:
+    """The name a worker is shown by: ``worker-<id>``, without the host name and pid of its full
+    name (``host:pid:id``), which stays in the database for the workers themselves."""
+    if not name:
+        return name
+    parts = name.rsplit(":", 1)
+    tail = parts[-1] if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{6}", parts[-1]) else \
+        hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"worker-{tail}"
 
 
 def _append_log(lines: list, new: list[str]) -> list:
@@ -138,8 +152,8 @@ class JobStore:
                             attempts=JobRow.attempts + 1, revision=JobRow.revision + 1)).rowcount == 1
                 if taken:
                     row = session.get(JobRow, job_id)
-                    row.log = _append_log(row.log, [f"{now:%H:%M:%S} started on {worker} (attempt {row.attempts})"])
-                    return Claimed(row.id, row.type, dict(row.params), row.attempts)
+                    row.log = _append_log(row.log, [f"{now:%H:%M:%S} started on {public_worker(worker)} (attempt {row.attempts})"])
+                    return Claimed(row.id, row.type, dict(row.params), row.attempts, row.owner)
         return None
 
     def heartbeat(self, job_id: str, worker: str) -> bool:
@@ -242,7 +256,8 @@ class JobStore:
             elif row.attempts >= MAX_ATTEMPTS:
                 status, note = FAILED, f"failed: its worker stopped responding {row.attempts} times"
             else:
-                status, note = QUEUED, f"re-queued: worker {row.worker} silent for over {timeout_seconds:g} s"
+                status, note = QUEUED, (f"re-queued: worker {public_worker(row.worker)} silent for over "
+                                        f"{timeout_seconds:g} s")
             values: dict[str, Any] = {"status": status, "worker": None, "revision": JobRow.revision + 1}
             if status != QUEUED:
                 values["finished_at"] = now

@@ -3,8 +3,13 @@
 A worker is a small supervisor. For every job it claims it forks a child that runs the
 job (so a crash, a leak or a kill inside a job never takes the worker down), and while the
 child runs it sends a heartbeat every few seconds and checks whether somebody asked to
-cancel. Cancel = SIGTERM to the child (raised as ``JobCancelled`` inside it, so
+cancel. Cancel = SIGUSR1 to the child (raised as ``JobCancelled`` inside it, so
 ``genaug.train`` marks its model failed and removes its files), SIGKILL after a grace period.
+
+Shutdown is not a cancel. SIGTERM -- to the worker, or to the whole process group as systemd
+sends it, which reaches the job's child too -- raises ``ShutdownRequested`` in the child: the
+run stops where it is, a training's unfinished model row is dropped (never marked failed),
+its checkpoints stay, and the job goes back to the queue to resume from them.
 
 A worker that dies (SIGKILL, power cut) stops sending heartbeats; its child dies with it
 (Linux parent-death signal, plus a watchdog thread elsewhere). Any other worker re-queues
@@ -30,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
+from ..interrupts import ShutdownRequested
 from ..progress import ProgressEvent
 from ..store.registry import TRAINING, Registry, genaug_home
 from .executors import EXECUTORS, job_dir
@@ -38,6 +44,9 @@ from .table import (CANCELLED, FAILED, HISTORY_POINTS, RUNNING, SUCCEEDED, Claim
 
 HEARTBEAT_SECONDS = 2.0
 CANCEL_GRACE_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 12.0  # under ``genaug serve``'s 20 s wait for its workers
+SHUTDOWN_REASON = "its worker shut down"
+CANCEL_SIGNAL = signal.SIGUSR1
 REQUEUE_CHECK_SECONDS = 5.0
 PROGRESS_WRITE_SECONDS = 0.5
 
@@ -127,10 +136,16 @@ def _raise_cancelled(signum, frame) -> None:
     raise JobCancelled("cancelled")
 
 
+def _raise_shutdown(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough: let the clean-up run
+    raise ShutdownRequested("the service is shutting down")
+
+
 def run_job_in_child(job: Claimed, home: str, url: Optional[str], worker: str, threads: Optional[int]) -> None:
     """The body of a job's child process: run the executor, record the result or the error."""
     _die_with_parent()
-    signal.signal(signal.SIGTERM, _raise_cancelled)
+    signal.signal(CANCEL_SIGNAL, _raise_cancelled)
+    signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the worker's to handle
     if threads:
         import torch
@@ -143,15 +158,22 @@ def run_job_in_child(job: Claimed, home: str, url: Optional[str], worker: str, t
         folder = job_dir(home_path, job.id)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            result = EXECUTORS[job.type](job.params, home_path, folder, progress, progress.note)
+            result = EXECUTORS[job.type](job.params, home_path, folder, progress, progress.note, owner=job.owner)
         except JobCancelled:
             progress._write()
             store.finish(job.id, CANCELLED, worker=worker, log_line="stopped")
             return
+        except ShutdownRequested:
+            # Back to the queue; the next run resumes from the checkpoints (or the cell cache).
+            store.requeue(job.id, worker, SHUTDOWN_REASON)
+            return
         except BaseException as error:  # noqa: BLE001 - every failure is the job's result
             progress._write()
             message = f"{type(error).__name__}: {error}"
-            store.report_progress(job.id, progress.extra | {"traceback": traceback.format_exc()[-4000:]})
+            # The traceback goes to the server log and the admin-only route; users see the message.
+            details = traceback.format_exc()
+            print(f"genaug job {job.id} failed:\n{details}", file=sys.stderr, flush=True)
+            store.report_progress(job.id, progress.extra | {"traceback": details[-4000:]})
             store.finish(job.id, FAILED, error=message, worker=worker, log_line=message[:300])
             return
         progress._write()
@@ -230,18 +252,19 @@ class Worker:
                 continue
             self._check_parent()
             if self.stopping and cancelled_at is None:
-                # Shutting down: stop the job hard and put it back in the queue; it resumes
-                # from its last checkpoint when a worker runs again.
-                self._kill(child)
-                self.store.requeue(job.id, self.name, "its worker shut down")
-                self._release_models(child.pid)
+                self._stop_for_shutdown(job, child)
                 return
             if cancel and cancelled_at is None:
                 cancelled_at = time.monotonic()
-                child.terminate()
+                os.kill(child.pid, CANCEL_SIGNAL)
             elif cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_SECONDS:
                 self._kill(child)
             self._requeue_stale()
+        if self.stopping and cancelled_at is None:
+            # The child ended while we were told to stop: most likely it got the process
+            # group's SIGTERM too and re-queued itself. Whatever it did, this is a shutdown.
+            self._stop_for_shutdown(job, child)
+            return
         if cancelled_at is not None:
             self.store.finish(job.id, CANCELLED, worker=self.name, log_line="stopped")
         elif child.exitcode != 0:
@@ -251,18 +274,35 @@ class Worker:
                               log_line=f"process died ({how})")
         self._release_models(child.pid)
 
+    def _stop_for_shutdown(self, job: Claimed, child) -> None:
+        """Stop the job without cancelling it: SIGTERM (it re-queues itself and keeps its
+        checkpoints), SIGKILL after a grace period, and the job back in the queue either way."""
+        if child.is_alive():
+            child.terminate()  # a no-op for the job if the process group's SIGTERM came first
+            child.join(timeout=SHUTDOWN_GRACE_SECONDS)
+        if child.is_alive():
+            self._kill(child)
+        self.store.requeue(job.id, self.name, SHUTDOWN_REASON)  # False when the child did it already
+        self._release_models(child.pid, shutdown=True)
+
     @staticmethod
     def _kill(child) -> None:
         child.kill()
         child.join(timeout=10)
 
-    def _release_models(self, pid: Optional[int]) -> None:
-        """A training killed hard leaves its model row ``training``: mark it failed now."""
+    def _release_models(self, pid: Optional[int], shutdown: bool = False) -> None:
+        """A training killed hard leaves its model row ``training``: mark it failed now, or, when
+        the service is shutting down, drop the row (the re-queued job trains it again, resuming)."""
         from ..store.artifacts import remove_model_folders
 
         for row in self.registry.list(status=TRAINING):
             if row.owner_pid == pid and row.owner_host == socket.gethostname():
-                if self.registry.mark_failed(row.id, "training stopped (job cancelled or its process died)"):
+                if shutdown:
+                    released = self.registry.abandon_training(row.id)
+                else:
+                    released = self.registry.mark_failed(row.id, "training stopped (job cancelled or its "
+                                                                 "process died)") is not None
+                if released:
                     remove_model_folders(self.home, row.id)
 
     def close(self) -> None:

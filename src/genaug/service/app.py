@@ -20,9 +20,11 @@ from .. import __version__
 from ..jobs.table import JobStore
 from ..store.registry import Registry
 from .auth import ServiceState, State
+from .body_limit import BodyLimitMiddleware
 from .routes_data import router as data_router
 from .routes_data import warm_kind_documents
 from .routes_jobs import router as jobs_router
+from .routes_tokens import router as tokens_router
 from .settings import ServiceSettings
 from .uploads import UploadError, remove_stale_uploads
 
@@ -58,6 +60,8 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
 
     app = FastAPI(title="genaug", version=__version__, lifespan=lifespan,
                   description="Generative data augmentation: upload images, train generators, generate, evaluate.")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+                       exempt=lambda method, path: method == "POST" and path.rstrip("/") == "/api/datasets")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -80,6 +84,7 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
 
     app.include_router(data_router)
     app.include_router(jobs_router)
+    app.include_router(tokens_router)
 
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

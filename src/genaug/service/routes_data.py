@@ -17,7 +17,8 @@ from ..data import LabelledImages
 from ..data.report import IngestError
 from ..store.datasets import DATASETS_DIR, dataset_dir, save_dataset
 from ..store.registry import READY, ModelBusyError, ModelNotFoundError, validate_name
-from .auth import Reader, State, Writer
+from .auth import Reader, State, Writer, check_owner
+from .public import public_tree
 from .uploads import UploadError, receive_upload
 
 router = APIRouter(prefix="/api")
@@ -69,6 +70,22 @@ def _dataset_name(name: str) -> str:
         raise HTTPException(422, f"name: {str(error).replace('model name', 'dataset name')}") from None
 
 
+def dataset_owner(folder: Path) -> Optional[str]:
+    """The token that uploaded a stored dataset (None: stored by the CLI or the library)."""
+    try:
+        return (json.loads((folder / "report.json").read_text()).get("service") or {}).get("owner")
+    except (OSError, ValueError):
+        return None
+
+
+def model_owner(state: State, name: str) -> Optional[str] | bool:
+    """The token that trained model ``name`` (None: the CLI or library), or False: no such model."""
+    try:
+        return api.get_model(name, state.home).created_by
+    except ModelNotFoundError:
+        return False
+
+
 def dataset_json(folder: Path, with_report: bool = False) -> dict[str, Any]:
     """Summary of a stored dataset, read from its ingest report (the data itself is not loaded)."""
     report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").exists() else {}
@@ -77,9 +94,10 @@ def dataset_json(folder: Path, with_report: bool = False) -> dict[str, Any]:
     item = {"name": folder.name, "n": int(sum(counts.values())), "counts": counts,
             "data_kind": "images" if (folder / "train.npz").exists() else "table",
             "image_size": meta.get("image_size"), "has_test_split": any(folder.glob("test.*")),
+            "owner": meta.get("owner"),
             "created_at": datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc).isoformat()}
     if with_report:
-        item["report"] = report
+        item["report"] = public_tree(report, folder.parent.parent)
     return item
 
 
@@ -112,7 +130,7 @@ def _upload_report(report: dict[str, Any], root: Path, skipped: list[dict[str, s
 
 
 @router.post("/datasets", status_code=201, tags=["datasets"])
-async def upload_dataset(request: Request, state: State, owner: Writer) -> dict[str, Any]:
+async def upload_dataset(request: Request, state: State, caller: Writer) -> dict[str, Any]:
     """Upload images (``files`` parts named CLASS/FILE) or one archive; ingest and store them.
 
     Streams to disk; bad files are listed in the report and do not stop the rest.
@@ -129,9 +147,11 @@ async def upload_dataset(request: Request, state: State, owner: Writer) -> dict[
         if not 8 <= image_size <= 1024:
             raise HTTPException(422, f"image_size: must lie in 8..1024, got {image_size}")
         replace = upload.fields.get("replace", "").lower() in ("1", "true", "yes", "on")
-        if dataset_dir(name, state.home).exists() and not replace:
-            raise HTTPException(409, f"name: a dataset named {name!r} exists already (delete it, pick another "
-                                     "name, or send replace=true)")
+        if dataset_dir(name, state.home).exists():
+            if not replace:
+                raise HTTPException(409, f"name: a dataset named {name!r} exists already (delete it, pick another "
+                                         "name, or send replace=true)")
+            check_owner(caller, dataset_owner(dataset_dir(name, state.home)), f"name: dataset {name!r}")
         if upload.archives and upload.images:
             raise HTTPException(422, "files: send either images (CLASS/FILE) or one archive, not both")
         if len(upload.archives) > 1:
@@ -157,7 +177,7 @@ async def upload_dataset(request: Request, state: State, owner: Writer) -> dict[
             report["source"] = "upload" if source.is_dir() else "upload (archive)"
             for entry in report["entries"]:
                 entry["path"] = relabel_path(entry["path"], root)
-            report["service"] = {"owner": owner, "image_size": image_size, "counts": result.data.counts(),
+            report["service"] = {"owner": caller.name, "image_size": image_size, "counts": result.data.counts(),
                                  "skipped": upload.skipped}
             folder = save_dataset(name, data, test, report, home=state.home, replace=replace)
             item = dataset_json(folder)
@@ -192,9 +212,11 @@ def get_dataset(name: str, state: State, _: Reader) -> dict[str, Any]:
 
 
 @router.delete("/datasets/{name}", status_code=204, tags=["datasets"])
-def delete_dataset(name: str, state: State, _: Writer) -> Response:
-    """Delete a stored dataset (models trained on it stay)."""
-    shutil.rmtree(_stored_dataset(state, name))
+def delete_dataset(name: str, state: State, caller: Writer) -> Response:
+    """Delete a stored dataset (models trained on it stay); its owner or an admin only."""
+    folder = _stored_dataset(state, name)
+    check_owner(caller, dataset_owner(folder), f"dataset {name!r}")
+    shutil.rmtree(folder)
     return Response(status_code=204)
 
 
@@ -206,11 +228,19 @@ def latest_grid(folder: Path) -> Optional[Path]:
     return max(grids, key=lambda p: (p.stat().st_mtime, p.name)) if grids else None
 
 
-def model_json(info: api.ModelInfo) -> dict[str, Any]:
-    """A model as the API shows it (no server paths)."""
+def model_json(info: api.ModelInfo, home: Optional[Path] = None) -> dict[str, Any]:
+    """A model as the API shows it (no server paths, host names or process ids)."""
     item = info.to_dict()
     for private in ("path", "artifact_dir", "owner_pid", "owner_host"):
         item.pop(private, None)
+    item["owner"] = item.pop("created_by", None)
+    source = (item.get("data_summary") or {}).get("source")
+    if source:
+        # Which stored dataset it learned from, by name; never where that lies on this server.
+        folder = Path(source)
+        item["data_summary"]["source"] = (f"dataset '{folder.name}'" if folder.parent.name == DATASETS_DIR
+                                          else folder.name)
+    item = public_tree(item, home)
     sources = item["metrics"].pop("sources", None)
     if sources is not None:
         item["metrics"]["n_sources"] = len(sources)
@@ -228,13 +258,13 @@ def _model(state: State, name: str) -> api.ModelInfo:
 @router.get("/models", tags=["models"])
 def list_models(state: State, _: Reader, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
     """Ready models (``?all=true``: also those training or failed), oldest first."""
-    return [model_json(info) for info in api.list_models(include_all=all, home=state.home)]
+    return [model_json(info, state.home) for info in api.list_models(include_all=all, home=state.home)]
 
 
 @router.get("/models/{name}", tags=["models"])
 def get_model(name: str, state: State, _: Reader) -> dict[str, Any]:
     """One model: kind, classes, config, metrics, data summary, parent."""
-    return model_json(_model(state, name))
+    return model_json(_model(state, name), state.home)
 
 
 @router.get("/models/{name}/grid.png", tags=["models"], response_class=FileResponse)
@@ -248,11 +278,11 @@ def model_grid(name: str, state: State, _: Reader) -> FileResponse:
 
 
 @router.delete("/models/{name}", status_code=204, tags=["models"])
-def delete_model(name: str, state: State, _: Writer) -> Response:
-    """Delete a model and its files; a model still training is refused (cancel its job first)."""
-    _model(state, name)
+def delete_model(name: str, state: State, caller: Writer) -> Response:
+    """Delete a model and its files (its owner or an admin); one still training is refused."""
+    check_owner(caller, _model(state, name).created_by, f"model {name!r}")
     try:
         api.delete_model(name, state.home)
-    except ModelBusyError as error:
-        raise HTTPException(409, f"model: {error}") from None
+    except ModelBusyError:
+        raise HTTPException(409, f"model: {name} is still training: cancel its job first") from None
     return Response(status_code=204)

@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..jobs.executors import job_dir
-from ..jobs.params import check_params
+from ..jobs.params import NameTakenError, SubmitLimits, check_params
 from ..jobs.table import FINISHED, JOB_STATUSES, JOB_TYPES, SUCCEEDED, JobNotFoundError, JobRow, as_utc
 from ..store.registry import json_safe
-from .auth import Reader, State, Writer
-from .routes_data import latest_grid
+from .auth import Admin, Reader, State, Writer, check_owner
+from .public import public_text, public_tree, public_worker
+from .routes_data import latest_grid, model_owner
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 SAFE_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,200}")
@@ -41,15 +42,20 @@ def _iso(moment) -> Optional[str]:
     return moment.isoformat() if moment else None
 
 
-def job_json(row: JobRow) -> dict[str, Any]:
-    """A job as the API shows it."""
-    result = dict(row.result or {})
+PRIVATE_PROGRESS = ("work_dir", "traceback")  # a server path; the admin-only traceback
+
+
+def job_json(row: JobRow, home: Optional[Path] = None) -> dict[str, Any]:
+    """A job as the API shows it: no traceback, server path, host name or process id."""
+    result = public_tree(dict(row.result or {}), home)
     if row.type == "generate" and row.status == SUCCEEDED:
         result["download"] = f"/api/jobs/{row.id}/samples.zip"
-    progress = {k: v for k, v in (row.progress or {}).items() if k != "work_dir"}
+    progress = public_tree({k: v for k, v in (row.progress or {}).items() if k not in PRIVATE_PROGRESS}, home)
     return {"id": row.id, "type": row.type, "status": row.status, "params": row.params, "owner": row.owner,
-            "progress": progress, "log": list(row.log or []), "error": row.error, "result": result,
-            "attempts": row.attempts, "cancel_requested": bool(row.cancel_requested), "worker": row.worker,
+            "progress": progress, "log": [public_text(line, home) for line in row.log or []],
+            "error": public_text(row.error, home), "result": result,
+            "attempts": row.attempts, "cancel_requested": bool(row.cancel_requested),
+            "worker": public_worker(row.worker),
             "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
             "finished_at": _iso(row.finished_at), "revision": row.revision,
             "grid_url": f"/api/jobs/{row.id}/grid.png" if row.type == "train" else None}
@@ -63,11 +69,14 @@ def _job(state: State, job_id: str) -> JobRow:
 
 
 @router.post("/jobs", status_code=201)
-def create_job(request_body: JobRequest, state: State, owner: Writer) -> dict[str, Any]:
+def create_job(request_body: JobRequest, state: State, caller: Writer) -> dict[str, Any]:
     """Queue a train, generate or evaluate job (params are checked now, not when it runs)."""
+    settings = state.settings
+    limits = SubmitLimits(settings.max_generate_n, settings.max_train_steps, settings.max_model_parameters)
     try:
-        params = check_params(request_body.type, request_body.params, state.home,
-                              max_generate_n=state.settings.max_generate_n)
+        params = check_params(request_body.type, request_body.params, state.home, limits=limits)
+    except NameTakenError as error:
+        raise HTTPException(409, str(error)) from None
     except ValidationError as error:
         problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else
                              f"params: {e['msg']}" for e in error.errors())
@@ -76,7 +85,11 @@ def create_job(request_body: JobRequest, state: State, owner: Writer) -> dict[st
         raise HTTPException(404, str(error.args[0] if error.args else error)) from None
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
-    return job_json(state.jobs.submit(request_body.type, params, owner))
+    if request_body.type == "train" and params.get("replace"):
+        owner = model_owner(state, params["name"])
+        if owner is not False:
+            check_owner(caller, owner, f"params.name: model {params['name']!r}")
+    return job_json(state.jobs.submit(request_body.type, params, caller.name), state.home)
 
 
 @router.get("/jobs")
@@ -89,26 +102,35 @@ def list_jobs(state: State, _: Reader, type: Optional[str] = None, status: Optio
         raise HTTPException(422, f"status: {status!r} is not one of {', '.join(JOB_STATUSES)}")
     if not 1 <= limit <= 1000:
         raise HTTPException(422, f"limit: must lie in 1..1000, got {limit}")
-    return [job_json(row) for row in state.jobs.list(type, status, limit)]
+    return [job_json(row, state.home) for row in state.jobs.list(type, status, limit)]
 
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, state: State, _: Reader) -> dict[str, Any]:
     """One job: status, progress (losses, ETA, loss history), log tail, error, result."""
-    return job_json(_job(state, job_id))
+    return job_json(_job(state, job_id), state.home)
+
+
+@router.get("/jobs/{job_id}/traceback")
+def job_traceback(job_id: str, state: State, _: Admin) -> dict[str, Any]:
+    """A failed job's Python traceback (admins only: it names server files)."""
+    row = _job(state, job_id)
+    return {"id": row.id, "status": row.status, "error": row.error,
+            "traceback": (row.progress or {}).get("traceback")}
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, state: State, _: Writer) -> dict[str, Any]:
+def cancel_job(job_id: str, state: State, caller: Writer) -> dict[str, Any]:
     """Cancel a job: a queued one at once, a running one within seconds; a finished one is left as it is."""
-    _job(state, job_id)
-    return job_json(state.jobs.cancel(job_id))
+    check_owner(caller, _job(state, job_id).owner, f"job {job_id}")
+    return job_json(state.jobs.cancel(job_id), state.home)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
-def delete_job(job_id: str, state: State, _: Writer) -> Response:
+def delete_job(job_id: str, state: State, caller: Writer) -> Response:
     """Delete a finished job and its files (outputs, report, caches); models it trained stay."""
     row = _job(state, job_id)
+    check_owner(caller, row.owner, f"job {job_id}")
     if row.status not in FINISHED:
         raise HTTPException(409, f"job {job_id} is {row.status}: cancel it first")
     if state.jobs.delete(job_id):
@@ -128,7 +150,7 @@ async def job_events(job_id: str, request: Request, state: State, _: Reader) -> 
             row = await run_in_threadpool(state.jobs.get, job_id)
             if row.revision != revision:
                 revision, quiet = row.revision, 0.0
-                yield f"event: job\ndata: {json.dumps(json_safe(job_json(row)))}\n\n"
+                yield f"event: job\ndata: {json.dumps(json_safe(job_json(row, state.home)))}\n\n"
             if row.status in FINISHED:
                 yield "event: end\ndata: {}\n\n"
                 return

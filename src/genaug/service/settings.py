@@ -22,6 +22,10 @@ class ServiceSettings(BaseSettings):
     max_files_per_upload: int = Field(5000, ge=1, description="most files in one upload")
     max_image_pixels: int = Field(50_000_000, ge=1, description="larger images are rejected (decompression bombs)")
     max_generate_n: int = Field(10_000, ge=1, description="most images one generate job may ask for")
+    max_request_bytes: int = Field(1024 * 1024, ge=1024, description="largest request body other than an upload")
+    max_train_steps: int = Field(200_000, ge=1, description="most training steps a job's config may ask for")
+    max_model_parameters: int = Field(300_000_000, ge=1,
+                                      description="largest networks a job may train (parameters; ~16 bytes each)")
     heartbeat_timeout: float = Field(30.0, gt=0, description="seconds without a heartbeat before a job is re-queued")
     job_threads: int = Field(0, ge=0, description="torch threads per job process (0: torch's default)")
 

@@ -42,6 +42,26 @@ def _save_part(folder: Path, stem: str, data: LabelledData) -> None:
                                                              "sources": data.sources}))
 
 
+def stored_dataset_shape(name: str, home=None) -> tuple[str, Optional[tuple[int, ...]], list[str]]:
+    """``("images", (H, W, C), class names)`` or ``("table", None, class names)`` of a stored
+    dataset, from the file headers: the arrays are not decompressed (cheap at any size)."""
+    import zipfile
+
+    folder = dataset_dir(name, home)
+    if (folder / "train.npz").exists():
+        with zipfile.ZipFile(folder / "train.npz") as archive:
+            with archive.open("images.npy") as member:
+                major, _ = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, _ = read_header(member)
+        with np.load(folder / "train.npz", allow_pickle=False) as z:
+            classes = [str(c) for c in z["class_names"]]
+        return "images", tuple(int(v) for v in shape[1:]), classes
+    meta = json.loads((folder / "train.columns.json").read_text())
+    return "table", None, list(meta["class_names"])
+
+
 def _load_part(folder: Path, stem: str) -> Optional[LabelledData]:
     if (folder / f"{stem}.npz").exists():
         with np.load(folder / f"{stem}.npz", allow_pickle=False) as z:

@@ -134,6 +134,9 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, onupdate=_utcnow)
     artifact_dir: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    # The API token that trained it through the service (None: the library or the CLI). Only
+    # that token, or an admin, may delete or replace it over HTTP.
+    created_by: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
 
     def __repr__(self) -> str:
         return f"ModelRow(name={self.name!r}, kind={self.kind!r}, status={self.status!r}, id={self.id!r})"
@@ -228,6 +231,7 @@ class Registry:
         except (OperationalError, ProgrammingError, IntegrityError):
             # Another process created the tables between our check and our CREATE: look again.
             Base.metadata.create_all(engine)
+        add_missing_columns(engine)
         return cls(engine, home_path)
 
     def close(self) -> None:
@@ -249,7 +253,8 @@ class Registry:
     # -- lifecycle of a row --------------------------------------------------
     def begin_training(self, name: str, kind: str, config: dict, fingerprint: Optional[str],
                        data_summary: dict, *, class_names: Optional[list[str]] = None,
-                       replace: bool = False, parent_id: Optional[str] = None) -> ModelRow:
+                       replace: bool = False, parent_id: Optional[str] = None,
+                       created_by: Optional[str] = None) -> ModelRow:
         """Insert a ``training`` row for ``name`` owned by this process and return it.
 
         Name reuse: a ``ready`` model of that name is an error unless ``replace`` (then it
@@ -279,7 +284,7 @@ class Registry:
                                    data_fingerprint=fingerprint, data_summary=json_safe(data_summary or {}),
                                    metrics={}, parent_id=parent_id, owner_pid=os.getpid(),
                                    owner_host=socket.gethostname(),
-                                   owner_started=_process_start_token(os.getpid()))
+                                   owner_started=_process_start_token(os.getpid()), created_by=created_by)
                     session.add(row)
             except IntegrityError:
                 if attempt == 2:
@@ -327,6 +332,15 @@ class Registry:
                     raise ModelNotFoundError(f"model id {model_id} no longer exists (deleted while training?)")
                 raise ModelNotReadyError(f"model {row.name} is {row.status}, not training")
         return self.get(model_id)
+
+    def abandon_training(self, model_id: str) -> bool:
+        """Delete a ``training`` row whose run stopped for a shutdown (not failed: it resumes later).
+
+        False when the row is gone or no longer training (finished meanwhile: left as it is).
+        """
+        with self.session() as session:
+            return session.execute(delete(ModelRow).where(ModelRow.id == model_id,
+                                                          ModelRow.status == TRAINING)).rowcount == 1
 
     # -- reading --------------------------------------------------------------
     def find(self, name_or_id: str) -> Optional[ModelRow]:
@@ -384,6 +398,37 @@ class Registry:
         keep = {row.id for row in self.list() if row.status in (TRAINING, READY)}
         removed = cleanup_stale_folders(self.home, keep_ids=keep)
         return {"failed": failed, "removed": removed}
+
+
+def add_missing_columns(engine: Engine, tables=None) -> list[str]:
+    """Add the nullable columns a newer genaug declares to tables an older one created.
+
+    ``create_all`` creates missing tables but never changes existing ones; every column added
+    since the first release is nullable, so ``ALTER TABLE ... ADD COLUMN`` is all an upgrade
+    needs. Returns ``table.column`` for each column added.
+    """
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    present_tables = set(inspector.get_table_names())
+    added = []
+    for table in tables or Base.metadata.sorted_tables:
+        if table.name not in present_tables:
+            continue
+        have = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                added.append(f"{table.name}.{column.name}")
+            except (OperationalError, ProgrammingError):
+                # Another process added it between our look and our ALTER.
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+    return added
 
 
 def _create_engine(url: str) -> Engine:

@@ -14,11 +14,13 @@ import uuid
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import DateTime, String, delete, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import Boolean, DateTime, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .registry import Base, Registry, validate_name
+from .registry import Base, Registry, add_missing_columns, validate_name
 
 TOKEN_PREFIX = "ga_"
 
@@ -33,6 +35,22 @@ class TokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    # An admin may delete anyone's datasets, models and jobs, read job tracebacks, and create
+    # and revoke tokens through the API. None (tokens from before this column) = not admin.
+    admin: Mapped[Optional[bool]] = mapped_column(Boolean, nullable=True, default=False)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the token's name and whether it is an admin token."""
+
+    name: str
+    admin: bool = False
+
+
+def _ensure_table(registry: Registry) -> None:
+    Base.metadata.create_all(registry.engine, tables=[TokenRow.__table__])
+    add_missing_columns(registry.engine, [TokenRow.__table__])
 
 
 class TokenExistsError(ValueError):
@@ -44,15 +62,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(registry: Registry, name: str) -> str:
-    """Create the token ``name`` and return its secret (shown once, never stored)."""
+def create_token(registry: Registry, name: str, admin: bool = False) -> str:
+    """Create the token ``name`` (an admin token when ``admin``) and return its secret (shown
+    once, never stored)."""
     validate_name(name)
-    Base.metadata.create_all(registry.engine, tables=[TokenRow.__table__])
+    _ensure_table(registry)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         with registry.session() as session:
             session.add(TokenRow(id=str(uuid.uuid4()), name=name, token_hash=hash_token(secret),
-                                 created_at=datetime.now(timezone.utc)))
+                                 created_at=datetime.now(timezone.utc), admin=bool(admin)))
     except IntegrityError:
         raise TokenExistsError(f"a token named {name!r} exists already (revoke it first)") from None
     return secret
@@ -60,20 +79,26 @@ def create_token(registry: Registry, name: str) -> str:
 
 def list_tokens(registry: Registry) -> list[TokenRow]:
     """Every token row (names and dates; the hashes are useless to a reader)."""
-    Base.metadata.create_all(registry.engine, tables=[TokenRow.__table__])
+    _ensure_table(registry)
     with registry.session() as session:
         return list(session.scalars(select(TokenRow).order_by(TokenRow.created_at)))
 
 
 def revoke_token(registry: Registry, name: str) -> bool:
     """Delete the token ``name``; False when there is none."""
-    Base.metadata.create_all(registry.engine, tables=[TokenRow.__table__])
+    _ensure_table(registry)
     with registry.session() as session:
         return session.execute(delete(TokenRow).where(TokenRow.name == name)).rowcount == 1
 
 
 def check_token(registry: Registry, secret: str) -> Optional[str]:
     """The name of the token ``secret``, or None when it is not a valid token."""
+    caller = token_caller(registry, secret)
+    return caller.name if caller else None
+
+
+def token_caller(registry: Registry, secret: str) -> Optional[Caller]:
+    """Who holds the token ``secret`` (name, admin), or None when it is not a valid token."""
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     digest = hash_token(secret)
@@ -89,4 +114,4 @@ def check_token(registry: Registry, secret: str) -> Optional[str]:
         # concurrent requests on SQLite's single writer.
         if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=timezone.utc))).total_seconds() > 60:
             session.execute(update(TokenRow).where(TokenRow.id == row.id).values(last_used_at=now))
-        return row.name
+        return Caller(row.name, bool(row.admin))
