@@ -9,6 +9,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _sample_files import png_bytes
 
@@ -117,15 +118,69 @@ def test_extracted_size_is_capped(tmp_path, private_tempdir):
         for c, name in enumerate(["a", "b"]):
             for i in range(2):
                 zf.writestr(f"{name}/{i}.png", png_bytes(300 + 10 * c + i))
-        zf.writestr("b/zeros.png", b"\x00" * 5_000_000)  # compresses to a few kB
+        # Incompressible, so no archive bomb: just more than the cap allows.
+        zf.writestr("b/noise.png", np.random.default_rng(0).bytes(1_500_000))
         zf.writestr("b/later.png", png_bytes(399))
     result = ingest(archive, max_extracted_bytes=1_000_000)
     report = result.report
-    assert report.verdict_for("b/zeros.png").status == "rejected"
-    assert "archive size limit" in report.verdict_for("b/zeros.png").reason
+    assert report.verdict_for("b/noise.png").status == "rejected"
+    assert "archive size limit" in report.verdict_for("b/noise.png").reason
     assert "not extracted" in report.verdict_for("b/later.png").reason
     assert any("possible zip bomb" in n for n in report.notes)
     assert len(result.data) == 4
+    assert list(private_tempdir.iterdir()) == []
+
+
+def _timed_refusal(archive: Path, match: str, **limits) -> float:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(IngestError, match=match):
+        ingest(archive, **limits)
+    return time.monotonic() - started
+
+
+def test_a_zip_bomb_is_refused_from_its_directory(tmp_path, private_tempdir):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/0.png", png_bytes(1))
+        with zf.open("zero/bomb.png", "w") as member:  # 200 MB of zeros, ~200 kB compressed
+            for _ in range(200):
+                member.write(bytes(1_000_000))
+    assert archive.stat().st_size < 1_000_000
+    _timed_refusal(archive, "expands? .*200 times|more than 200 times")
+    assert list(private_tempdir.iterdir()) == []  # nothing left behind
+
+
+def test_a_tar_bomb_is_stopped_while_it_streams(tmp_path, private_tempdir):
+    # tar.gz has no directory of sizes: the ratio is checked on what actually comes out.
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        payload = bytes(50_000_000)
+        info = tarfile.TarInfo("zero/bomb.png")
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    _timed_refusal(archive, "more than 200 times its compressed size")
+    assert list(private_tempdir.iterdir()) == []
+
+
+def test_many_members_and_deep_nesting_are_refused(tmp_path, private_tempdir):
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(2001):
+            zf.writestr(f"a/{i}.txt", b"")
+    _timed_refusal(many, "more than 2,000", max_members=2000)
+    deep = tmp_path / "deep.zip"
+    with zipfile.ZipFile(deep, "w") as zf:
+        zf.writestr("/".join(["d"] * 200) + "/x.png", png_bytes(2))
+    _timed_refusal(deep, "nested 201 folders deep")
+    deep_tar = tmp_path / "deep.tar"
+    with tarfile.open(deep_tar, "w") as tf:
+        data = png_bytes(3)
+        info = tarfile.TarInfo("/".join(["d"] * 100) + "/x.png")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    _timed_refusal(deep_tar, "nested 101 folders deep")
     assert list(private_tempdir.iterdir()) == []
 
 

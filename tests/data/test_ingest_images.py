@@ -123,6 +123,50 @@ def test_small_max_pixels_rejects_from_the_header(tmp_path):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # the ingest never flips the global
 
 
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but holds one tiny, truncated data chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + \
+        chunk(b"IEND", b"")
+
+
+def test_one_limit_message_even_beyond_pils_own_guard(tmp_path):
+    # 20000 x 10000 = 200 MP: past PIL's own bomb guard (~179 MP), which must not speak instead.
+    root = write_class_folders(tmp_path / "huge", {"a": 2, "b": 2})
+    write(root, "b/huge.png", _png_header_only(20000, 10000))
+    write(root, "b/large.png", _png_header_only(8000, 8000))
+    result = ingest(root, max_pixels=50_000_000)
+    for name, text in (("b/huge.png", "20000x10000 = 200,000,000 pixels"), ("b/large.png", "8000x8000")):
+        verdict = result.report.verdict_for(name)
+        assert verdict.status == "rejected" and f"exceeds the pixel limit: {text}" in verdict.reason, verdict.reason
+        assert "max_pixels=50,000,000" in verdict.reason and "PIL" not in verdict.reason
+    assert Image.MAX_IMAGE_PIXELS is not None  # PIL's guard is back on for everyone else
+
+
+def test_a_large_image_is_decoded_by_a_bounded_path(tmp_path):
+    root = write_class_folders(tmp_path / "large", {"a": 2, "b": 2})
+    stripes = np.zeros((4000, 3000, 3), np.uint8)
+    stripes[:2000] = (250, 10, 10)  # red top half, blue bottom half
+    stripes[2000:] = (10, 10, 250)
+    write(root, "a/photo.jpg", encode(Image.fromarray(stripes), "JPEG"))
+    write(root, "b/scan.png", encode(Image.fromarray(stripes), "PNG"))
+    result = ingest(root, image_size=SIZE)
+    jpeg, png = result.report.verdict_for("a/photo.jpg"), result.report.verdict_for("b/scan.png")
+    assert jpeg.status == png.status == "loaded"
+    assert jpeg.reason.startswith("JPEG 3000x4000") and "decoded at 375x500" in jpeg.reason  # 1/8 in the decoder
+    assert png.reason.startswith("PNG 3000x4000") and "reduced 1/" in png.reason
+    for image in result.data.images[[i for i, s in enumerate(result.data.sources)
+                                     if s.endswith(("photo.jpg", "scan.png"))]]:
+        top, bottom = image[: SIZE // 3].astype(int), image[-SIZE // 3:].astype(int)
+        assert top[..., 0].mean() > 200 and bottom[..., 2].mean() > 200  # the picture survives intact
+
+
 def test_fewer_than_two_classes_raises_with_report(tmp_path):
     root = tmp_path / "one"
     write(root, "only/a.png", png_bytes(1))

@@ -165,3 +165,60 @@ def test_no_read_route_shows_a_traceback_path_host_or_pid(service, module_databa
         kept = client.get(f"/api/jobs/{second['id']}/traceback", headers=admin).json()
         assert "Traceback (most recent call last)" in kept["traceback"]
     assert f"genaug job {second['id']} failed" in service.log_tail(400)  # and in the server log
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _bomb_zip() -> bytes:
+    """512 MiB of zeros in a ~0.5 MB zip (about 1000:1), streamed: never held in memory."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a/0.png", digit_pngs(per_class=1)["c0/0.png"])
+        with archive.open("zero/bomb.png", "w", force_zip64=True) as member:
+            chunk = bytes(8 << 20)
+            for _ in range(64):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
+def test_archive_bombs_are_refused_at_once_inside_genaug_home(tmp_path, module_database_url):
+    import zipfile
+    import io
+
+    from conftest import start_service, stop_service, zip_bytes
+
+    system_tmp = tmp_path / "system-tmp"  # where anything written outside GENAUG_HOME would go
+    system_tmp.mkdir()
+    service = start_service(tmp_path / "home", module_database_url, extra_env={"TMPDIR": str(system_tmp)})
+    try:
+        many = zip_bytes({f"c{i % 2}/{i}.png": b"x" for i in range(301)})  # the test limit is 300 files
+        deep = io.BytesIO()
+        with zipfile.ZipFile(deep, "w") as archive:
+            archive.writestr("/".join(["d"] * 200) + "/x.png", digit_pngs(per_class=1)["c0/0.png"])
+        cases = [("bomb.zip", _bomb_zip(), "archive bomb"), ("many.zip", many, "more than 300"),
+                 ("deep.zip", deep.getvalue(), "nested 201 folders deep")]
+        rss_before = _rss_bytes(service.process.pid)
+        with service.client() as client:
+            for name, body, message in cases:
+                assert len(body) < 3_000_000  # under the upload limit: the archive itself is small
+                started = time.monotonic()
+                response = client.post("/api/datasets", headers=service.auth, data={"name": name[:-4]},
+                                       files=[("files", (name, body, "application/zip"))])
+                seconds = time.monotonic() - started
+                assert response.status_code == 422 and message in response.json()["detail"], response.text
+                assert seconds < 2, f"{name} took {seconds:.1f} s to refuse"
+                assert str(service.home) not in response.text
+            assert client.get("/api/datasets").json() == []
+        assert _rss_bytes(service.process.pid) - rss_before < 200 * 1024 * 1024
+        assert list(system_tmp.iterdir()) == []  # nothing was written outside GENAUG_HOME
+        assert not any((service.home / "uploads").iterdir())  # and inside it, nothing is left
+    finally:
+        stop_service(service)

@@ -5,6 +5,13 @@ trusted: members are copied one by one (never ``extractall``), a member whose na
 land outside the destination (absolute path, ``..``), a link or a device file is refused
 with a verdict, and the total number of bytes written is capped so that a small archive
 cannot fill the disk. Refused members do not stop the rest from loading.
+
+Archive bombs are refused whole, early and cheaply: a zip member that declares (or, when its
+header lies, turns out while streaming) to expand more than ``max_ratio`` times its compressed
+size, an archive whose contents grow beyond ``max_ratio`` times the archive's own size, more
+than ``max_members`` members, or a member nested more than ``max_depth`` folders deep. Images
+are stored compressed already, so a real image archive expands about 1:1; a 1.5 MB zip of
+1.5 GiB of zeros expands 1000:1 and is refused from its directory, before a byte is written.
 """
 from __future__ import annotations
 
@@ -18,6 +25,11 @@ from .report import IngestError, IngestReport
 
 DEFAULT_MAX_EXTRACTED_BYTES = 8 * 1024**3
 """Generous: a few thousand full-size photos fit; a zip bomb does not."""
+DEFAULT_MAX_RATIO = 200.0
+"""Extracted : compressed. PNG and JPEG barely compress; even flat BMP line art stays far below."""
+DEFAULT_MAX_MEMBERS = 100_000
+DEFAULT_MAX_DEPTH = 32
+_SMALL_MEMBER = 64 * 1024  # tiny members (a text file of zeros) may compress well: no ratio check below this
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1 << 20
@@ -48,17 +60,31 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
+class ArchiveBomb(IngestError):
+    """The archive expands far beyond its size (or has absurdly many or deep members): refused whole."""
+
+
 class _SizeBudget:
-    """Counts bytes written across all members; raises once the cap is crossed."""
+    """Counts bytes written across all members; raises once the cap is crossed, and refuses
+    the archive when what comes out outgrows the compression ratio any image archive has."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, archive_bytes: int, max_ratio: float, archive_name: str):
         self.limit, self.used = int(limit), 0
+        self.max_ratio, self.archive_name = float(max_ratio), archive_name
+        self.total_allowed = max(_SMALL_MEMBER, int(archive_bytes * max_ratio))
 
-    def copy(self, source: IO[bytes], target: Path) -> None:
+    def copy(self, source: IO[bytes], target: Path, compressed_size: int | None = None) -> None:
+        member_allowed = None if compressed_size is None else \
+            max(_SMALL_MEMBER, int(compressed_size * self.max_ratio))
+        written = 0
         with open(target, "wb") as out:
             while chunk := source.read(_CHUNK):
                 # Count real bytes, not the header's declared size: headers can lie.
+                written += len(chunk)
                 self.used += len(chunk)
+                if (member_allowed is not None and written > member_allowed) or self.used > self.total_allowed:
+                    raise ArchiveBomb(f"{self.archive_name}: refused: it expands more than {self.max_ratio:g} times "
+                                      "its compressed size (an archive bomb; image archives expand about 1:1)")
                 if self.used > self.limit:
                     raise _BudgetExceeded()
                 out.write(chunk)
@@ -69,27 +95,42 @@ class _BudgetExceeded(Exception):
 
 
 def extract_archive(archive: Path, destination: Path, report: IngestReport,
-                    max_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES) -> None:
+                    max_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES, *, max_ratio: float = DEFAULT_MAX_RATIO,
+                    max_members: int = DEFAULT_MAX_MEMBERS, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
     """Extract ``archive`` (zip or tar, any compression tarfile reads) into ``destination``.
 
     Unsafe members get a "rejected" verdict under their archive name; once ``max_bytes``
     have been written, the member being written and all later ones are rejected and a note
-    says so. Raises IngestError when the archive cannot be opened at all.
+    says so. Raises IngestError when the archive cannot be opened at all, and ``ArchiveBomb``
+    (an IngestError; what was extracted is removed) for an archive bomb: see the module doc.
     """
     kind = archive_kind(archive)
+    if kind == "zip":
+        _check_zip_directory(archive, max_ratio, max_members, max_depth)
     members = _zip_members(archive) if kind == "zip" else _tar_members(archive)
     destination = destination.resolve()
-    budget = _SizeBudget(max_bytes)
+    budget = _SizeBudget(max_bytes, archive.stat().st_size, max_ratio, archive.name)
     written: set[str] = set()
     over_budget = False
+    count = 0
     try:
         for name, member_type, opener in members:
+            count += 1
+            if count > max_members:
+                raise ArchiveBomb(f"{archive.name}: refused: more than {max_members:,} members")
+            depth = len([p for p in name.replace("\\", "/").split("/") if p])
+            if depth > max_depth:
+                raise ArchiveBomb(f"{archive.name}: refused: member {name[:80]!r}... is nested {depth} folders deep "
+                                  f"(at most {max_depth})")
             if over_budget:
                 if member_type == "file":
                     report.add(name, "rejected", f"archive size limit: not extracted, the archive expands "
                                                  f"beyond max_extracted_bytes={max_bytes:,}")
                 continue
             over_budget = _extract_member(name, member_type, opener, destination, report, budget, written)
+    except ArchiveBomb:
+        _empty(destination)
+        raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         # A truncated archive: keep what came out intact, say where it stopped.
         report.note(f"archive {archive.name} is truncated or corrupt after {len(written)} members "
@@ -97,6 +138,34 @@ def extract_archive(archive: Path, destination: Path, report: IngestReport,
     if over_budget:
         report.note(f"archive {archive.name} expands beyond max_extracted_bytes={max_bytes:,}: "
                     "extraction stopped there (possible zip bomb)")
+
+
+def _empty(folder: Path) -> None:
+    """Remove what an archive bomb had written (the folder itself stays for its owner)."""
+    import shutil
+
+    for child in folder.iterdir() if folder.is_dir() else []:
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
+def _check_zip_directory(archive: Path, max_ratio: float, max_members: int, max_depth: int) -> None:
+    """Refuse a zip bomb from its central directory alone: nothing is decompressed."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError(f"{archive.name}: not a readable zip archive ({exc})") from exc
+    if len(infos) > max_members:
+        raise ArchiveBomb(f"{archive.name}: refused: {len(infos):,} members, more than {max_members:,}")
+    declared = sum(info.file_size for info in infos)
+    if declared > max(_SMALL_MEMBER, archive.stat().st_size * max_ratio):
+        raise ArchiveBomb(f"{archive.name}: refused: it declares {declared:,} bytes of contents, more than "
+                          f"{max_ratio:g} times its own size (an archive bomb; image archives expand about 1:1)")
+    for info in infos:
+        depth = len([p for p in info.filename.replace("\\", "/").split("/") if p])
+        if depth > max_depth:
+            raise ArchiveBomb(f"{archive.name}: refused: member {info.filename[:80]!r}... is nested {depth} "
+                              f"folders deep (at most {max_depth})")
 
 
 def _extract_member(name: str, member_type: str, opener: Callable[[], IO[bytes]], destination: Path,
@@ -129,7 +198,10 @@ def _extract_member(name: str, member_type: str, opener: Callable[[], IO[bytes]]
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         with opener() as source:
-            budget.copy(source, target)
+            budget.copy(source, target, getattr(source, "compressed_size", None))
+    except ArchiveBomb:
+        target.unlink(missing_ok=True)
+        raise
     except _BudgetExceeded:
         target.unlink(missing_ok=True)
         report.add(name, "rejected", f"archive size limit: extracting this member crosses "
@@ -177,6 +249,14 @@ def _zip_member_type(info: zipfile.ZipInfo) -> str:
     return "file"
 
 
+def _open_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    """The member's stream, carrying its compressed size (zipfile reads exactly that many
+    compressed bytes, so output beyond ratio x it is an expansion the header did not admit)."""
+    stream = zf.open(info)
+    stream.compressed_size = max(int(info.compress_size), 1)
+    return stream
+
+
 def _zip_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], IO[bytes]]]]:
     try:
         zf = zipfile.ZipFile(archive)
@@ -186,7 +266,7 @@ def _zip_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], IO[byte
     def generate():
         with zf:
             for info in zf.infolist():
-                yield _zip_name(info), _zip_member_type(info), (lambda info=info: zf.open(info))
+                yield _zip_name(info), _zip_member_type(info), (lambda info=info: _open_zip_member(zf, info))
     return generate()
 
 

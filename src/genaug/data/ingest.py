@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from ..progress import ProgressCallback, ProgressReporter
-from .archives import DEFAULT_MAX_EXTRACTED_BYTES, archive_kind, extract_archive, unwrap_single_folder
+from .archives import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_MEMBERS, DEFAULT_MAX_RATIO,
+                       archive_kind, extract_archive, unwrap_single_folder)
 from .datasets import LabelledImages, LabelledTable
 from .ingest_images import ImagePolicy, ingest_image_folder, ingest_npz, junk_reason
 from .ingest_tables import ingest_csv, read_proben1
@@ -44,15 +45,20 @@ def ingest(path: str | Path, *, image_size: int | None = None, channels: Literal
            aspect: Literal["center_crop", "pad"] = "center_crop", max_pixels: int = 50_000_000,
            label_column: str = "label",
            progress: ProgressCallback | None = None,
-           max_extracted_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES) -> IngestResult:
+           max_extracted_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO,
+           max_members: int = DEFAULT_MAX_MEMBERS, max_depth: int = DEFAULT_MAX_DEPTH,
+           work_dir: str | Path | None = None) -> IngestResult:
     """Read ``path`` into a labelled dataset, giving every file a verdict in the report.
 
     Image options (folders, archives, .npz): ``image_size`` (square side; None = keep a
     common size, else the most common one), ``channels`` ("auto", "L", "RGB"), ``aspect``
     ("center_crop" or "pad"), ``max_pixels`` (larger images are rejected from their
     header, undecoded). ``label_column`` names the CSV label column.
-    ``max_extracted_bytes`` caps what an archive may expand to. ``progress`` receives one
-    event per file.
+    Archives: ``max_extracted_bytes`` caps what one may expand to; an archive bomb (contents
+    over ``max_ratio`` times the compressed size, over ``max_members`` members, or a member over
+    ``max_depth`` folders deep) is refused whole. They are extracted into a temporary folder
+    under ``work_dir`` (default: the system's temporary folder; the service passes a folder
+    inside ``$GENAUG_HOME``). ``progress`` receives one event per file.
 
     Raises FileNotFoundError for a missing path and IngestError (a ValueError) when the
     input cannot become a dataset; the error's ``.report`` says what was seen.
@@ -63,7 +69,9 @@ def ingest(path: str | Path, *, image_size: int | None = None, channels: Literal
     policy = ImagePolicy(image_size, channels, aspect, max_pixels)
     report = IngestReport(source=str(path))
     try:
-        return _ingest(path, policy, report, label_column, progress, max_extracted_bytes)
+        limits = dict(max_bytes=max_extracted_bytes, max_ratio=max_ratio, max_members=max_members,
+                      max_depth=max_depth)
+        return _ingest(path, policy, report, label_column, progress, limits, work_dir)
     except IngestError as exc:
         # Every failure carries what was seen up to it, whichever reader raised it.
         if exc.report is None:
@@ -72,7 +80,7 @@ def ingest(path: str | Path, *, image_size: int | None = None, channels: Literal
 
 
 def _ingest(path: Path, policy: ImagePolicy, report: IngestReport, label_column: str,
-            progress: ProgressCallback | None, max_extracted_bytes: int) -> IngestResult:
+            progress: ProgressCallback | None, limits: dict, work_dir) -> IngestResult:
     """Dispatch on what ``path`` is."""
     if path.is_dir():
         report.kind = "image-folder"
@@ -82,7 +90,7 @@ def _ingest(path: Path, policy: ImagePolicy, report: IngestReport, label_column:
     kind = archive_kind(path)
     if kind is not None:
         report.kind = kind
-        return IngestResult(_ingest_archive(path, policy, report, progress, max_extracted_bytes), None, report)
+        return IngestResult(_ingest_archive(path, policy, report, progress, limits, work_dir), None, report)
     suffix = path.suffix.lower()
     step = ProgressReporter(progress, "ingest", 1)
     if suffix == ".npz":
@@ -102,11 +110,13 @@ def _ingest(path: Path, policy: ImagePolicy, report: IngestReport, label_column:
 
 
 def _ingest_archive(path: Path, policy: ImagePolicy, report: IngestReport,
-                    progress: ProgressCallback | None, max_bytes: int) -> LabelledImages:
+                    progress: ProgressCallback | None, limits: dict, work_dir) -> LabelledImages:
     """Extract into a private temporary folder (removed afterwards) and ingest that folder."""
-    with tempfile.TemporaryDirectory(prefix="genaug-ingest-") as tmp:
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="genaug-ingest-", dir=work_dir) as tmp:
         extracted = Path(tmp)
-        extract_archive(path, extracted, report, max_bytes)
+        extract_archive(path, extracted, report, **limits)
         root = unwrap_single_folder(extracted, lambda name: junk_reason(name) is not None)
         # Report paths are archive member names; sources say which archive they came from.
         return ingest_image_folder(root, extracted, policy, report, lambda rel: f"{path}:{rel}", progress)

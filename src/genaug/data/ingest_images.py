@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
+import threading
 import unicodedata
 import warnings
 from collections import Counter
@@ -191,12 +191,37 @@ class _Rejected(Exception):
     """A file cannot be used; the message is its verdict's reason."""
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+_HASH_CHUNK = 1 << 20
+
+
 @contextlib.contextmanager
 def _no_bomb_warning() -> Iterator[None]:
     # Our own max_pixels check replaces PIL's warning; PIL's hard error still applies.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
+
+
+@contextlib.contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """PIL's own bomb guard off while a header is read: our ``max_pixels`` check (one message,
+    the configured limit) decides instead. Headers only; a lock keeps the global consistent."""
+    with _PIL_LIMIT_LOCK, _no_bomb_warning():
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+def _file_sha256(path: Path) -> str:
+    """The file's hash, read in chunks: a large file is never held in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _pixel_limit_reason(width: int, height: int, max_pixels: int) -> str:
@@ -214,21 +239,49 @@ def _not_an_image_reason(data: bytes) -> str:
     return f"not an image: the content is no image format PIL recognises ({looks})"
 
 
-def _open_header(data: bytes, max_pixels: int) -> Image.Image:
+def _open_header(path: Path, max_pixels: int) -> Image.Image:
     """Open (header only) and check the declared size before any pixel is decoded."""
     try:
-        with _no_bomb_warning():
-            img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _Rejected(f"exceeds the pixel limit (PIL decompression-bomb guard: {exc})") from exc
+        with _own_pixel_limit():
+            img = Image.open(path)
     except UnidentifiedImageError as exc:
-        raise _Rejected(_not_an_image_reason(data)) from exc
+        with open(path, "rb") as handle:
+            raise _Rejected(_not_an_image_reason(handle.read(64))) from exc
     except Exception as exc:  # noqa: BLE001 - any header parse failure is this file's problem only
         raise _Rejected(f"corrupt image header ({type(exc).__name__}: {exc})") from exc
     width, height = img.size
     if width * height > max_pixels:
         raise _Rejected(_pixel_limit_reason(width, height, max_pixels))
     return img
+
+
+def _draft_for(img: Image.Image, target: tuple[int, int] | None) -> str:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 of its size when the target is far smaller (the
+    decoder skips the detail: a 7000 x 7000 photo for 64 px costs a fraction of its full
+    decode). At least twice the target is kept, so the final resize still antialiases."""
+    if target is None or img.format != "JPEG":
+        return ""
+    width, height = img.size
+    wanted = (2 * max(target), 2 * max(target))
+    if min(width, height) < 2 * wanted[0]:
+        return ""
+    try:
+        img.draft(img.mode, wanted)
+    except Exception:  # noqa: BLE001 - a decoder that cannot draft decodes at full size
+        return ""
+    return f"decoded at {img.size[0]}x{img.size[1]}" if img.size != (width, height) else ""
+
+
+def _reduce_for(img: Image.Image, target: tuple[int, int] | None) -> tuple[Image.Image, str]:
+    """Shrink a decoded image far larger than the target by an integer box filter first
+    (cheap), so conversions, hashing and the final resize work on a small copy."""
+    if target is None:
+        return img, ""
+    factor = min(img.size) // (2 * max(target))
+    if factor < 2:
+        return img, ""
+    reduced = img.reduce(factor)
+    return reduced, f"reduced 1/{factor} while loading"
 
 
 def _load_pixels(img: Image.Image) -> list[str]:
@@ -248,14 +301,29 @@ def _load_pixels(img: Image.Image) -> list[str]:
     return details
 
 
-def _apply_exif_orientation(img: Image.Image) -> tuple[Image.Image, str]:
+_ORIENTATION_OPS = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
+                    4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
+                    6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
+
+
+def _exif_orientation(img: Image.Image) -> int | str:
+    """The EXIF orientation tag (1 when absent), or why it could not be read."""
     try:
-        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-        if orientation in (None, 1):
-            return img, ""
-        return ImageOps.exif_transpose(img), f"EXIF orientation {orientation} applied"
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Exception as exc:  # noqa: BLE001 - broken EXIF must not cost the image
-        return img, f"EXIF unreadable ({type(exc).__name__}), orientation not applied"
+        return f"EXIF unreadable ({type(exc).__name__}), orientation not applied"
+
+
+def _apply_exif_orientation(img: Image.Image, orientation: int | str) -> tuple[Image.Image, str]:
+    """``img`` turned upright by an orientation read from its original (``_exif_orientation``):
+    read before any reduction, since a reduced copy carries no EXIF."""
+    if isinstance(orientation, str):
+        return img, orientation
+    if orientation not in _ORIENTATION_OPS:
+        return img, ""
+    for op in _ORIENTATION_OPS[orientation]:
+        img = img.transpose(op)
+    return img, f"EXIF orientation {orientation} applied"
 
 
 def _composite_on_white(img: Image.Image) -> tuple[Image.Image, str]:
@@ -377,18 +445,22 @@ class _ImageCollector:
         return reason
 
     def _add(self, candidate: _Candidate) -> None:
-        data = candidate.path.read_bytes()
-        if not data:
+        if candidate.path.stat().st_size == 0:
             raise _Rejected("zero-byte file (empty)")
-        byte_key = hashlib.sha256(data).hexdigest()
+        byte_key = _file_sha256(candidate.path)
         if byte_key in self.by_bytes:
             first = self.by_bytes[byte_key]
             self.report.add(candidate.rel, "duplicate", self._duplicate_reason(first, candidate, "identical bytes"))
             return
-        img = _open_header(data, self.policy.max_pixels)
-        details = _load_pixels(img)
+        img = _open_header(candidate.path, self.policy.max_pixels)
+        declared = img.size
         fmt = img.format or "?"
-        img, orientation = _apply_exif_orientation(img)
+        drafted = _draft_for(img, self.target)
+        details = _load_pixels(img)
+        upright = _exif_orientation(img)
+        img, reduced = _reduce_for(img, self.target)
+        details += [d for d in (drafted, reduced) if d]
+        img, orientation = _apply_exif_orientation(img, upright)
         img, conversion = to_8bit(img)
         img = self._force_channels(img)
         pixel_key = hashlib.sha256(f"{img.mode}{img.size}".encode() + img.tobytes()).hexdigest()
@@ -398,7 +470,7 @@ class _ImageCollector:
             return
         self.by_bytes[byte_key] = self.by_pixels[pixel_key] = candidate.rel
         self.class_of[candidate.rel] = candidate.class_name
-        original_size = img.size
+        original_size = declared if upright not in (5, 6, 7, 8) else declared[::-1]
         if self.target is not None:
             img = fit_image(img, *self.target, self.policy.aspect)
         array = np.asarray(img, dtype=np.uint8)

@@ -163,7 +163,11 @@ async def upload_dataset(request: Request, state: State, caller: Writer) -> dict
 
         def ingest_and_store() -> dict[str, Any]:
             try:
-                result = api.ingest(source, image_size=image_size, max_pixels=settings.max_image_pixels)
+                # Every temporary file stays inside GENAUG_HOME (the upload's own folder).
+                result = api.ingest(source, image_size=image_size, max_pixels=settings.max_image_pixels,
+                                    max_extracted_bytes=settings.max_extracted_bytes(),
+                                    max_ratio=settings.max_archive_ratio,
+                                    max_members=settings.max_files_per_upload, work_dir=upload.folder / "work")
             except IngestError as error:
                 report = error.report.to_dict() if getattr(error, "report", None) else {}
                 summary = _upload_report(report, source if source.is_dir() else source.parent, upload.skipped)

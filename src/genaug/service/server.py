@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Optional
@@ -70,8 +71,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     from .app import create_app
 
     settings = settings or ServiceSettings()
+    home = settings.home_path()
+    # Every temporary file of the service and its jobs stays inside GENAUG_HOME (uploads are
+    # extracted there anyway): torch's compile cache and anything a library puts in TMPDIR too.
+    temporary = home / "tmp"
+    temporary.mkdir(parents=True, exist_ok=True)
+    for name, value in (("TMPDIR", temporary), ("TORCHINDUCTOR_CACHE_DIR", temporary / "torchinductor")):
+        os.environ[name] = str(value)
+    tempfile.tempdir = str(temporary)
     env = dict(os.environ)
-    env["GENAUG_HOME"] = str(settings.home_path())
+    env["GENAUG_HOME"] = str(home)
     if settings.database_url:
         env["GENAUG_DATABASE_URL"] = settings.database_url
     pool = WorkerPool(workers, env)
