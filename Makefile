@@ -17,12 +17,22 @@ demo: $(BIN)/genaug  ## train a VAE on sklearn's digits and print whether it hel
 	$(BIN)/genaug demo --out demo-output
 
 # The suite runs twice: against the default SQLite file, then against a throwaway PostgreSQL
-# server (tests/_postgres.py; needs the server binaries: apt-get install postgresql).
-# -ra lists every skipped test with its reason in the summary.
+# server (tests/_postgres.py). The PostgreSQL server binaries and chromium (browser tests) are
+# installed first when this user may (root, or sudo without a password); otherwise the run
+# ends with one line saying what did not run. -ra lists every skip with its reason.
 PYTEST := $(BIN)/pytest -q -ra
 PG_TEST := GENAUG_TEST_DATABASE=postgresql
+DEPS := scripts/test-system-deps
 
-test: test-sqlite test-postgres  ## the default test suite (slow tests excluded), on SQLite and on PostgreSQL
+test: $(BIN)/genaug  ## the default test suite (slow tests excluded), on SQLite and on PostgreSQL
+	@$(DEPS) ensure
+	@status=0; \
+	$(MAKE) --no-print-directory test-sqlite || status=1; \
+	if $(DEPS) have postgresql; then $(MAKE) --no-print-directory test-postgres || status=1; fi; \
+	left="$$($(DEPS) missing)"; \
+	case " $$left " in *" postgresql "*) echo "make test: the PostgreSQL run did not run (no PostgreSQL server binaries; sudo apt-get install -y postgresql enables it)";; esac; \
+	case " $$left " in *" chromium "*) echo "make test: the browser tests were skipped (no chromium; sudo apt-get install -y chromium enables them)";; esac; \
+	exit $$status
 
 test-sqlite: $(BIN)/genaug  ## the default test suite on SQLite only
 	$(PYTEST)

@@ -246,3 +246,24 @@ def upload_through_api(service, folder: Path, name: str) -> None:
     response = httpx.post(f"{service.url}/api/datasets", headers={"Authorization": f"Bearer {service.token}"},
                           files=files, data={"name": name, "image_size": "16"}, timeout=60)
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.timeout(300)
+def test_the_api_docs_render_with_no_network(browser_service, chromium):
+    """/docs is Swagger UI from the service's own files: it renders where no CDN can be reached
+    (the browser resolves nothing but localhost)."""
+    from playwright.sync_api import expect
+
+    failed: list[str] = []
+    with start_playwright() as playwright:
+        browser = playwright.chromium.launch(**browser_launch_options(chromium))
+        try:
+            page = browser.new_page()
+            page.on("requestfailed", lambda request: failed.append(request.url))
+            page.goto(browser_service.url + "/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("genaug", timeout=30_000)
+            expect(page.locator(".opblock-summary-path", has_text="/api/jobs").first).to_be_visible()
+        finally:
+            browser.close()
+    assert failed == []
+    assert not [url for url in failed if not url.startswith(browser_service.url)]

@@ -58,7 +58,9 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
         finally:
             registry.close()
 
-    app = FastAPI(title="genaug", version=__version__, lifespan=lifespan,
+    # /docs is served with Swagger UI's files from the swagger-ui-bundle package, not from a CDN:
+    # the page works on a machine without internet. (ReDoc has no offline bundle: off.)
+    app = FastAPI(title="genaug", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Generative data augmentation: upload images, train generators, generate, evaluate.")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
                        exempt=lambda method, path: method == "POST" and path.rstrip("/") == "/api/datasets")
@@ -82,6 +84,7 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
         """Liveness and the auth policy (always open)."""
         return {"status": "ok", "version": __version__, "read_requires_token": state.settings.read_requires_token}
 
+    _mount_docs(app)
     app.include_router(data_router)
     app.include_router(jobs_router)
     app.include_router(tokens_router)
@@ -94,6 +97,27 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
             return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from local files (``/docs-assets``)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs/openapi.json", include_in_schema=False)
+    def docs_schema() -> dict[str, Any]:
+        # The Swagger UI that ships offline (4.x) refuses to draw an "openapi: 3.1" document;
+        # FastAPI's schema reads fine under the 3.0 label. /openapi.json itself stays 3.1.
+        return {**app.openapi(), "openapi": "3.0.3"}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/docs/openapi.json", title="genaug API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def jsonable(value: Any) -> Any:
