@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TINY_VAE, digit_pngs
+from conftest import TINY_VAE, digit_pngs, start_service, stop_service, zip_bytes
 
 from genaug.store.registry import Registry
 from genaug.store.tokens import create_token
@@ -190,14 +190,13 @@ def _bomb_zip() -> bytes:
 
 
 def test_archive_bombs_are_refused_at_once_inside_genaug_home(tmp_path, module_database_url):
-    import zipfile
     import io
-
-    from conftest import start_service, stop_service, zip_bytes
+    import zipfile
 
     system_tmp = tmp_path / "system-tmp"  # where anything written outside GENAUG_HOME would go
     system_tmp.mkdir()
-    service = start_service(tmp_path / "home", module_database_url, extra_env={"TMPDIR": str(system_tmp)})
+    service = start_service(tmp_path / "home", module_database_url, extra_env={"TMPDIR": str(system_tmp)},
+                            token_name="bomb-tester")
     try:
         many = zip_bytes({f"c{i % 2}/{i}.png": b"x" for i in range(301)})  # the test limit is 300 files
         deep = io.BytesIO()

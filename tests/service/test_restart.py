@@ -52,7 +52,7 @@ def test_sigterm_to_the_process_group_requeues_the_job_and_never_fails_its_model
     from genaug.store.registry import FAILED, Registry
 
     home = tmp_path / "home"
-    first = start_service(home, module_database_url)
+    first = start_service(home, module_database_url, token_name="group-stop")
     long_config = {**TINY_VAE, "steps": 800, "checkpoint_every": 100, "sample_every": 0}
     try:
         assert first.upload("group", digit_pngs(per_class=8), image_size=16).status_code == 201
