@@ -200,3 +200,17 @@ def test_token_create_list_revoke(home):
         assert check_token(registry, secret) is None
     missing = invoke("token", "revoke", "alice")
     assert missing.exit_code == 1 and "no token named" in missing.output
+
+
+def test_train_with_a_preset_and_overrides_on_top(home, digit_folder):
+    assert invoke("ingest", digit_folder, "--name", "digits-p").exit_code == 0
+    result = invoke("train", "digits-p", "--kind", "vae", "--name", "quick-one", "--preset", "quick",
+                    "--set", "steps=15", "--keep-data")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(invoke("models", "--json").output)
+    config = next(m for m in listed if m["name"] == "quick-one")["config"]
+    assert config["mode"] == "conditional" and config["channels"] == [16, 32, 64]  # from the preset
+    assert config["steps"] == 15  # --set wins over the preset
+
+    bad = invoke("train", "digits-p", "--kind", "vae", "--name", "x", "--preset", "huge")
+    assert bad.exit_code != 0 and "huge" in bad.output and "standard" in bad.output

@@ -160,12 +160,26 @@ def kinds():
             console.print(f"    {field} = {info.default!r}  [dim]{info.description or ''}[/dim]")
 
 
+def preset_config(kind: str, preset: Optional[str]) -> dict:
+    """The config fields of ``kind``'s preset ``preset`` (none without one); a clear error otherwise."""
+    if preset is None:
+        return {}
+    from .presets import kind_presets
+
+    presets = {p["name"]: p["config"] for p in kind_presets(kind)}
+    if preset not in presets:
+        raise typer.BadParameter(f"'{preset}' is not a preset of {kind}; it has "
+                                 f"{', '.join(presets) or 'none (nothing to train)'}", param_hint="--preset")
+    return presets[preset]
+
+
 @app.command()
 def train(data: str = typer.Argument(..., help="a stored dataset name (from `genaug ingest`) or a path to ingest now"),
           kind: str = typer.Option(..., "--kind", "-k", help="generator kind (see `genaug kinds`)"),
           name: str = typer.Option(..., "--name", "-n", help="model name in the registry"),
           config: Optional[Path] = typer.Option(None, help="YAML/JSON file of config fields"),
           set_: Optional[list[str]] = typer.Option(None, "--set", help="config field override key=value (repeatable)"),
+          preset: Optional[str] = typer.Option(None, help="quick, standard or best: sizes for a CPU, under --config and --set"),
           keep_data: bool = typer.Option(False, help="keep the stored dataset after training (default: delete it)"),
           replace: bool = typer.Option(False, help="replace a ready model of the same name"),
           image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images"),
@@ -174,7 +188,8 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
           fresh: bool = typer.Option(False, help="ignore checkpoints of an interrupted run of the same training (default: resume)")):
     """Train a generator and keep it in the registry.
 
-    Examples: `genaug train digits --kind vae --name digits-vae --set steps=2000 --set mode=conditional`,
+    Examples: `genaug train digits --kind vae --name digits-vae --preset quick`,
+    `genaug train digits --kind vae --name digits-vae --set steps=2000 --set mode=conditional`,
     `genaug train ./flowers --kind ddim --name flowers-ddim --image-size 64 --set steps=20000`,
     `genaug train ./tulips --kind ddim --name tulips --parent flowers-ddim --set steps=2000`.
 
@@ -189,8 +204,9 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
             pool_data, _, _ = load_data(str(unlabeled), image_size=dataset.images.shape[1])
             pool = pool_data.images  # labels (folder names) are ignored: the pool is unlabeled
         overrides = parse_assignments(set_)
+        base = {**preset_config(kind, preset), **(read_config_file(config) or {})}
         with ProgressBars() as bars:
-            info = api.train(dataset, kind, name, config=read_config_file(config), overrides=overrides,
+            info = api.train(dataset, kind, name, config=base, overrides=overrides,
                              progress=bars, keep_data=keep_data, data_source=source, replace=replace,
                              unlabeled=pool, parent=parent, resume=not fresh)
     except (ValueError, FileNotFoundError, TypeError, ModelNotFoundError, ModelNotReadyError) as error:

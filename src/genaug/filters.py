@@ -10,6 +10,8 @@ flattened, images scaled to [0, 1].
 """
 from __future__ import annotations
 
+import time
+
 from typing import Callable, Optional
 
 import numpy as np
@@ -64,13 +66,19 @@ class GenerativeClassifierFilter:
         self.network = _network(x.shape[1], self.hidden)
         optimiser = torch.optim.Adam(self.network.parameters(), lr=1e-3)
         batch = min(128, len(x))
-        for _ in range(self.steps):
+        from .training import STEP_OBSERVER
+
+        observer = STEP_OBSERVER.get()  # a speed measurement (genaug.presets) times these steps too
+        for step in range(1, self.steps + 1):
+            started = time.perf_counter()
             idx = torch.from_numpy(rng.integers(0, len(x), size=batch))
             logits = self.network(x[idx]).squeeze(1)
             loss = F.binary_cross_entropy_with_logits(logits, y[idx], weight=weight[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if observer is not None:
+                observer("gc", step, time.perf_counter() - started)
         self.network.eval()
         with torch.no_grad():
             self.train_accuracy = float(((self.network(x).squeeze(1) > 0).float() == y).float().mean())

@@ -29,6 +29,7 @@ finished model is saved by ``Generator.save`` (safetensors / diffusers folders).
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import json
 import os
@@ -96,6 +97,13 @@ class TrainingResult:
                 "stopped_early": self.stopped_early, "seconds": round(self.seconds, 2), "final": final}
 
 
+# Called after every training step as observer(phase, step, seconds of that step), when set: how
+# genaug.presets measures a kind's speed on this machine without timing anything but the steps.
+# A sample grid written during training is reported with step GRID_STEP.
+GRID_STEP = -1
+STEP_OBSERVER: contextvars.ContextVar[Optional[Callable[[str, int, float], None]]] = \
+    contextvars.ContextVar("genaug_step_observer", default=None)
+
 _ACCELERATOR = None
 
 
@@ -159,16 +167,54 @@ def image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
     return grid
 
 
-def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int = 1) -> Path:
-    """Write ``image_grid(images)`` as a PNG (optionally enlarged ``scale`` times, nearest)."""
+def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int = 1,
+                    labels: Optional[list[str]] = None) -> Path:
+    """Write ``image_grid(images)`` as a PNG (optionally enlarged ``scale`` times, nearest).
+
+    With ``labels`` (a class name per image) the grid has one row per class, in order of first
+    appearance, with the class name at the left of its row: a person sees which class is which."""
     from PIL import Image
 
-    grid = Image.fromarray(image_grid(images, columns))
-    if scale > 1:
-        grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    if labels is not None:
+        if len(labels) != len(images):
+            raise ValueError(f"save_image_grid: {len(labels)} labels for {len(images)} images")
+        grid = _labelled_grid(images, [str(label) for label in labels], columns, scale)
+    else:
+        grid = Image.fromarray(image_grid(images, columns))
+        if scale > 1:
+            grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
     return path
+
+
+def _labelled_grid(images: np.ndarray, labels: list[str], columns: int, scale: int):
+    """One row per class (at most ``columns`` images each), its name in a margin on the left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    names = list(dict.fromkeys(labels))
+    rows = []
+    for name in names:
+        chosen = images[[i for i, label in enumerate(labels) if label == name][:columns]]
+        row = Image.fromarray(image_grid(chosen, columns))
+        rows.append(row.resize((row.width * scale, row.height * scale), Image.NEAREST) if scale > 1 else row)
+    try:  # a scalable font (Pillow's own, FreeType) sized to the rows; else the small bitmap one
+        font = ImageFont.load_default(size=max(11, min(28, rows[0].height // 3)))
+    except (TypeError, OSError, ImportError):
+        font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    shown = [name if len(name) <= 24 else name[:23] + "…" for name in names]
+    margin = 8 + max(int(measure.textlength(text, font=font)) for text in shown)
+    width = margin + max(row.width for row in rows)
+    canvas = Image.new("RGB", (width, sum(row.height for row in rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    top = 0
+    for text, row in zip(shown, rows):
+        canvas.paste(row, (margin, top))
+        box = draw.textbbox((0, 0), text, font=font)
+        draw.text((4, top + (row.height - (box[3] - box[1])) // 2 - box[1]), text, fill="black", font=font)
+        top += row.height
+    return canvas
 
 
 def plot_history(history: list[dict[str, float]], path: Path, title: str = "") -> Optional[Path]:
@@ -231,7 +277,7 @@ class Trainer:
     ``rng`` is the numpy generator the step function draws batches with: its state is saved
     in checkpoints, so a resumed run draws the same batches an uninterrupted one would.
     ``sample_fn()`` returns uint8 NHWC images for the grids (use the EMA weights and fixed
-    noise there). ``monitors`` map a name to ``(every, fn)``; ``fn()`` returns values logged
+    noise there), or ``(images, class names)`` for a grid with a labelled row per class. ``monitors`` map a name to ``(every, fn)``; ``fn()`` returns values logged
     with that step's losses (e.g. the DCGAN's mode-collapse monitor).
     """
 
@@ -376,8 +422,10 @@ class Trainer:
         first_step = self.step
         stopped_early = False
         cfg = self.settings
+        observer = STEP_OBSERVER.get()
         while self.step < self.total_steps:
             self.step += 1
+            step_started = time.perf_counter()
             losses = {k: _to_float(v) for k, v in step_fn(self.step).items()}
             for name, average in self.ema.items():
                 average.update(self.unwrap(name))
@@ -388,9 +436,14 @@ class Trainer:
             self.history.append(row)
             elapsed = self.previous_seconds + time.monotonic() - started
             self._report(losses, started, first_step)
+            if observer is not None:  # the whole step (EMA, monitors, progress), not grids or checkpoints
+                observer(self.phase, self.step, time.perf_counter() - step_started)
             out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
             if cfg.sample_every and self.step % cfg.sample_every == 0:
+                grid_started = time.perf_counter()
                 self._write_grid()
+                if observer is not None:
+                    observer(self.phase, GRID_STEP, time.perf_counter() - grid_started)
             if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or out_of_time:
                 self.save_checkpoint(elapsed)
             if out_of_time and self.step < self.total_steps:
@@ -446,9 +499,11 @@ class Trainer:
         if self.sample_fn is None or not self.writes_files:
             return
         images = self.sample_fn()
+        # A sample function may name each image's class: (images, class names) -> a labelled grid.
+        images, labels = images if isinstance(images, tuple) else (images, None)
         if len(images):
             save_image_grid(images, self.phase_dir / SAMPLES_DIR / f"step-{self.step:06d}.png",
-                            scale=max(1, 64 // images.shape[1]))
+                            scale=max(1, 64 // images.shape[1]), labels=labels)
 
     def _write_history(self) -> None:
         if not self.writes_files:

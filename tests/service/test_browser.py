@@ -2,15 +2,12 @@
 
 Headless Debian chromium driven by Playwright; `genaug serve` in a subprocess with a fresh
 GENAUG_HOME and one worker; a tiny VAE so the whole walk takes well under two minutes on a CPU.
-Screenshots land in the test's tmp_path (and in docs/ui-screenshot.png with
-GENAUG_UPDATE_SCREENSHOT=1).
+Screenshots land in the test's tmp_path (the README's come from test_browser_novice.py).
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -19,7 +16,6 @@ import pytest
 from _browser import (accessibility_problems, browser_launch_options, chromium_executable, run_service,
                       start_playwright, write_image_folder)
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "shapes-vae"
 # vae tiny_config() values (seconds on a CPU), entered through the generated Advanced form;
 # no generative-classifier filter, which would only add training time here.
@@ -104,8 +100,11 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             assert accessibility_problems(page) == []
 
             page.get_by_role("button", name="Upload and start training").click()
+            # No token: refused before the upload, explained once, in place (not again in the header).
+            expect(page.get_by_test_id("train-error")).to_contain_text("Nothing was uploaded")
             expect(page.get_by_test_id("train-error")).to_contain_text("genaug token create")
-            expect(page.get_by_test_id("auth-alert")).to_be_visible()
+            expect(page.get_by_test_id("upload-box")).to_be_hidden()
+            expect(page.get_by_test_id("auth-alert")).to_be_hidden()
             expect(page.locator("#token-input")).to_be_focused()
 
             page.locator("#token-input").fill(service.token)
@@ -233,8 +232,6 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
     assert model_eval["status"] == "succeeded" and model_eval["params"]["model"] == MODEL
     assert model_eval["result"]["mode"] == "model"
 
-    if os.environ.get("GENAUG_UPDATE_SCREENSHOT") == "1":
-        shutil.copy(shots / "progress-top.png", REPO / "docs" / "ui-screenshot.png")
 
 
 def upload_through_api(service, folder: Path, name: str) -> None:

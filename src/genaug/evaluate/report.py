@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +14,29 @@ import numpy as np
 from .summary import GQI_NOTE, plain_arm_name, recommend, result_warnings, summarise
 
 __all__ = ["summarise", "markdown_table", "verdict_lines", "recommend", "write_report", "plain_arm_name",
-           "plot_metric_vs_n", "sample_grid", "explanations"]
+           "plot_metric_vs_n", "sample_grid", "explanations", "safe_file_name", "table_cell"]
+
+
+def table_cell(text: object) -> str:
+    """``text`` as one markdown table cell: ``|`` escaped as ``\\|`` and line breaks as spaces
+    (a label such as ``a|b`` would otherwise add a column to its row)."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).replace("|", "\\|")
+
+
+def safe_file_name(stem: str, suffix: str = "", taken: Optional[set] = None) -> str:
+    """``stem + suffix`` with every character but ``A-Za-z0-9._-`` replaced by ``_`` (a label such as
+    ``vae|x/default`` ends up in a plot's file name, which the service serves only when it is this
+    plain); at most 150 characters of the stem. ``taken``: names already used (a collision, e.g.
+    ``a|b`` and ``a_b``, gets ``_2``, ``_3``...); the chosen name is added to it."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:150] or "_"
+    if not base[0].isalnum():
+        base = "f" + base
+    name, k = f"{base}{suffix}", 2
+    while taken is not None and name in taken:
+        name, k = f"{base}_{k}{suffix}", k + 1
+    if taken is not None:
+        taken.add(name)
+    return name
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
@@ -34,7 +57,7 @@ def markdown_table(rows: list[dict], plain: bool = True) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = f"{r['plain_name']} (`{r['arm']}`)" if plain and r["plain_name"] != r["arm"] else r["arm"]
-        lines.append(f"| {r['n'] if r['n'] is not None else 'all'} | {name} | "
+        lines.append(f"| {r['n'] if r['n'] is not None else 'all'} | {table_cell(name)} | "
                      f"{_fmt(r[f'{metric}_mean'])} [{_fmt(r[f'{metric}_low'])}, {_fmt(r[f'{metric}_high'])}] | "
                      f"{_delta(r.get('delta_vs_real'))} | {_delta(r.get('delta_vs_classic'))} | "
                      f"{_fmt(r['accuracy_mean'])} | {_fmt(r.get('gqi'), 1) if 'gqi' in r else ''} | {len(r['seeds'])} |")
@@ -155,10 +178,11 @@ def write_report(result: dict, out_dir: Path, title: str = "genaug evaluation",
     if plot:
         md += ["", f"![{metric} against n]({plot.name})"]
     grids = []
+    taken = {"results.json", "results.md", "f1_vs_n.png"}
     for label, (samples, real) in result.get("samples", {}).items():
         if isinstance(samples.data, np.ndarray):
             grid = sample_grid(samples.data, samples.labels, samples.class_names,
-                               out_dir / f"samples_{label.replace('/', '_')}.png", title=label)
+                               out_dir / safe_file_name(f"samples_{label}", ".png", taken), title=label)
             grids.append(grid.name)
     if grids:
         md += ["", "## Samples", ""] + [f"![{g}]({g})" for g in grids]

@@ -86,7 +86,10 @@ class Generator(ABC):
     kind: ClassVar[str]
     Config: ClassVar[type[GeneratorConfig]]
     data_kind: ClassVar[str] = "images"  # "images" or "table": what fit accepts
-    summary: ClassVar[str] = ""  # one line for CLI help and the UI
+    summary: ClassVar[str] = ""  # one line for CLI help
+    # What the kind is good for, in plain words, for people who are not generative-model experts
+    # (the web UI's one description of the kind; no paper names or sampler jargon).
+    description: ClassVar[str] = ""
     # What a saved model of this kind holds of its training data, for whoever shares it: anyone
     # with access to the registry can load it. "images": copies of the training images (sample
     # sources); "encodings": their latent codes, which decode to near-copies; "none": weights
@@ -95,6 +98,9 @@ class Generator(ABC):
     # The kind's code version: bump it when fit or sample change what they produce, so cached
     # evaluation cells and generator fits made by the old code are recomputed, not reused.
     version: ClassVar[str] = "1"
+    # Named config fields sized for a CPU ("quick", "standard", "best"; see genaug.presets), shown
+    # by the web UI and ``genaug train --preset``; empty for kinds that do not train.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides: Any):
         if isinstance(config, pydantic.BaseModel):
@@ -197,6 +203,17 @@ class Generator(ABC):
             return {self.label_index(label): n}
         k = len(self.class_names)
         return {c: n // k + (1 if c < n % k else 0) for c in range(k)}
+
+    def grid_labels(self, key: str, count: int, class_indices=None) -> Optional[list[str]]:
+        """Class names of a training grid's ``count`` images: from ``class_indices`` (a class-
+        conditional network), from the group ``key`` of a one-model-per-class training (``"3"``
+        or ``"class3"``), or None when the images have no class (one model for all)."""
+        if class_indices is not None:
+            return [self.class_names[int(i)] for i in class_indices]
+        digits = key.removeprefix("class")
+        if digits.isdigit() and int(digits) < len(self.class_names):
+            return [self.class_names[int(digits)]] * count
+        return None
 
     def _require_fitted(self) -> None:
         if not self.fitted:

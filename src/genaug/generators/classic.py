@@ -67,6 +67,8 @@ class ClassicAugmentation(Generator):
 
     Config = ClassicConfig
     summary = "Classic augmentation (rotate, shift, zoom, colour): no training, the baseline to beat."
+    description = ("Flips, crops, small rotations and colour changes of your own images. Nothing to train and "
+                   "always safe: the baseline every other generator has to beat.")
     keeps_training_data = "images"
 
     def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,

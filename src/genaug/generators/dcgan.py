@@ -136,6 +136,13 @@ class DCGAN(Generator):
     Config = DCGANConfig
     summary = ("DCGAN: adversarially trained generator, sharp new images (per class or conditional); "
                "needs more images and steps than a VAE, DiffAugment helps with few.")
+    description = ("Sharper images than a VAE, but it needs a few hundred images per class and longer training "
+                   "to work well.")
+    presets = {
+        "quick": {"steps": 400, "ngf": 16, "ndf": 16, "batch_size": 32, "monitor_every": 50},
+        "standard": {"steps": 1500, "ngf": 32, "ndf": 32},
+        "best": {"steps": 3000},
+    }
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -239,7 +246,7 @@ class DCGAN(Generator):
                                       "discriminator": torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=betas)},
                           rng=rng, work_dir=checkpoints, progress=progress, ema=("generator",), images_per_step=batch,
                           progress_offset=offset, progress_total=total, stage="train dcgan", monitors=monitors,
-                          sample_fn=lambda: tensor_to_images(self._fixed_fakes(trainer, fixed)))
+                          sample_fn=lambda: self._grid_samples(trainer, fixed, key))
         g, d = trainer.modules["generator"], trainer.modules["discriminator"]
         opt_g, opt_d = trainer.optimisers["generator"], trainer.optimisers["discriminator"]
         device = trainer.device
@@ -340,6 +347,11 @@ class DCGAN(Generator):
         out = g(fixed["z"].to(trainer.device), y).float()
         g.train(was_training)
         return ((out + 1) / 2).cpu()
+
+    def _grid_samples(self, trainer: Trainer, fixed: dict, key: str):
+        """The fixed batch's images and their class names, for the training grids."""
+        images = tensor_to_images(self._fixed_fakes(trainer, fixed))
+        return images, self.grid_labels(key, len(images), None if fixed["y"] is None else fixed["y"].tolist())
 
     def _diversity(self, trainer: Trainer, fixed: dict) -> dict[str, float]:
         value = diversity_ratio(image_features(self._fixed_fakes(trainer, fixed)), fixed["real_features"],

@@ -99,7 +99,7 @@ class DiffusionConfig(TrainingConfig):
     label_dropout: float = Field(0.1, ge=0, lt=1, description="conditional: share of training labels replaced by the null class (enables classifier-free guidance)")
     flip: bool = Field(True, description="random horizontal flips during training (turn off for digits, text, ...)")
     # -- sampling defaults (each can be overridden per sample() call) --------------------
-    scheduler: Literal["ddim", "ddpm"] = Field("ddim", description="sampler: ddim (few deterministic steps) or ddpm (ancestral, many steps)")
+    scheduler: Literal["ddim", "ddpm"] = Field("ddim", description="sampler: ddim (few steps, the same image for the same seed) or ddpm (many steps, each adds fresh noise)")
     sample_steps: Optional[int] = Field(None, ge=1, description="denoising steps (None: 50 for ddim, num_train_timesteps for ddpm); sample option 'steps'")
     eta: float = Field(0.0, ge=0, le=1, description="DDIM noise: 0 = deterministic DDIM, 1 = DDPM-like")
     guidance_scale: float = Field(1.0, ge=0, description="conditional: classifier-free guidance weight (1 = plain conditional, 0 = unconditional, >1 = stronger class features)")
@@ -121,7 +121,7 @@ class DiffusionConfig(TrainingConfig):
 class DDPMConfig(DiffusionConfig):
     """Settings of the ``ddpm`` kind: as ``ddim``, but sampling with DDPM by default."""
 
-    scheduler: Literal["ddim", "ddpm"] = Field("ddpm", description="sampler: ddpm (ancestral, many steps) or ddim (few deterministic steps)")
+    scheduler: Literal["ddim", "ddpm"] = Field("ddpm", description="sampler: ddpm (many steps, each adds fresh noise) or ddim (few steps, the same image for the same seed)")
 
 
 class _SampleOptions(pydantic.BaseModel):
@@ -373,7 +373,7 @@ class DiffusionGenerator(Generator):
         return trained, result
 
     @torch.no_grad()
-    def _grid_samples(self, trainer: Trainer, key: str) -> np.ndarray:
+    def _grid_samples(self, trainer: Trainer, key: str):
         """32 samples with fixed noise and a few DDIM steps from the current (EMA) UNet, for the grids."""
         unet = trainer.sampling_module("unet")
         was_training = unet.training
@@ -386,7 +386,8 @@ class DiffusionGenerator(Generator):
         labels = (torch.arange(GRID_SAMPLES) % len(self.class_names)) if conditional else None
         x = denoise(unet, scheduler, batch=GRID_SAMPLES, generator=generator, class_labels=labels)
         unet.train(was_training)
-        return tensor_to_images(x / 2 + 0.5)
+        images = tensor_to_images(x / 2 + 0.5)
+        return images, self.grid_labels(key, len(images), None if labels is None else labels.tolist())
 
     # -- sample ------------------------------------------------------------------------
     def _sample_options(self, options: dict[str, Any]) -> _SampleOptions:
@@ -604,6 +605,17 @@ def _json_architecture(arch: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}
 
 
+# A small UNet for a first look (0.2 M parameters at 3 levels) and a middle one; "best" is the
+# kind's full defaults (the size preset picked by image size, 4,000 steps).
+DIFFUSION_PRESETS = {
+    "quick": {"steps": 300, "batch_size": 16, "block_out_channels": [16, 32, 64], "layers_per_block": 1,
+              "attention_resolution": 0, "norm_num_groups": 8},
+    "standard": {"steps": 1500, "block_out_channels": [32, 64, 128], "layers_per_block": 1,
+                 "norm_num_groups": 8},
+    "best": {"steps": 4000},
+}
+
+
 @register("ddim")
 class DDIMDiffusion(DiffusionGenerator):
     """Diffusion generator sampling with DDIM by default (50 steps)."""
@@ -612,6 +624,9 @@ class DDIMDiffusion(DiffusionGenerator):
     summary = ("Diffusion (DDIM sampling): a class-conditional, per-class or single UNet (single can also "
                "learn from unlabeled images); sharp, varied images and img2img variations of your images "
                "(a GPU and hundreds of steps recommended).")
+    description = ("Diffusion: the best image quality and the slowest to train. It can also make variations of "
+                   "your own images (the strength setting says how far they may move from the original).")
+    presets = DIFFUSION_PRESETS
 
 
 @register("ddpm")
@@ -621,3 +636,6 @@ class DDPMDiffusion(DiffusionGenerator):
     Config = DDPMConfig
     summary = ("Diffusion (DDPM sampling): as ddim, but ancestral sampling over the full noise chain by "
                "default -- slower generation, sometimes more varied images.")
+    description = ("Diffusion like ddim, but every image takes many more denoising steps: slower to generate, "
+                   "sometimes more varied.")
+    presets = DIFFUSION_PRESETS

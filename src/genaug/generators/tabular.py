@@ -71,7 +71,7 @@ class TabularVAEConfig(TrainingConfig):
     """
 
     mode: Literal["per_class", "single"] = Field(
-        "per_class", description="per_class: one VAE per class (seed 001 'Multi-VAE'); "
+        "per_class", description="per_class: one VAE per class; "
                                  "single: one VAE on all rows, a sample takes its source row's class")
     mix_data: float = Field(
         0.0, ge=0.0, le=1.0,
@@ -83,7 +83,7 @@ class TabularVAEConfig(TrainingConfig):
         description="encoder layer widths; the decoder mirrors them (table 5.1: 512-256-128-64)")
     beta: float = Field(1.0, ge=0.0, description="weight of the KL term")
     beta_normalise: bool = Field(
-        False, description="use beta * latent_dim / number_of_columns as KL weight (eq. 5.3)")
+        False, description="use beta * latent_dim / number_of_columns as KL weight, so one beta suits every table width")
     norm: Literal["auto", "batch", "layer", "none"] = Field(
         "auto", description=f"normalisation after each hidden layer; auto: BatchNorm, or LayerNorm "
                             f"for a VAE with fewer than {BATCHNORM_MIN_ROWS} training rows")
@@ -92,7 +92,7 @@ class TabularVAEConfig(TrainingConfig):
     lr: float = Field(1e-3, gt=0.0, description="Adam learning rate")
     seed: int = Field(0, description="seed of weight init, batching, mix-in rows and training noise")
     sampler: Optional[SamplerName] = Field(
-        None, description="latent sampler (seed 001 ch. 5.1); empty: 'prior' for per_class, "
+        None, description="how new rows are drawn; empty: 'prior' for per_class, "
                           "'noise' for single ('prior' gives no class in single mode)")
     alpha: float = Field(0.5, ge=0.0, description="noise std (noise) or step (inter-/extrapolation)")
     k: int = Field(5, ge=1, description="neighbours to pick an inter-/extrapolation partner from")
@@ -367,7 +367,11 @@ class TabularVAE(Generator):
     Config = TabularVAEConfig
     data_kind = "table"
     summary = "VAE for table rows: one per class (PROBEN1 Multi-VAE) or one for all; mixed column types"
+    description = ("For tables (rows of a CSV file), not images: learns each class's rows, numbers and "
+                   "categories alike, and makes new rows.")
     keeps_training_data = "encodings"
+    presets = {"quick": {"steps": 500}, "standard": {"steps": 2000},
+               "best": {"steps": 6000, "generative_classifier": True}}
 
     def __init__(self, config=None, **overrides: Any):
         super().__init__(config, **overrides)

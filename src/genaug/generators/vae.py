@@ -42,13 +42,13 @@ class VAEConfig(TrainingConfig):
     latent_dim: int = Field(16, ge=1, le=1024, description="latent dimension d")
     reconstruction: Literal["bce", "mse"] = Field("bce", description="reconstruction loss")
     beta: float = Field(1.0, gt=0, description="weight of the KL term")
-    beta_normalise: bool = Field(False, description="use beta * d / N (N = pixels x channels), seed 001 eq. 5.3")
+    beta_normalise: bool = Field(False, description="scale the KL weight by latent size over pixel count (beta * d / N), so one beta suits every image size")
     batchnorm: bool = Field(True, description="BatchNorm between layers (GroupNorm when off, better for 1-4 images per class)")
     steps: int = Field(3000, ge=1, description="training steps (per VAE in per_class mode)")
     batch_size: int = Field(64, ge=1, description="batch size (capped at the number of training images)")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     seed: int = Field(0, description="training seed")
-    mix_data: float = Field(0.0, ge=0, lt=1, description="per_class: share of other classes' examples mixed into each VAE's data (seed 001 uses 0.2)")
+    mix_data: float = Field(0.0, ge=0, lt=1, description="per_class: share of other classes' examples mixed into each VAE's data (0.2 helps with very few images)")
     sampler: Optional[Literal["prior", "noise", "interpolation", "extrapolation", "interpolation+noise", "extrapolation+noise"]] = Field(None, description="default latent sampler (None: prior for per_class/conditional, noise for single)")
     alpha: float = Field(0.5, ge=0, description="noise std (noise) or interpolation/extrapolation strength")
     k: int = Field(5, ge=1, description="nearest latent neighbours to interpolate toward")
@@ -86,7 +86,15 @@ class ImageVAE(Generator):
 
     Config = VAEConfig
     summary = "VAE: learns a smooth latent space; samples are variations of your images (good from a few images per class)."
+    description = ("Fast to train; its images come out a little blurry. Good for digits and simple shapes, and "
+                   "when you have only a few images per class.")
     keeps_training_data = "encodings"
+    presets = {
+        "quick": {"mode": "conditional", "steps": 400, "channels": [16, 32, 64], "hidden": 64, "latent_dim": 8,
+                  "batch_size": 32},
+        "standard": {"mode": "per_class", "steps": 1000, "channels": [32, 64, 128]},
+        "best": {"mode": "per_class", "steps": 3000, "generative_classifier": True},
+    }
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -172,7 +180,7 @@ class ImageVAE(Generator):
                           optimisers={"vae": torch.optim.Adam(vae.parameters(), lr=cfg.lr)}, rng=rng,
                           work_dir=checkpoints, progress=progress, ema=("vae",), images_per_step=batch,
                           progress_offset=offset, progress_total=total, stage="train vae",
-                          sample_fn=lambda: self._grid_samples(trainer, image_shape),
+                          sample_fn=lambda: self._grid_samples(trainer, key),
                           # The early snapshot teaches the filter: a resumed run must still have it.
                           extra_state=(lambda: {"early": early["state"]} if early["state"] else {},
                                        lambda state: early.update(state=state.get("early"))))
@@ -204,8 +212,8 @@ class ImageVAE(Generator):
         return early["state"], result
 
     @torch.no_grad()
-    def _grid_samples(self, trainer: Trainer, image_shape) -> np.ndarray:
-        """32 prior samples from the current (EMA) weights, for the training grids."""
+    def _grid_samples(self, trainer: Trainer, key: str):
+        """32 prior samples from the current (EMA) weights and their class names, for the grids."""
         vae = trainer.sampling_module("vae")
         was_training = vae.training
         vae.eval()
@@ -213,7 +221,7 @@ class ImageVAE(Generator):
         y = torch.arange(32) % len(self.class_names) if vae.n_classes else None
         images = tensor_to_images(vae.decode(z.to(trainer.device), None if y is None else y.to(trainer.device)))
         vae.train(was_training)
-        return images
+        return images, self.grid_labels(key, len(images), None if y is None else y.tolist())
 
     @torch.no_grad()
     def _encode_training_set(self, data: LabelledImages) -> None:

@@ -85,8 +85,11 @@ def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
                           balance=bool(params.get("balance")), seed=int(params.get("seed", 0)),
                           batch_size=int(params.get("batch_size", 64)), progress=progress, home=home,
                           **(params.get("options") or {}))
+    from ..store.manifest import TABLE_FILE
+
     return {"model": result.model, "model_id": result.model_id, "counts": result.counts, "total": result.total,
-            "seconds": result.seconds, "options": result.options}
+            "seconds": result.seconds, "options": result.options,
+            "data_kind": "table" if (out / TABLE_FILE).exists() else "images"}
 
 
 def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,

@@ -159,7 +159,13 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
                 raise LookupError(f"params.parent: no ready model {typed.parent!r}")
             if row.kind != typed.kind:
                 raise ValueError(f"params.parent: {typed.parent} is a '{row.kind}' model, not '{typed.kind}'")
-        typed.config = validated.model_dump(mode="json")
+        from ..presets import with_progress_grids
+
+        # A person watching a training sees it learn: sample grids during it unless the config says.
+        config = validated.model_dump(mode="json")
+        if "sample_every" not in typed.config:
+            config = with_progress_grids(typed.kind, {k: v for k, v in config.items() if k != "sample_every"})
+        typed.config = config
     elif job_type == "generate":
         with Registry.open(home) as registry:
             row = registry.find(typed.model)

@@ -23,7 +23,9 @@ from .auth import ServiceState, State
 from .body_limit import BodyLimitMiddleware
 from .routes_data import router as data_router
 from .routes_data import warm_kind_documents
+from .routes_gallery import router as gallery_router
 from .routes_jobs import router as jobs_router
+from .routes_plan import router as plan_router
 from .routes_tokens import router as tokens_router
 from .settings import ServiceSettings
 from .uploads import UploadError, remove_stale_uploads
@@ -88,6 +90,8 @@ def create_app(settings: Optional[ServiceSettings] = None) -> FastAPI:
     app.include_router(data_router)
     app.include_router(jobs_router)
     app.include_router(tokens_router)
+    app.include_router(plan_router)
+    app.include_router(gallery_router)
 
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

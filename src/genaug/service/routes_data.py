@@ -39,9 +39,13 @@ def warm_kind_documents() -> None:
 
 
 def kind_json(kind: str, cls) -> dict[str, Any]:
-    """A generator kind as the UI needs it: summary, config schema and defaults, sample options."""
+    """A generator kind as the UI needs it: summary, plain description, config schema and defaults,
+    presets, sample options."""
+    from ..presets import kind_presets
+
     defaults = cls.Config().model_dump(mode="json")
-    return {"kind": kind, "summary": cls.summary, "data_kind": cls.data_kind,
+    return {"kind": kind, "summary": cls.summary, "description": cls.description or cls.summary,
+            "presets": kind_presets(kind), "data_kind": cls.data_kind,
             "keeps_training_data": cls.keeps_training_data, "schema": cls.Config.model_json_schema(),
             "defaults": defaults, "sample_options": cls.sample_options()}
 

@@ -50,6 +50,8 @@ def job_json(row: JobRow, home: Optional[Path] = None) -> dict[str, Any]:
     result = public_tree(dict(row.result or {}), home)
     if row.type == "generate" and row.status == SUCCEEDED:
         result["download"] = f"/api/jobs/{row.id}/samples.zip"
+        if result.get("data_kind", "images") == "images":  # rows of a table have no gallery
+            result["gallery"] = f"/api/jobs/{row.id}/gallery"
     progress = public_tree({k: v for k, v in (row.progress or {}).items() if k not in PRIVATE_PROGRESS}, home)
     return {"id": row.id, "type": row.type, "status": row.status, "params": row.params, "owner": row.owner,
             "progress": progress, "log": [public_text(line, home) for line in row.log or []],

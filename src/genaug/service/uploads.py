@@ -24,8 +24,10 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from ..data.archives import ARCHIVE_SUFFIXES
+from ..data.ingest_images import IMAGE_EXTENSIONS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Loose files the ingest can read (the one list; the UI reads it from GET /api/limits).
+IMAGE_SUFFIXES = tuple(sorted(IMAGE_EXTENSIONS))
 MAX_FIELD_BYTES = 64 * 1024
 UPLOADS_DIR = "uploads"
 STALE_UPLOAD_SECONDS = 3600
@@ -114,8 +116,8 @@ class _UploadParser:
             return
         self.file_count += 1
         if self.file_count > self.max_files:
-            raise UploadError(f"files: more than {self.max_files} files in one upload "
-                              "(GENAUG_MAX_FILES_PER_UPLOAD); split it or send one zip", 413)
+            raise UploadError(f"files: more than {self.max_files} files in one upload; "
+                              "split it or send one zip", 413)
         self.file = self._open_file(filename.decode("utf-8", "replace"))
 
     def _open_file(self, client_name: str):
@@ -184,7 +186,7 @@ async def receive_upload(request: Request, home: Path, *, max_bytes: int, max_fi
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise UploadError(f"body: {int(declared):,} bytes is over this service's upload limit of {max_bytes:,} "
-                          "bytes (GENAUG_MAX_UPLOAD_BYTES)", 413)
+                          "bytes; send fewer or smaller files", 413)
     upload = ReceivedUpload(Path(home) / UPLOADS_DIR / uuid.uuid4().hex)
     upload.folder.mkdir(parents=True)
     handler = _UploadParser(upload, max_files)
@@ -194,8 +196,8 @@ async def receive_upload(request: Request, home: Path, *, max_bytes: int, max_fi
         async for chunk in request.stream():
             received += len(chunk)
             if received > max_bytes:
-                raise UploadError(f"body: over this service's upload limit of {max_bytes:,} bytes "
-                                  "(GENAUG_MAX_UPLOAD_BYTES)", 413)
+                raise UploadError(f"body: over this service's upload limit of {max_bytes:,} bytes; "
+                                  "send fewer or smaller files", 413)
             parser.write(chunk)
         parser.finalize()
         if not handler.finished:

@@ -2,7 +2,7 @@
 
 const TOKEN_KEY = 'genaug.token';
 
-export const AUTH_MESSAGE = 'This action needs an API token (create one with `genaug token create NAME`).';
+export const AUTH_MESSAGE = 'This needs an API token: paste yours into “API token” at the top of the page.';
 
 /** An API error: `status` (0 when the server could not be reached) and the server's `detail` text. */
 export class ApiError extends Error {
@@ -18,16 +18,34 @@ export function getToken() {
   try {
     return localStorage.getItem(TOKEN_KEY) || '';
   } catch {
-    return '';
+    return memoryToken || '';
   }
 }
 
+let memoryToken = null;
 export function setToken(token) {
+  memoryToken = token || '';
   try {
     if (token) localStorage.setItem(TOKEN_KEY, token);
     else localStorage.removeItem(TOKEN_KEY);
   } catch {
     /* storage disabled: the token lives for this page only */
+  }
+  window.dispatchEvent(new CustomEvent('genaug-token'));
+}
+
+/** Whether the saved token is one the server knows (`GET /api/me`); false without one. */
+export async function tokenIsValid() {
+  if (!getToken()) return false;
+  try {
+    const me = await request('GET', '/api/me');
+    return Boolean(me && me.authenticated);
+  } catch (error) {
+    if (error.status === 401) {
+      error.shown = true;
+      return false;
+    }
+    throw error;
   }
 }
 
@@ -69,9 +87,13 @@ function detailOf(status, body, fallback) {
 function raise(status, body, fallback) {
   const error = new ApiError(status, detailOf(status, body, fallback), body);
   if (status === 401) {
-    error.detail = `${AUTH_MESSAGE}${error.detail && error.detail !== AUTH_MESSAGE ? ` Server: ${error.detail}` : ''}`;
+    error.detail = AUTH_MESSAGE;
     error.message = error.detail;
-    unauthorizedListeners.forEach((listener) => listener(error));
+    // After the caller had its chance to show the explanation in place (it then marks the error
+    // as shown); otherwise the page-wide note explains it. Never both.
+    setTimeout(() => {
+      if (!error.shown) unauthorizedListeners.forEach((listener) => listener(error));
+    }, 0);
   }
   throw error;
 }

@@ -63,9 +63,23 @@ export function describeProperty(prop, root = {}) {
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
+// Field keys whose plain spelling would be jargon ("Gc early fraction").
+const PLAIN_LABELS = {
+  generative_classifier: 'Quality filter',
+  gc_sigma: 'Quality filter: sensitivity',
+  gc_steps: 'Quality filter: training steps',
+  gc_early_fraction: 'Quality filter: when to take its early snapshot',
+  ema_decay: 'Weight averaging (EMA)',
+  beta: 'Beta (smoothness of the latent space)',
+  beta_normalise: 'Scale beta by image size',
+  latent_dim: 'Latent size',
+  ngf: 'Generator width',
+  ndf: 'Discriminator width',
+};
+
 /** A readable name from a field key ("guidance_scale" -> "Guidance scale"). */
 function labelFor(name, prop) {
-  const text = name.replace(/_/g, ' ');
+  const text = PLAIN_LABELS[name] || name.replace(/_/g, ' ');
   return text.charAt(0).toUpperCase() + text.slice(1) + (prop && prop.title && prop.title.toLowerCase() !== text.toLowerCase() ? ` (${prop.title})` : '');
 }
 

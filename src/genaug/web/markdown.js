@@ -20,7 +20,9 @@ function inline(text) {
   return parts;
 }
 
-const cells = (line) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+// A row's cells: split on unescaped pipes only; "\|" inside a cell is a literal pipe.
+const cells = (line) => line.trim().replace(/^\|/, '').replace(/(?<!\\)\|$/, '').split(/(?<!\\)\|/)
+  .map((c) => c.trim().replace(/\\\|/g, '|'));
 
 /** Render Markdown text into a <div>; heading levels start at `baseLevel` so the page outline stays in order. */
 export function renderMarkdown(text, baseLevel = 3) {
