@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -377,6 +378,65 @@ def recommend(data: str = typer.Argument(..., help="stored dataset name or path"
               "select_kinds": None if kinds is None else [k.strip() for k in kinds.split(",")],
               "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds")}
     _run_request(data, fields, out, cache, test_fraction)
+
+
+@app.command()
+def quality(real: Path = typer.Argument(..., help="real images: a folder with one subfolder per class (or a zip, .npz)"),
+            synthetic: Path = typer.Argument(..., help="generated images, the same layout (e.g. `genaug generate`'s output)"),
+            space: str = typer.Option("lite0", help="feature space: lite0 (fast on a CPU) or inception (the usual FID space)"),
+            reference: str = typer.Option("training images", help="what REAL is, for the report: e.g. training images, held-out images"),
+            out: Optional[Path] = typer.Option(None, help="also write the card here as JSON"),
+            image_size: Optional[int] = typer.Option(None, help="resize both sets to this square size first")):
+    """Score generated images against real ones: KID, FID, precision / recall / density / coverage
+    and the share of near-copies of real images, overall and per class.
+
+    Examples: `genaug quality ./flowers ./synthetic`,
+    `genaug quality ./flowers ./synthetic --space inception --out quality.json`.
+    Class folders are matched by name; a synthetic class with no real folder of its name is an error.
+    """
+    from .quality import score_sets
+
+    try:
+        real_data, _, _ = load_data(str(real), image_size)
+        fake_data, _, _ = load_data(str(synthetic), image_size or int(real_data.images.shape[1]))
+        names = list(real_data.class_names)
+        unknown = sorted(set(fake_data.class_names) - set(names))
+        if unknown:
+            fail(f"{synthetic}: classes {unknown} have no folder of that name in {real} (it has {names})")
+        fake_labels = np.array([names.index(fake_data.class_names[i]) for i in fake_data.labels], dtype=np.int64)
+        with Progress(TextColumn("[bold]features[/bold]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeRemainingColumn(), console=err) as bars:
+            task = bars.add_task("features", total=len(real_data) + len(fake_data))
+            done = {"base": 0, "last": 0}
+
+            def tick(finished: int, total: int) -> None:
+                if finished < done["last"]:  # the second set started
+                    done["base"] += done["last"]
+                done["last"] = finished
+                bars.update(task, completed=done["base"] + finished)
+
+            card = score_sets(real_data.images, real_data.labels, fake_data.images, fake_labels, names, space=space,
+                              reference=reference, progress=tick)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    table = Table(title=f"Quality of {synthetic} against {real} ({card['reference']}; {card['feature_space']} features)")
+    for column in ("class", "samples", "KID (x1000)", "FID", "precision", "recall", "density", "coverage", "near-copies"):
+        table.add_column(column)
+    rows = [("all", card["overall"])] + list(card["per_class"].items())
+    for name, block in rows:
+        kid_text = f"{block['kid']['mean'] * 1000:.2f} ± {block['kid']['std'] * 1000:.2f}" if "kid" in block else "–"
+        share = block["near_copy_share"]
+        table.add_row(name, str(block["samples"]), kid_text, f"{block['fid']:.1f}" if "fid" in block else "–",
+                      *(f"{block[k]:.2f}" if k in block else "–" for k in ("precision", "recall", "density", "coverage")),
+                      f"{share['value']:.1%} [{share['low']:.1%}, {share['high']:.1%}]")
+    console.print(table)
+    for line in card["warnings"]:
+        console.print(f"[yellow]warning[/yellow]: {line}")
+    for line in card["explanations"].values():
+        console.print(f"[dim]{line}[/dim]")
+    if out is not None:
+        out.write_text(json.dumps(card, indent=2))
+        console.print(f"written: {out}", soft_wrap=True)
 
 
 @app.command()

@@ -1,0 +1,126 @@
+"""Sample-quality numbers (genaug.quality): FID, KID, precision / recall / density / coverage, the
+near-copy test, the quality card, `genaug quality` on two folders, and no network while loading."""
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from genaug.quality import fid, image_features, kid, memorisation, prdc, score_features
+
+
+def gaussian(n: int, shift: float = 0.0, seed: int = 0, dim: int = 16) -> np.ndarray:
+    return np.random.default_rng(seed).normal(shift, 1.0, size=(n, dim))
+
+
+def test_distances_are_about_zero_for_one_distribution_and_large_for_another():
+    a, b, far = gaussian(800), gaussian(800, seed=1), gaussian(800, shift=2.0, seed=2)
+    assert fid(a, b) < 0.5 < 50 < fid(a, far)
+    assert abs(kid(a, b).mean) < 0.05 and kid(a, far).mean > 10
+    close, away = prdc(a, b), prdc(a, far)
+    assert min(close.precision, close.recall, close.coverage) > 0.8 and 0.8 < close.density < 1.2
+    assert max(away.precision, away.recall, away.coverage, away.density) < 0.05
+
+
+def test_kid_is_unbiased_on_two_halves_of_one_set():
+    values = [kid(*np.split(gaussian(400, seed=seed), 2), subsets=20, subset_size=200, seed=seed).mean
+              for seed in range(20)]
+    # an unbiased estimator: the mean over splits is within noise of 0 (FID's bias would not be)
+    assert abs(np.mean(values)) < 3 * np.std(values) / np.sqrt(len(values))
+    assert np.mean([fid(*np.split(gaussian(400, seed=seed), 2)) for seed in range(5)]) > 0.5  # FID is biased
+
+
+def test_near_copies_are_flagged_and_own_sources_are_not_copies():
+    training = gaussian(300)
+    copies = training[:20] + 1e-4
+    fresh = gaussian(100, seed=7)
+    result = memorisation(np.concatenate([copies, fresh]), training)
+    assert result.near_copy[:20].all() and (result.nearest_index[:20] == np.arange(20)).all()
+    assert result.near_copy[20:].mean() < 0.05
+    # img2img: a variation of its own source image is not a copy of a training image
+    variations = memorisation(copies, training, sources=np.arange(20))
+    assert not variations.near_copy.any() and np.allclose(variations.source_distance, 1e-4 * 4, atol=1e-3)
+    with pytest.raises(ValueError, match="sources"):
+        memorisation(copies, training, sources=np.arange(3))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    images = np.stack([np.asarray(Image.fromarray((i * 16).clip(0, 255).astype(np.uint8)).resize((16, 16)))
+                       for i in data.images])[..., None]
+    return images, data.target
+
+
+def test_real_images_planted_copies_are_caught_and_distinct_images_pass(digits):
+    images, labels = digits
+    train, distinct = images[:250], images[600:750]
+    planted = train[:20]
+    features_train = image_features(train, "lite0")
+    features = image_features(np.concatenate([planted, distinct]), "lite0")
+    result = memorisation(features, features_train)
+    assert result.near_copy[:20].all()  # every exact copy
+    assert result.near_copy[20:].mean() < 0.01  # under 1 % of distinct real images of the same classes
+    card = score_features(features_train, labels[:250], features, np.concatenate([labels[:20], labels[600:750]]),
+                          [str(c) for c in range(10)], space="lite0")
+    assert card["overall"]["near_copy_share"]["value"] == pytest.approx(20 / 170)
+    assert card["overall"]["near_copy_share"]["low"] < 20 / 170 < card["overall"]["near_copy_share"]["high"]
+    assert card["overall"]["kid"]["mean"] < 0.05 and card["feature_space"] == "lite0"
+    assert any("FID from 170 samples is biased" in w for w in card["warnings"])  # leads with KID instead
+    assert set(card["explanations"]) >= {"kid", "fid", "precision", "recall", "density", "coverage",
+                                         "near_copy_share"}
+
+
+def test_features_load_without_the_network(monkeypatch):
+    reached: list = []
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
+            reached.append(address)
+            raise OSError(f"test: no network ({address})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 20, 20, 3), dtype=np.uint8)
+    assert image_features(images, "inception").shape == (2, 2048)
+    assert image_features(images[..., :1], "lite0").shape == (2, 1280)
+    assert reached == []
+    with pytest.raises(ValueError, match="unknown feature space"):
+        image_features(images, "clip")
+
+
+def test_quality_command_scores_two_folders(digits, tmp_path):
+    from typer.testing import CliRunner
+
+    from genaug.cli import app
+
+    images, labels = digits
+    for root, indices in (("real", range(0, 200)), ("synthetic", range(300, 360))):
+        for i in indices:
+            if labels[i] < 2:
+                folder = tmp_path / root / f"digit{labels[i]}"
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(images[i][..., 0]).save(folder / f"{i}.png")
+    for i, source in enumerate(sorted((tmp_path / "real" / "digit0").glob("*.png"))[:3]):
+        (tmp_path / "synthetic" / "digit0" / f"copy{i}.png").write_bytes(source.read_bytes())
+    out = tmp_path / "quality.json"
+    result = CliRunner().invoke(app, ["quality", str(tmp_path / "real"), str(tmp_path / "synthetic"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.read_text())
+    digit0 = card["per_class"]["digit0"]
+    assert round(digit0["near_copy_share"]["value"] * digit0["samples"]) == 3  # the planted copies
+    assert card["per_class"]["digit1"]["near_copy_share"]["value"] == 0
+    assert "Near-copies" in result.output and "KID" in result.output
+
+    (tmp_path / "synthetic" / "digit7").mkdir()
+    for i in (7, 17, 27):  # sevens: a class the real folder does not have
+        Image.fromarray(images[i][..., 0]).save(tmp_path / "synthetic" / "digit7" / f"{i}.png")
+    wrong = CliRunner().invoke(app, ["quality", str(tmp_path / "real"), str(tmp_path / "synthetic")])
+    assert wrong.exit_code == 1 and "digit7" in wrong.output
