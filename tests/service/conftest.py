@@ -230,3 +230,19 @@ class InProcessServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The system chromium for the browser tests (skipped, or failed in CI, without one)."""
+    from _browser import chromium_executable
+
+    return chromium_executable()
+
+
+@pytest.fixture
+def browser_service(tmp_path, chromium, module_database_url):
+    """A service of the test's own for a browser to drive (chromium checked first)."""
+    from _browser import run_service
+
+    yield from run_service(tmp_path, module_database_url)

@@ -13,25 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from _browser import (accessibility_problems, browser_launch_options, chromium_executable, run_service,
-                      start_playwright, write_image_folder)
+from _browser import accessibility_problems, browser_launch_options, start_playwright, write_image_folder
 
 MODEL = "shapes-vae"
 # vae tiny_config() values (seconds on a CPU), entered through the generated Advanced form;
 # no generative-classifier filter, which would only add training time here.
 TINY_VAE = {"steps": "30", "batch_size": "16", "hidden": "16", "latent_dim": "2", "channels": "[4, 8]",
             "checkpoint_every": "0"}
-
-
-@pytest.fixture
-def chromium() -> str:
-    return chromium_executable()
-
-
-@pytest.fixture
-def browser_service(tmp_path, chromium, module_database_url):
-    """A service of this test's own (the browser trains, generates and deletes in it); chromium checked first."""
-    yield from run_service(tmp_path, module_database_url)
 
 
 @pytest.mark.timeout(300)

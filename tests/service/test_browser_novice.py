@@ -15,27 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from _browser import (accessibility_problems, browser_launch_options, chromium_executable, run_service,
-                      start_playwright, write_image_folder)
+from _browser import accessibility_problems, browser_launch_options, start_playwright, write_image_folder
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "first-try"
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
-@pytest.fixture
-def chromium() -> str:
-    return chromium_executable()
-
-
-@pytest.fixture
-def novice_service(tmp_path, chromium, module_database_url):
-    yield from run_service(tmp_path, module_database_url)
-
-
 @pytest.mark.timeout(420)
-def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chromium, tmp_path):
-    service = novice_service
+def test_a_non_expert_trains_watches_and_browses_the_images(browser_service, chromium, tmp_path):
+    service = browser_service
     from playwright.sync_api import expect
 
     images = write_image_folder(tmp_path / "shapes", {"bars": 12, "columns": 12}, size=16)

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from _browser import accessibility_problems, browser_launch_options, chromium_executable, run_service, start_playwright
+from _browser import accessibility_problems, browser_launch_options, start_playwright
 from conftest import TINY_VAE, digit_pngs
 
 # A training that runs until it is cancelled (max_seconds: a bound should the cancel go wrong).
@@ -31,17 +31,6 @@ HEADER_PARTS = """() => ['.site-header', '.brand', '#nav', '#token-form'].map((s
   const r = document.querySelector(s).getBoundingClientRect();
   return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, width: r.width };
 })"""
-
-
-@pytest.fixture
-def chromium() -> str:
-    return chromium_executable()
-
-
-@pytest.fixture
-def browser_service(tmp_path, chromium, module_database_url):
-    """A service of this test's own; chromium checked first."""
-    yield from run_service(tmp_path, module_database_url)
 
 
 def _train_params(name: str, dataset: str) -> dict:
