@@ -70,6 +70,10 @@ def test_a_labelled_grid_has_a_named_row_per_class(tmp_path):
     assert grid.shape[1] > plain.shape[1]  # plus the margin with the names
     margin = grid[:, : grid.shape[1] - plain.shape[1]]
     assert (margin < 128).any()  # the names are drawn in it
+    # One class only (a per-class network's grid): every image kept, wrapped into rows.
+    single = np.asarray(Image.open(save_image_grid(np.zeros((20, 8, 8, 1), np.uint8), tmp_path / "one.png", scale=4,
+                                                   labels=["solo"] * 20)).convert("L"))
+    assert single.shape[0] == 3 * (8 + 1) * 4 + 4  # 20 images in rows of 8: three rows
     with pytest.raises(ValueError, match="labels"):
         save_image_grid(images, tmp_path / "bad.png", labels=["x"])
 

@@ -189,13 +189,14 @@ def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int
 
 
 def _labelled_grid(images: np.ndarray, labels: list[str], columns: int, scale: int):
-    """One row per class (at most ``columns`` images each), its name in a margin on the left."""
+    """A block of rows per class (``columns`` images a row, every image kept), its name in a
+    margin on the left of the block's first row."""
     from PIL import Image, ImageDraw, ImageFont
 
     names = list(dict.fromkeys(labels))
     rows = []
     for name in names:
-        chosen = images[[i for i, label in enumerate(labels) if label == name][:columns]]
+        chosen = images[[i for i, label in enumerate(labels) if label == name]]
         row = Image.fromarray(image_grid(chosen, columns))
         rows.append(row.resize((row.width * scale, row.height * scale), Image.NEAREST) if scale > 1 else row)
     try:  # a scalable font (Pillow's own, FreeType) sized to the rows; else the small bitmap one
@@ -209,10 +210,11 @@ def _labelled_grid(images: np.ndarray, labels: list[str], columns: int, scale: i
     canvas = Image.new("RGB", (width, sum(row.height for row in rows)), "white")
     draw = ImageDraw.Draw(canvas)
     top = 0
-    for text, row in zip(shown, rows):
+    for text, row, count in zip(shown, rows, [labels.count(name) for name in names]):
         canvas.paste(row, (margin, top))
+        first_row = row.height // -(-count // columns)  # the block's first row: the name sits beside it
         box = draw.textbbox((0, 0), text, font=font)
-        draw.text((4, top + (row.height - (box[3] - box[1])) // 2 - box[1]), text, fill="black", font=font)
+        draw.text((4, top + (first_row - (box[3] - box[1])) // 2 - box[1]), text, fill="black", font=font)
         top += row.height
     return canvas
 
