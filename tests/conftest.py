@@ -32,6 +32,9 @@ from contextlib import contextmanager
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GENAUG_NO_PLUGINS", "1")
+# No quality card after every test training (seconds each): the tests whose subject it is ask for
+# one (api.train(quality_samples=...), or the service's GENAUG_QUALITY_SAMPLES).
+os.environ["GENAUG_QUALITY_SAMPLES"] = "0"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

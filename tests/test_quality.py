@@ -124,3 +124,35 @@ def test_quality_command_scores_two_folders(digits, tmp_path):
         Image.fromarray(images[i][..., 0]).save(tmp_path / "synthetic" / "digit7" / f"{i}.png")
     wrong = CliRunner().invoke(app, ["quality", str(tmp_path / "real"), str(tmp_path / "synthetic")])
     assert wrong.exit_code == 1 and "digit7" in wrong.output
+
+
+def test_a_training_ends_with_its_quality_card_in_the_cli_and_the_metrics(digits, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genaug import api
+    from genaug.cli import app
+    from genaug.data import LabelledImages
+
+    monkeypatch.setenv("GENAUG_HOME", str(tmp_path / "home"))
+    images, labels = digits
+    keep = labels < 3
+    data = LabelledImages(images[keep][:150], labels[keep][:150], ["zero", "one", "two"])
+    info = api.train(data, "classic", "card-classic", quality_samples=12)
+    card = info.metrics["quality"]
+    assert card["samples_per_class"] == 12 and card["reference"] == "the training images"
+    assert card["overall"]["samples"] == 36 and set(card["per_class"]) == {"zero", "one", "two"}
+    assert "kid" in card["overall"] and 0 <= card["overall"]["coverage"] <= 1
+    assert card["seconds"] > 0
+    # classic augmentation hands out (mildly) altered training images: its near-copy share is reported
+    assert 0 <= card["overall"]["near_copy_share"]["value"] <= 1
+
+    shown = CliRunner().invoke(app, ["models", "--details", "card-classic"])
+    assert shown.exit_code == 0, shown.output
+    assert "quality card: 12 samples per class" in shown.output and "Near-copies" in shown.output
+    off = api.train(data, "classic", "no-card", quality_samples=0)
+    assert "quality" not in off.metrics
+    missing = CliRunner().invoke(app, ["models", "--details", "nope"])
+    assert missing.exit_code == 1 and "nope" in missing.output
+    monkeypatch.setenv("GENAUG_QUALITY_SAMPLES", "lots")
+    with pytest.raises(ValueError, match="GENAUG_QUALITY_SAMPLES"):
+        api.train(data, "classic", "bad-setting")

@@ -242,13 +242,27 @@ def training_work_dir(home: Path, name: str, kind: str, config: Mapping[str, Any
     return home / WORK_DIR / f"{name}-{digest}"
 
 
+def _quality_card(generator, data: LabelledData, per_class: int) -> Optional[dict[str, Any]]:
+    """The new model's quality card, or None (tables, or switched off); an error is recorded in
+    the card, never raised: a good model is not lost to its report."""
+    from .quality.card import training_quality_card
+
+    if per_class == 0 or not isinstance(data, LabelledImages):
+        return None
+    try:
+        return training_quality_card(generator, data, per_class)
+    except Exception as error:  # noqa: BLE001 -- the card is a report; the model stays good
+        return {"error": f"the quality card could not be computed: {type(error).__name__}: {error}"}
+
+
 def train(data: LabelledData, kind: str, name: str, *,
           config: GeneratorConfig | Mapping[str, Any] | None = None,
           overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
           home: str | os.PathLike | None = None, keep_data: bool = False,
           data_source: Optional[str] = None, replace: bool = False,
           unlabeled: Optional[np.ndarray] = None, parent: Optional[str] = None,
-          resume: bool = True, created_by: Optional[str] = None) -> ModelInfo:
+          resume: bool = True, created_by: Optional[str] = None,
+          quality_samples: Optional[int] = None) -> ModelInfo:
     """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
 
     Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
@@ -268,6 +282,11 @@ def train(data: LabelledData, kind: str, name: str, *,
     trained on a larger related set, fine-tuned on ``data``); recorded as the model's parent.
     ``created_by``: the service token name that asked for this training (the model's owner).
 
+    ``quality_samples``: samples per class of the quality card computed after training and kept
+    in the model's metrics (``metrics["quality"]``: KID, FID, precision/recall/density/coverage
+    and near-copies against the training images; ``genaug.quality.card``); default
+    ``$GENAUG_QUALITY_SAMPLES`` or 32, 0 = no card. Images only.
+
     ``unlabeled``: extra images without labels (uint8 N x H x W x C) for generators that can
     learn from them (mode single of vae, ddim and ddpm); their number is recorded in the model's data summary.
 
@@ -277,7 +296,10 @@ def train(data: LabelledData, kind: str, name: str, *,
     outside that folder is never deleted, and nothing is deleted when training fails (so
     the user can retry).
     """
+    from .quality.card import samples_per_class
+
     validate_name(name)
+    card_samples = samples_per_class(quality_samples)  # a bad setting fails now, not after training
     generator_class = _generator_class(kind)
     validated = validate_config(kind, config, overrides)
     _check_data_kind(generator_class, data)
@@ -309,6 +331,7 @@ def train(data: LabelledData, kind: str, name: str, *,
             extra = {} if unlabeled is None else {"unlabeled": unlabeled}
             generator.fit(data, progress=progress, checkpoints=work_dir, **extra)
             seconds = time.monotonic() - started
+            card = _quality_card(generator, data, card_samples)
 
             def write(folder: Path) -> None:
                 generator.save(folder)
@@ -320,6 +343,8 @@ def train(data: LabelledData, kind: str, name: str, *,
 
             folder = write_artifact_atomically(home_path, row.id, write)
             metrics = {**json_safe(generator.meta), "training_seconds": round(seconds, 3)}
+            if card is not None:
+                metrics["quality"] = json_safe(card)
             if parent_row is not None:
                 metrics["parent_model"] = parent_row.name
             row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)

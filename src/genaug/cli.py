@@ -186,7 +186,8 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
           image_size: Optional[int] = typer.Option(None, help="when ingesting a path: resize images"),
           unlabeled: Optional[Path] = typer.Option(None, help="images without labels (folder/zip/npz) mode single of vae/ddim/ddpm also learns from"),
           parent: Optional[str] = typer.Option(None, help="start from this ready model of the same kind (transfer) and fine-tune"),
-          fresh: bool = typer.Option(False, help="ignore checkpoints of an interrupted run of the same training (default: resume)")):
+          fresh: bool = typer.Option(False, help="ignore checkpoints of an interrupted run of the same training (default: resume)"),
+          quality_samples: Optional[int] = typer.Option(None, help="samples per class of the quality card made after training (0 = none; default $GENAUG_QUALITY_SAMPLES or 32)")):
     """Train a generator and keep it in the registry.
 
     Examples: `genaug train digits --kind vae --name digits-vae --preset quick`,
@@ -209,13 +210,21 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
         with ProgressBars() as bars:
             info = api.train(dataset, kind, name, config=base, overrides=overrides,
                              progress=bars, keep_data=keep_data, data_source=source, replace=replace,
-                             unlabeled=pool, parent=parent, resume=not fresh)
+                             unlabeled=pool, parent=parent, resume=not fresh, quality_samples=quality_samples)
     except (ValueError, FileNotFoundError, TypeError, ModelNotFoundError, ModelNotReadyError) as error:
         fail(str(error))
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
                   f"{info.metrics.get('training_seconds', 0):.1f} s")
     if info.training_data_note:
         console.print(f"[yellow]note[/yellow]: {info.training_data_note}")
+    card = info.metrics.get("quality") or {}
+    if "overall" in card:
+        overall = card["overall"]
+        kid_text = f"KID {overall['kid']['mean'] * 1000:.2f}x1e-3, " if "kid" in overall else ""
+        console.print(f"quality: {kid_text}near-copies {overall['near_copy_share']['value']:.1%} of "
+                      f"{overall['samples']} samples (details: `genaug models --details {info.name}`)")
+    elif "error" in card:
+        console.print(f"[yellow]quality card[/yellow]: {card['error']}")
     record = Path(info.path) / "training" if info.path else None
     if record is not None and record.is_dir():
         plots = sorted(record.glob("*/losses.png"))
@@ -229,8 +238,15 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
 
 @app.command()
 def models(all_: bool = typer.Option(False, "--all", help="include models still training or failed"),
-           as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """List the models in the registry (ready ones by default)."""
+           as_json: bool = typer.Option(False, "--json", help="print JSON"),
+           details: Optional[str] = typer.Option(None, "--details", help="one model's details and quality card")):
+    """List the models in the registry (ready ones by default), or one model's details.
+
+    Examples: `genaug models`, `genaug models --details digits-vae`.
+    """
+    if details is not None:
+        show_model_details(details, as_json)
+        return
     infos = api.list_models(include_all=all_)
     if as_json:
         console.print_json(json.dumps([i.to_dict() for i in infos]))
@@ -239,6 +255,49 @@ def models(all_: bool = typer.Option(False, "--all", help="include models still 
     for info in infos:
         table.add_row(info.name, info.kind, info.status, ", ".join(info.class_names)[:60], info.created_at or "")
     console.print(table if infos else "no models yet: `genaug train DATA --kind vae --name NAME`")
+
+
+def show_model_details(name: str, as_json: bool) -> None:
+    """Print one model: kind, classes, config, training time and its quality card explained."""
+    try:
+        info = api.get_model(name)
+    except ModelNotFoundError as error:
+        fail(str(error))
+    if as_json:
+        console.print_json(json.dumps(info.to_dict()))
+        return
+    console.print(f"[bold]{info.name}[/bold] ({info.kind}, {info.status}); classes: {', '.join(info.class_names)}")
+    seconds = info.metrics.get("training_seconds")
+    if seconds is not None:
+        console.print(f"trained in {seconds:.1f} s; created {info.created_at}")
+    card = info.metrics.get("quality")
+    if not card:
+        console.print("no quality card (trained with GENAUG_QUALITY_SAMPLES=0, on a table, or before cards existed)")
+        return
+    if "error" in card:
+        console.print(f"[yellow]quality card[/yellow]: {card['error']}")
+        return
+    console.print(f"quality card: {card['samples_per_class']} samples per class against {card['reference']} "
+                  f"({card['feature_space']} features, {card['seconds']} s)")
+    print_quality_table(card, title=None)
+
+
+def print_quality_table(card: dict, title: Optional[str]) -> None:
+    """A quality card as a table (overall, then per class), its warnings and one line per number."""
+    table = Table(title=title)
+    for column in ("class", "samples", "KID (x1000)", "FID", "precision", "recall", "density", "coverage", "near-copies"):
+        table.add_column(column)
+    for name, block in [("all", card["overall"])] + list(card["per_class"].items()):
+        kid_text = f"{block['kid']['mean'] * 1000:.2f} ± {block['kid']['std'] * 1000:.2f}" if "kid" in block else "–"
+        share = block["near_copy_share"]
+        table.add_row(name, str(block["samples"]), kid_text, f"{block['fid']:.1f}" if "fid" in block else "–",
+                      *(f"{block[k]:.2f}" if k in block else "–" for k in ("precision", "recall", "density", "coverage")),
+                      f"{share['value']:.1%} [{share['low']:.1%}, {share['high']:.1%}]")
+    console.print(table)
+    for line in card.get("warnings", []):
+        console.print(f"[yellow]warning[/yellow]: {line}")
+    for line in card.get("explanations", {}).values():
+        console.print(f"[dim]{line}[/dim]")
 
 
 @app.command()
@@ -419,21 +478,8 @@ def quality(real: Path = typer.Argument(..., help="real images: a folder with on
                               reference=reference, progress=tick)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
-    table = Table(title=f"Quality of {synthetic} against {real} ({card['reference']}; {card['feature_space']} features)")
-    for column in ("class", "samples", "KID (x1000)", "FID", "precision", "recall", "density", "coverage", "near-copies"):
-        table.add_column(column)
-    rows = [("all", card["overall"])] + list(card["per_class"].items())
-    for name, block in rows:
-        kid_text = f"{block['kid']['mean'] * 1000:.2f} ± {block['kid']['std'] * 1000:.2f}" if "kid" in block else "–"
-        share = block["near_copy_share"]
-        table.add_row(name, str(block["samples"]), kid_text, f"{block['fid']:.1f}" if "fid" in block else "–",
-                      *(f"{block[k]:.2f}" if k in block else "–" for k in ("precision", "recall", "density", "coverage")),
-                      f"{share['value']:.1%} [{share['low']:.1%}, {share['high']:.1%}]")
-    console.print(table)
-    for line in card["warnings"]:
-        console.print(f"[yellow]warning[/yellow]: {line}")
-    for line in card["explanations"].values():
-        console.print(f"[dim]{line}[/dim]")
+    print_quality_table(card, title=f"Quality of {synthetic} against {real} ({card['reference']}; "
+                                    f"{card['feature_space']} features)")
     if out is not None:
         out.write_text(json.dumps(card, indent=2))
         console.print(f"written: {out}", soft_wrap=True)

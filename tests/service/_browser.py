@@ -55,12 +55,14 @@ def start_playwright():
     return sync_playwright()
 
 
-def run_service(tmp_path: Path, database_url: Optional[str] = None, *, workers: int = 1) -> Iterator[Service]:
+def run_service(tmp_path: Path, database_url: Optional[str] = None, *, workers: int = 1,
+                extra_env: Optional[dict] = None) -> Iterator[Service]:
     """`genaug serve` as a user starts it (token from `genaug token create`, the service's default
     limits, a fresh GENAUG_HOME); yield it; always stop it."""
     # A name of its own: with PostgreSQL the module's tests share one database (and its tokens).
     service = start_service(tmp_path / "genaug-home", database_url, workers=workers, token_via_cli=True,
-                            limits=False, log_name="service.log", token_name=f"browser-{tmp_path.name[-20:]}")
+                            limits=False, log_name="service.log", token_name=f"browser-{tmp_path.name[-20:]}",
+                            extra_env=extra_env)
     try:
         yield service
     finally:

@@ -22,9 +22,17 @@ MODEL = "first-try"
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
+@pytest.fixture
+def novice_service(tmp_path, chromium, module_database_url):
+    """The service as a user starts it, quality cards on (the test suite turns them off elsewhere)."""
+    from _browser import run_service
+
+    yield from run_service(tmp_path, module_database_url, extra_env={"GENAUG_QUALITY_SAMPLES": "16"})
+
+
 @pytest.mark.timeout(420)
-def test_a_non_expert_trains_watches_and_browses_the_images(browser_service, chromium, tmp_path):
-    service = browser_service
+def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chromium, tmp_path):
+    service = novice_service
     from playwright.sync_api import expect
 
     images = write_image_folder(tmp_path / "shapes", {"bars": 12, "columns": 12}, size=16)
@@ -137,6 +145,16 @@ def test_a_non_expert_trains_watches_and_browses_the_images(browser_service, chr
             page.set_viewport_size({"width": 390, "height": 844})
             page.screenshot(path=str(shots / "gallery-390.png"), full_page=True)
             assert page.evaluate(NO_OVERFLOW)
+
+            # The model card carries the quality card made when the training finished.
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Models", exact=True).click()
+            quality = page.locator(f"[data-testid=model-card][data-model='{MODEL}'] [data-testid=model-quality]")
+            quality.locator("summary").click()
+            expect(quality).to_contain_text("16 per class against the training images")
+            expect(quality).to_contain_text("Near-copies")
+            expect(quality).to_contain_text("KID")
+            expect(quality).to_contain_text("lower is better")  # every number explained in a line
         finally:
             browser.close()
 
@@ -149,6 +167,7 @@ def test_a_non_expert_trains_watches_and_browses_the_images(browser_service, chr
     assert config["sample_every"] == 25 and config["steps"] == 4000
     # Grids were written during the training, not only at its end (every 25 steps).
     model = service.get_json(f"/api/models/{MODEL}")
+    assert model["metrics"]["quality"]["samples_per_class"] == 16  # the API's model details carry the card
     grids = sorted((service.home / "models" / model["id"] / "training").glob("*/samples/step-*.png"))
     assert len(grids) >= 2 and grids[0].name == "step-000025.png", [g.name for g in grids]
     generated = service.get_json("/api/jobs?type=generate")[0]
