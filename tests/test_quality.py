@@ -156,3 +156,55 @@ def test_a_training_ends_with_its_quality_card_in_the_cli_and_the_metrics(digits
     monkeypatch.setenv("GENAUG_QUALITY_SAMPLES", "lots")
     with pytest.raises(ValueError, match="GENAUG_QUALITY_SAMPLES"):
         api.train(data, "classic", "bad-setting")
+
+
+def test_inception_score_is_high_for_confident_varied_predictions_and_one_for_uniform_ones(digits):
+    from genaug.quality.inception_score import inception_score, lite0_inception_score
+
+    k = 10
+    peaked = np.eye(k)[np.arange(200) % k] * 0.99 + 0.01 / k  # each image one class, classes balanced
+    assert inception_score(peaked)["mean"] > 0.8 * k
+    assert inception_score(np.full((200, k), 1 / k))["mean"] == pytest.approx(1.0)
+    same = np.tile(np.eye(k)[0] * 0.99 + 0.01 / k, (200, 1))  # confident but all one class
+    assert inception_score(same)["mean"] == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        inception_score(peaked[:1])
+    images, _ = digits
+    real = lite0_inception_score(image_features(images[:200], "lite0"))
+    noise = lite0_inception_score(image_features(
+        np.random.default_rng(0).integers(0, 256, size=(200, 16, 16, 1), dtype=np.uint8), "lite0"))
+    assert real["mean"] > 1.0 and noise["mean"] > 1.0 and "not comparable" in real["network"]
+    assert real["std"] >= 0 and real["splits"] == 10
+
+
+def test_lightly_altered_copies_of_flowers_are_caught_at_ratio_0_6_and_distinct_flowers_pass():
+    """The near-copy target on real photos (64 px flowers): exact copies are caught at the default
+    ratio 1/3; shifted, cropped, brightened and mirrored copies need the stricter ratio 0.6, which
+    still flags under 1 % of distinct flowers (the full table: bench/near_copy.py)."""
+    from PIL import ImageEnhance
+
+    from genaug.data.builtin import find_data_file
+
+    root = find_data_file("flowers")
+    files = [f for c in ("daisy", "rose", "tulip") for f in sorted((root / c).glob("*.jpg"))[:200]]
+    images = [Image.open(f).convert("RGB").resize((64, 64)) for f in files]
+    order = np.random.default_rng(0).permutation(len(images))
+    train = [images[i] for i in order[:400]]
+    distinct = [images[i] for i in order[400:600]]
+    altered = {
+        "shift": lambda im: Image.fromarray(np.roll(np.asarray(im), 2, axis=1)),
+        "crop": lambda im: im.crop((3, 3, 61, 61)).resize((64, 64)),
+        "brightness": lambda im: ImageEnhance.Brightness(im).enhance(1.15),
+        "mirror": lambda im: im.transpose(Image.FLIP_LEFT_RIGHT),
+    }
+    stack = lambda ims: np.stack([np.asarray(im) for im in ims])  # noqa: E731
+    reference = image_features(stack(train), "lite0")
+    distinct_result = memorisation(image_features(stack(distinct), "lite0"), reference, ratio=0.6)
+    assert distinct_result.near_copy.mean() < 0.01
+    exact = memorisation(reference[:50], reference + 0.0)  # exact copies: ratio 0 < 1/3
+    assert exact.near_copy.all()
+    planted = train[:60]
+    for name, alter in altered.items():
+        result = memorisation(image_features(stack([alter(im) for im in planted]), "lite0"), reference, ratio=0.6)
+        assert result.near_copy.mean() >= 0.7, name
+        assert (result.nearest_index[result.near_copy] == np.arange(60)[result.near_copy]).all(), name

@@ -25,10 +25,13 @@ import pandas as pd
 import pydantic
 
 from .data.datasets import LabelledData, LabelledImages, LabelledTable, image_fingerprints
+from .filters import MAX_ROUNDS as MAX_FILTER_ROUNDS
+from .filters import REFERENCE_FILE, FilterReference, FilterStage, parse_filters, redraw_seed
 from .generators import base as generator_base
 from .generators.base import Generator, GeneratorConfig, get_generator_class
 from .interrupts import ShutdownRequested
 from .progress import ProgressCallback, ProgressReporter
+from .quality.generated import GENERATE_QUALITY_PER_CLASS, QUALITY_FILE, QualitySubset, generated_quality
 from .training import copy_training_record
 from .store.artifacts import remove_model_folders, write_artifact_atomically
 from .store.manifest import SampleWriter, prepare_out_dir
@@ -78,10 +81,13 @@ class ModelInfo:
     # that is not installed here.
     keeps_training_data: str = "unknown"
     training_data_note: Optional[str] = None  # the same, as one sentence for the people who share it
+    # True when the model keeps its training images' features for the filters and quality.json.
+    filter_reference: bool = False
 
     @classmethod
     def from_row(cls, row: ModelRow, home: Path) -> "ModelInfo":
         """Snapshot of a registry row."""
+        reference = bool(row.artifact_dir and row.status == READY and (home / row.artifact_dir / REFERENCE_FILE).is_file())
         return cls(id=row.id, name=row.name, kind=row.kind, status=row.status,
                    class_names=list(row.class_names or []), config=dict(row.config or {}),
                    data_fingerprint=row.data_fingerprint, data_summary=dict(row.data_summary or {}),
@@ -90,7 +96,8 @@ class ModelInfo:
                    updated_at=_iso(row.updated_at), artifact_dir=row.artifact_dir, created_by=row.created_by,
                    path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None,
                    keeps_training_data=_keeps_training_data(row.kind),
-                   training_data_note=training_data_note(row.kind, (row.data_summary or {}).get("n")))
+                   training_data_note=training_data_note(row.kind, (row.data_summary or {}).get("n"), reference),
+                   filter_reference=reference)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -113,6 +120,8 @@ class GenerationResult:
     label_column: Optional[str] = None  # its label column
     seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
+    filters: Optional[dict[str, Any]] = None  # the filter stage's counts (also in filters.json)
+    quality: Optional[dict[str, Any]] = None  # what quality.json holds (None when skipped)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -126,20 +135,29 @@ def _keeps_training_data(kind: str) -> str:
     return "unknown" if cls is None else cls.keeps_training_data
 
 
-def training_data_note(kind: str, n: Optional[int] = None) -> Optional[str]:
+REFERENCE_NOTE = ("It also keeps EfficientNet-Lite0 features (not pixels) of up to 100 training images per class "
+                  "for the near-copy and confidence filters; such features allow nearest-neighbour checks against "
+                  "your images (train with the quality card off, 0 samples, to keep none).")
+
+
+def training_data_note(kind: str, n: Optional[int] = None, reference: bool = False) -> Optional[str]:
     """What a stored model of ``kind`` holds of its training data, as one sentence for whoever shares
-    it (anyone with access to the registry can load the model); None for weights-only kinds."""
+    it (anyone with access to the registry can load the model); None for weights-only kinds without a
+    stored filter reference (``reference``: the model keeps its training images' features)."""
     cls = generator_kinds().get(kind)
     if cls is None:
         return f"The kind {kind!r} is not installed here: what this model stores of its training data is unknown."
     items = f"training {'rows' if cls.data_kind == 'table' else 'images'}"
     items = f"its {n} {items}" if n else f"its {items}"
+    note = None
     if cls.keeps_training_data == "images":
-        return f"This model stores copies of {items} (they are what it varies): share it only where those may be shared."
-    if cls.keeps_training_data == "encodings":
-        return (f"This model stores the latent codes of {items}, which decode to near-copies: share it only "
+        note = f"This model stores copies of {items} (they are what it varies): share it only where those may be shared."
+    elif cls.keeps_training_data == "encodings":
+        note = (f"This model stores the latent codes of {items}, which decode to near-copies: share it only "
                 f"where those may be shared.")
-    return None
+    if reference:
+        note = f"{note} {REFERENCE_NOTE}" if note else f"This model stores no training images. {REFERENCE_NOTE}"
+    return note
 
 
 def _generator_class(kind: str) -> type[Generator]:
@@ -242,17 +260,18 @@ def training_work_dir(home: Path, name: str, kind: str, config: Mapping[str, Any
     return home / WORK_DIR / f"{name}-{digest}"
 
 
-def _quality_card(generator, data: LabelledData, per_class: int) -> Optional[dict[str, Any]]:
-    """The new model's quality card, or None (tables, or switched off); an error is recorded in
-    the card, never raised: a good model is not lost to its report."""
+def _quality_card(generator, data: LabelledData, per_class: int):
+    """(the new model's quality card, its filter reference), or (None, None) for tables or when
+    switched off; an error is recorded in the card, never raised: a good model is not lost to
+    its report."""
     from .quality.card import training_quality_card
 
     if per_class == 0 or not isinstance(data, LabelledImages):
-        return None
+        return None, None
     try:
         return training_quality_card(generator, data, per_class)
     except Exception as error:  # noqa: BLE001 -- the card is a report; the model stays good
-        return {"error": f"the quality card could not be computed: {type(error).__name__}: {error}"}
+        return {"error": f"the quality card could not be computed: {type(error).__name__}: {error}"}, None
 
 
 def train(data: LabelledData, kind: str, name: str, *,
@@ -331,10 +350,12 @@ def train(data: LabelledData, kind: str, name: str, *,
             extra = {} if unlabeled is None else {"unlabeled": unlabeled}
             generator.fit(data, progress=progress, checkpoints=work_dir, **extra)
             seconds = time.monotonic() - started
-            card = _quality_card(generator, data, card_samples)
+            card, reference = _quality_card(generator, data, card_samples)
 
             def write(folder: Path) -> None:
                 generator.save(folder)
+                if reference is not None:  # what the filters and quality.json compare with later
+                    reference.save(folder)
                 copy_training_record(work_dir, folder)
                 # Content hashes of every training item: `evaluate --model` refuses a test split
                 # that shares an item with them (the model has seen those images).
@@ -518,6 +539,26 @@ def plan_counts(class_names: list[str], *, n_per_class: Optional[int] = None,
     return {name: largest - int(reference_counts[name]) for name in class_names}
 
 
+FILTERS_FILE = "filters.json"
+
+
+def _filter_reference(given: Optional[LabelledImages], stored: Optional[FilterReference], class_names: list[str],
+                      needed: bool) -> Optional[FilterReference]:
+    """What filters and quality.json compare with: the caller's images, else the model's stored
+    reference; a clear error when filters need one and there is none."""
+    if given is not None:
+        if not isinstance(given, LabelledImages):
+            raise ValueError("reference: filters and the quality card compare images; give the training images")
+        if list(given.class_names) != list(class_names):
+            raise ValueError(f"reference: its classes {list(given.class_names)} are not the model's {class_names}")
+        return FilterReference.from_images(given.images, given.labels, class_names, per_class=None)  # all of them
+    if stored is None and needed:
+        raise ValueError("filters need the model's training images to compare with: this model stored no "
+                         "reference (it makes table rows, which are not filtered, or it was trained with the "
+                         "quality card off, or before genaug kept one); give the training images as the reference")
+    return stored
+
+
 def _take(data: np.ndarray | pd.DataFrame, n: int):
     return data.iloc[:n] if isinstance(data, pd.DataFrame) else data[:n]
 
@@ -526,7 +567,9 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
              n_per_class: Optional[int] = None, counts: Optional[Mapping[str, int]] = None,
              balance: bool = False, reference_counts: Optional[Mapping[str, int]] = None,
              seed: int = 0, batch_size: int = 256, progress: Optional[ProgressCallback] = None,
-             home: str | os.PathLike | None = None, **options: Any) -> GenerationResult:
+             home: str | os.PathLike | None = None, filters: Optional[list] = None,
+             reference: Optional[LabelledImages] = None, quality: bool = True,
+             max_filter_rounds: int = MAX_FILTER_ROUNDS, **options: Any) -> GenerationResult:
     """Generate samples from a registered model (by name or id) or a fitted generator into ``out_dir``.
 
     Say how many with exactly one of ``n_per_class``, ``counts`` (per class name) or
@@ -544,22 +587,42 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
     made, so memory does not grow with the number of samples. Batch ``i`` (counted over
     all classes) uses seed ``seed * 1_000_003 + i``: the same seed, counts and batch size
     give the same output.
+
+    ``filters``: post-sample filters by spec (``["confidence:0.6", "near-copy"]``;
+    ``genaug.filters.stage``). A rejected sample is redrawn, at most ``max_filter_rounds``
+    rounds per batch; a class that still lacks samples then is reported as short (never filled
+    with rejects). Verdicts and scores go into each manifest line, the counts into
+    ``filters.json`` and ``result.filters``. Filters compare with ``reference`` (the model's
+    training images, if you have them) or else with the reference the model stored at training.
+
+    ``quality``: write ``quality.json`` (images only): the quality card of up to
+    ``GENERATE_QUALITY_PER_CLASS`` generated images per class against the same reference; it is
+    skipped, with the reason in the file, when there is no reference.
     """
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     row: Optional[ModelRow] = None
+    stored: Optional[FilterReference] = None
     if isinstance(name_or_generator, Generator):
         generator = name_or_generator
     else:
         with Registry.open(home) as registry:
             row, generator = _load_ready(registry, name_or_generator)
+            stored = FilterReference.load(registry.artifact_path(row))
         if reference_counts is None:
             reference_counts = (row.data_summary or {}).get("counts")
     class_names = list(generator.class_names)
     plan = plan_counts(class_names, n_per_class=n_per_class, counts=counts, balance=balance,
                        reference_counts=reference_counts)
+    specs = parse_filters(filters)
+    if not isinstance(max_filter_rounds, int) or isinstance(max_filter_rounds, bool) or max_filter_rounds < 1:
+        raise ValueError(f"max_filter_rounds must be an integer >= 1, got {max_filter_rounds!r}")
+    filter_reference = _filter_reference(reference, stored, class_names, needed=bool(specs))
+    stage = FilterStage(specs, filter_reference, class_names, seed=int(seed), max_rounds=max_filter_rounds) \
+        if specs else None
+    scored = QualitySubset(class_names, GENERATE_QUALITY_PER_CLASS) if quality else None
 
     started = time.monotonic()
     out = prepare_out_dir(out_dir)
@@ -576,8 +639,14 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
             remaining = plan[class_name]
             while remaining > 0:
                 batch_seed = int(seed) * SEED_STRIDE + batch_index
-                samples = generator.sample(min(batch_size, remaining), label=class_index, seed=batch_seed,
-                                           **options)
+                asked = min(batch_size, remaining)
+                if stage is None:
+                    samples = generator.sample(asked, label=class_index, seed=batch_seed, **options)
+                else:
+                    samples = stage.draw(lambda count, round_index, c=class_index, b=batch_seed: generator.sample(
+                        count, label=c, seed=redraw_seed(b, round_index), **options), asked, class_name)
+                    if samples is None:  # not one sample passed the filters: the class stays short
+                        break
                 if len(samples) == 0:
                     raise RuntimeError(f"{generator.kind}: sample() returned no samples for class "
                                        f"{class_name!r} (seed {batch_seed})")
@@ -593,8 +662,30 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
                                           samples.provenance[:take],
                                           extra={"batch": batch_index, "batch_seed": batch_seed},
                                           defaults=defaults)
+                if scored is not None and isinstance(samples.data, np.ndarray):
+                    scored.add(class_index, samples.data[:take])
                 batch_index += 1
                 report(writer.total)
+                if stage is not None and take < asked:  # the filters ran out of rounds: short, move on
+                    break
+        filter_summary = None
+        if stage is not None:
+            # A class whose filters ran out of rounds stops there: all it still lacks is short
+            # (the stage itself only saw the batch it was asked for).
+            stage.short = {name: plan[name] - writer.counts.get(name, 0) for name in class_names
+                           if plan[name] > writer.counts.get(name, 0)}
+            filter_summary = {**stage.summary(), "planned": dict(plan), "written": dict(writer.counts),
+                              "reference_images": int(len(filter_reference.labels)),
+                              "reference": "the training images you gave" if reference is not None else
+                              "the training images whose features the model kept (up to 100 per class)"}
+            (out / FILTERS_FILE).write_text(json.dumps(json_safe(filter_summary), indent=2) + "\n")
+        quality_card = None
+        if scored is not None:
+            try:
+                quality_card = generated_quality(scored, filter_reference, reference is not None, generator.kind)
+            except Exception as error:  # noqa: BLE001 -- a report; the images written stay good
+                quality_card = {"error": f"quality.json could not be computed: {type(error).__name__}: {error}"}
+            (out / QUALITY_FILE).write_text(json.dumps(json_safe(quality_card), indent=2) + "\n")
         manifest = writer.close()
     except BaseException:
         writer.abort()
@@ -604,7 +695,7 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
                             model=row.name if row else None, model_id=row.id if row else None,
                             data_file=str(out / "samples.csv") if writer.label_column else None,
                             label_column=writer.label_column, seconds=round(time.monotonic() - started, 3),
-                            options=json_safe(dict(options)))
+                            options=json_safe(dict(options)), filters=filter_summary, quality=quality_card)
 
 
 # -- datasets ------------------------------------------------------------------

@@ -219,10 +219,7 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
         console.print(f"[yellow]note[/yellow]: {info.training_data_note}")
     card = info.metrics.get("quality") or {}
     if "overall" in card:
-        overall = card["overall"]
-        kid_text = f"KID {overall['kid']['mean'] * 1000:.2f}x1e-3, " if "kid" in overall else ""
-        console.print(f"quality: {kid_text}near-copies {overall['near_copy_share']['value']:.1%} of "
-                      f"{overall['samples']} samples (details: `genaug models --details {info.name}`)")
+        console.print(f"quality: {quality_summary(card)} (details: `genaug models --details {info.name}`)")
     elif "error" in card:
         console.print(f"[yellow]quality card[/yellow]: {card['error']}")
     record = Path(info.path) / "training" if info.path else None
@@ -282,6 +279,13 @@ def show_model_details(name: str, as_json: bool) -> None:
     print_quality_table(card, title=None)
 
 
+def quality_summary(card: dict) -> str:
+    """A quality card in one line: KID and the near-copy share over all samples."""
+    overall = card["overall"]
+    kid_text = f"KID {overall['kid']['mean'] * 1000:.2f}x1e-3, " if "kid" in overall else ""
+    return f"{kid_text}near-copies {overall['near_copy_share']['value']:.1%} of {overall['samples']} samples"
+
+
 def print_quality_table(card: dict, title: Optional[str]) -> None:
     """A quality card as a table (overall, then per class), its warnings and one line per number."""
     table = Table(title=title)
@@ -294,6 +298,10 @@ def print_quality_table(card: dict, title: Optional[str]) -> None:
                       *(f"{block[k]:.2f}" if k in block else "–" for k in ("precision", "recall", "density", "coverage")),
                       f"{share['value']:.1%} [{share['low']:.1%}, {share['high']:.1%}]")
     console.print(table)
+    score = card["overall"].get("inception_score")
+    if score:
+        console.print(f"Inception Score (all samples): {score['mean']:.2f} ± {score['std']:.2f} ({score['network']})",
+                      soft_wrap=True)
     for line in card.get("warnings", []):
         console.print(f"[yellow]warning[/yellow]: {line}")
     for line in card.get("explanations", {}).values():
@@ -307,23 +315,55 @@ def generate(name: str = typer.Argument(..., help="model name (see `genaug model
              balance: bool = typer.Option(False, help="fill every class up to the largest training class"),
              count: Optional[list[str]] = typer.Option(None, help="class=N (repeatable)"),
              seed: int = typer.Option(0),
-             set_: Optional[list[str]] = typer.Option(None, "--set", help="sample option key=value, e.g. sampler=interpolation+noise")):
-    """Generate samples from a stored model: an ImageFolder of PNGs (or a CSV) plus manifest.jsonl.
+             set_: Optional[list[str]] = typer.Option(None, "--set", help="sample option key=value, e.g. sampler=interpolation+noise"),
+             filter_: Optional[list[str]] = typer.Option(
+                 None, "--filter", help="post-sample filter (repeatable): confidence[:P] keeps samples a classifier "
+                                        "of the real images names with probability >= P (default 0.5); "
+                                        "near-copy[:R] rejects copies of training images (ratio R, default 1/3)"),
+             reference: Optional[str] = typer.Option(
+                 None, help="the model's training images (a stored dataset or a path) for the filters and "
+                            "quality.json; default: the reference the model stored when it was trained"),
+             max_filter_rounds: int = typer.Option(10, help="redraw rejected samples at most this many times per batch"),
+             quality: bool = typer.Option(True, "--quality/--no-quality",
+                                          help="write quality.json (the quality card of the generated images)")):
+    """Generate samples from a stored model: an ImageFolder of PNGs (or a CSV) plus manifest.jsonl,
+    quality.json and, with filters, filters.json.
 
     Examples: `genaug generate digits-vae --n-per-class 100 --out synth/`,
-    `genaug generate parts-vae --balance --out balanced/`.
+    `genaug generate parts-vae --balance --out balanced/`,
+    `genaug generate flowers-ddim --n-per-class 50 --filter confidence:0.6 --filter near-copy --out kept/`.
     """
     counts = None
     if count:
         counts = {k: int(v) for k, v in parse_assignments(count).items()}
     try:
+        reference_data = load_data(reference)[0] if reference else None
         with ProgressBars() as bars:
             result = api.generate(name, out, n_per_class=n_per_class, counts=counts, balance=balance, seed=seed,
-                                  progress=bars, **parse_assignments(set_))
-    except (ValueError, LookupError, FileExistsError) as error:
+                                  progress=bars, filters=filter_, reference=reference_data, quality=quality,
+                                  max_filter_rounds=max_filter_rounds, **parse_assignments(set_))
+    except (ValueError, LookupError, FileExistsError, FileNotFoundError) as error:
         fail(str(error))
     console.print(f"[green]wrote[/green] {result.total} samples {result.counts} to {result.out_dir} "
-                  f"(manifest: {result.manifest})")
+                  f"(manifest: {result.manifest})", soft_wrap=True)
+    if result.filters:
+        show_filter_summary(result.filters)
+    if result.quality and "overall" in result.quality:
+        console.print(f"quality: {quality_summary(result.quality)} (quality.json; `genaug models --details {name}` "
+                      "explains each number)", soft_wrap=True)
+    elif result.quality:
+        console.print(f"quality.json: not scored: {result.quality.get('skipped') or result.quality.get('error')}",
+                      soft_wrap=True)
+
+
+def show_filter_summary(summary: dict) -> None:
+    """One line of what the filters did, and one per class left short."""
+    by = ", ".join(f"{name} {count}" for name, count in summary["rejected_by"].items())
+    console.print(f"filters {' + '.join(summary['filters'])}: drew {summary['drawn']}, rejected {summary['rejected']} "
+                  f"({summary['rejection_rate']:.0%}; by {by}), kept {summary['accepted']}", soft_wrap=True)
+    for label, missing in summary["short"].items():
+        console.print(f"[yellow]class {label}: {missing} short[/yellow] -- the filters rejected too many after "
+                      f"{summary['max_rounds']} rounds (lower a threshold or raise --max-filter-rounds)", soft_wrap=True)
 
 
 def _split(data: str, test_fraction: float):

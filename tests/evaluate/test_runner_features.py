@@ -180,3 +180,49 @@ def test_the_selection_never_reads_the_test_split(digits_split):
     assert cost["candidate_arms"] == 3 and cost["folds"] == 2 and cost["search_cpu_seconds"] > 0
     lines = selection_sentences(runs[0], summarise(runs[0]["final"]))
     assert lines[0].startswith("At 5 per class: the search over 3 candidate arms") and "Search cost" in lines[-1]
+
+
+def test_a_filter_is_an_option_of_a_generator_arm_and_cells_carry_quality_numbers(digits_split):
+    """"With and without filter X" is an ablation in one report: the filtered variant is its own
+    arm with its own identity, its filters are fitted on the arm's real training images only, and
+    every generator arm's cell scores its samples against those images. The classic kind hands
+    out altered training images: the near-copy filter (ratio 0.6) rejects some of them."""
+    from genaug.evaluate.identity import cell_identity
+    from genaug.evaluate.classifiers import resolve_classifier
+    from genaug.evaluate.report import markdown_table
+
+    train, test = digits_split
+    spec = GeneratorSpec(label="classic", kind="classic", variants=[
+        SampleVariant(label="plain", per_class=12, ratio=None),
+        SampleVariant(label="filtered", per_class=12, ratio=None, filters=["confidence:0.5", "near-copy:0.6"])])
+    protocol = Protocol(shots=[10], seeds=[0], classifier_steps=10, arms=["real", "real+synthetic", "synthetic"],
+                        quality_samples=12, metric="accuracy")
+    result = evaluate(train, test, [spec], protocol, keep_samples=False)
+    cells = {c["arm"]: c for c in result["cells"]}
+    plain, kept = cells["real+synthetic[classic/plain]"], cells["real+synthetic[classic/filtered]"]
+    stage = kept["filter_stats"]["filter_stage"]
+    assert stage["filters"] == ["confidence:0.5", "near-copy:0.6"] and stage["drawn"] >= stage["accepted"]
+    assert stage["drawn"] == stage["accepted"] + stage["surplus"] + stage["rejected"]
+    assert stage["rejected_by"]["near-copy"] > 0  # altered copies of the training digits
+    assert sum(kept["planned_per_class"].values()) == 120 and stage["accepted"] + sum(stage["short"].values()) == 120
+    assert sum(kept["samples_per_class"].values()) == stage["accepted"]  # what the classifier got, not the plan
+    assert "filter_stage" not in plain["filter_stats"] and plain["filters"] == [] and kept["filters"] == stage["filters"]
+    for cell in (plain, kept):
+        quality = cell["quality"]
+        assert quality["references"] == 100 and 0 < quality["samples"] <= 120 and cell["quality_samples"] == 12
+        assert quality["kid"] is not None and 0 <= quality["coverage"] <= 1 and 0 <= quality["near_copy_share"] <= 1
+    # the filter removed the samples that looked most like copies
+    assert kept["quality"]["near_copy_share"] <= plain["quality"]["near_copy_share"]
+    fp = (train.fingerprint(), test.fingerprint())
+    classifier = resolve_classifier(protocol.classifier, "images")
+    ids = {v.label: cell_identity(protocol, classifier, *fp, spec, v) for v in spec.variants}
+    assert ids["plain"] != ids["filtered"]
+    # quality numbers do not change a cell's identity (no recomputation of the score for them)
+    assert cell_identity(protocol.model_copy(update={"quality_samples": 0}), classifier, *fp, spec,
+                         spec.variants[0]) == ids["plain"]
+    rows = {r["arm"]: r for r in summarise(result)}
+    assert rows["synthetic[classic/filtered]"]["gqi_filtered"] is True
+    assert rows["synthetic[classic/plain]"]["gqi_filtered"] is False
+    assert "(filtered)" in markdown_table(summarise(result))
+    with pytest.raises(ValueError, match="unknown; known filters"):
+        SampleVariant(filters=["sharpness"])

@@ -123,6 +123,10 @@ def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chro
             expect(page.get_by_test_id("gen-balance")).to_be_disabled()
             expect(page.get_by_test_id("gen-balance-note")).to_contain_text("nothing to balance")
             expect(page.get_by_test_id("gen-options")).not_to_contain_text("Filter")  # trained without one
+            # The post-sample filters: the model kept its training images' features with its quality card.
+            expect(page.get_by_test_id("gen-filter-confidence")).to_be_enabled()
+            page.get_by_test_id("gen-filter-confidence").check()
+            page.get_by_test_id("gen-confidence").fill("0.5")
             page.get_by_label("Images per class").fill("30")
             page.get_by_role("button", name="Generate", exact=True).click()
             page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
@@ -134,6 +138,9 @@ def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chro
             expect(page.get_by_test_id("gallery-classes")).to_contain_text("columns (30)")
             expect(page.get_by_test_id("gallery-image")).to_have_count(30)
             expect(page.get_by_test_id("gallery-status")).to_contain_text("bars: images 1–30 of 30")
+            expect(page.get_by_test_id("generated-filters")).to_contain_text("Filters confidence:0.5")
+            expect(page.get_by_test_id("generated-quality")).to_contain_text("Quality of these images")
+            expect(page.get_by_test_id("gallery-verdict").first).to_contain_text("passed the filter")
             # The first row is in view (the rest load lazily as one scrolls): real PNGs from the job.
             page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=gallery-image]')].slice(0, 4)
                                           .every((img) => img.complete && img.naturalWidth === 16)""")
@@ -171,7 +178,8 @@ def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chro
     grids = sorted((service.home / "models" / model["id"] / "training").glob("*/samples/step-*.png"))
     assert len(grids) >= 2 and grids[0].name == "step-000025.png", [g.name for g in grids]
     generated = service.get_json("/api/jobs?type=generate")[0]
-    assert isinstance(generated["params"]["seed"], int)
+    assert isinstance(generated["params"]["seed"], int) and generated["params"]["filters"] == ["confidence:0.5"]
+    assert generated["result"]["filters"]["accepted"] == 60 and "overall" in generated["result"]["quality"]
 
     if os.environ.get("GENAUG_UPDATE_SCREENSHOT") == "1":
         for name in ("train-1280.png", "training-1280.png", "training-390.png", "gallery-1280.png"):

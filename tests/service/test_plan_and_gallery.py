@@ -147,3 +147,37 @@ def test_training_writes_grids_unless_told_not_to_and_the_gallery_pages_the_imag
             assert client.get(f"/api/jobs/{job_id}/images/{bad}").status_code == 404, bad
         train_gallery = client.get(f"/api/jobs/{trained.json()['id']}/gallery")
         assert train_gallery.status_code == 404 and "no generated images" in train_gallery.json()["detail"]
+
+
+def test_generate_jobs_filter_against_the_models_reference_and_report_quality(service):
+    assert service.upload("filter-digits", digit_pngs(per_class=8), image_size=16).status_code == 201
+    trained = service.submit("train", {"dataset": "filter-digits", "kind": "classic", "name": "filter-classic",
+                                       "keep_data": True, "quality_samples": 8})
+    plain = service.submit("train", {"dataset": "filter-digits", "kind": "classic", "name": "plain-classic",
+                                     "keep_data": True, "quality_samples": 0})
+    assert service.wait(trained.json()["id"])["status"] == "succeeded"
+    assert service.wait(plain.json()["id"])["status"] == "succeeded"
+    with service.client() as client:
+        models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert models["filter-classic"]["filter_reference"] is True and models["plain-classic"]["filter_reference"] is False
+
+    refused = service.submit("generate", {"model": "plain-classic", "n_per_class": 3, "filters": ["near-copy"]})
+    assert refused.status_code == 422 and "params.filters" in refused.json()["detail"]
+    unknown = service.submit("generate", {"model": "filter-classic", "n_per_class": 3, "filters": ["sharpness"]})
+    assert unknown.status_code == 422 and "sharpness" in unknown.json()["detail"]
+
+    job = service.submit("generate", {"model": "filter-classic", "n_per_class": 6,
+                                      "filters": ["confidence:0.5", "near-copy:0.2"]})
+    assert job.status_code == 201, job.text
+    assert job.json()["params"]["filters"] == ["confidence:0.5", "near-copy:0.2"]
+    done = service.wait(job.json()["id"])
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    summary = result["filters"]
+    assert summary["accepted"] == result["total"] == sum(result["counts"].values())
+    assert summary["drawn"] == summary["accepted"] + summary["surplus"] + summary["rejected"]
+    assert "kid" in result["quality"]["overall"] and result["quality"]["explanations"]["kid"]
+    with service.client() as client:
+        page = client.get(result["gallery"], params={"limit": 4}).json()
+    scores = page["items"][0]["filter"]["scores"]
+    assert page["filtered"] is True and scores["confidence"]["p_label"] >= 0.5 and scores["near-copy"]["ratio"] >= 0.2

@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..filters import FILTERS_VERSION
 from ..generators.base import get_generator_class
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                   variant: Optional["SampleVariant"] = None) -> str:
     """Hash of everything that decides a cell's value except n, seed and the arm's name."""
     relevant: dict[str, Any] = {
-        "protocol": protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms"}),
+        # quality_samples adds numbers to a cell without changing its score (a cell cached without
+        # them is recomputed when they are asked for: see evaluate()).
+        "protocol": protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms", "quality_samples"}),
         "classifier": classifier.version, "train": train_fingerprint, "test": test_fingerprint}
     if spec is not None:
         assert variant is not None, "a generator arm's identity needs its sample variant"
@@ -67,6 +70,16 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                                  "classes": spec.classes, "augment_copies": spec.augment_copies,
                                  # a stored model is identified by its registry id (its weights)
                                  "model": None if spec.model is None else spec.model.id}
-        relevant["variant"] = {**variant.model_dump(mode="json", exclude={"label", "options", "arms"}),
+        # No filters: the variant hashes as it did before filters existed (older cells stay valid).
+        excluded = {"label", "options", "arms"} | (set() if variant.filters else {"filters"})
+        relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded),
                                "options": sample_options(spec, variant)}
+        if variant.filters:
+            from ..filters.stage import DRAW_MARGIN, MAX_ROUNDS
+            from .lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION
+
+            # the filters judge in the Lite0 feature space and redraw by these rules
+            relevant["filters_version"] = {"filters": FILTERS_VERSION, "max_rounds": MAX_ROUNDS,
+                                           "draw_margin": DRAW_MARGIN,
+                                           "lite0": [LITE0_VERSION, LITE0_INPUT_SIZE, LITE0_NORMALISATION]}
     return _hash(relevant)

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.datasets import LabelledData, LabelledImages
+from ..filters import FilterReference, FilterStage, parse_filters, redraw_seed
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
@@ -67,6 +68,14 @@ class SampleVariant(BaseModel):
                           "'balance the small class'")
     replace_real: bool = Field(False, description="the generated examples replace the real ones of their classes "
                                                   "instead of joining them (seed 002's 'synthetic' arm)")
+    filters: list[str] = Field(default_factory=list, description="post-sample filters ('confidence:0.6', "
+                                                                 "'near-copy'; genaug.filters), fitted on the arm's "
+                                                                 "real training images only")
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, value: list[str]) -> list[str]:
+        return [str(spec) for spec in parse_filters(value)]
 
     def count(self, n_real_per_class: int) -> int:
         """Samples per class for a class with ``n_real_per_class`` real examples."""
@@ -117,6 +126,10 @@ class Protocol(BaseModel):
                                                                 "training example (default: every class)")
     score_unused: bool = Field(False, description="also score every cell on the training examples the few-shot "
                                                   "draw left out (seen by no generator and no classifier)")
+    quality_samples: int = Field(0, ge=0, le=1000, description="images: score at most this many synthetic images "
+                                                               "per class of every generator arm against the arm's "
+                                                               "real training images (KID, PRDC, near-copies; "
+                                                               "0 = off)")
 
 
 def _slug(text: str) -> str:
@@ -398,6 +411,9 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             identities = {name: cell_identity(protocol, classifier, train_fp, test_fp, spec, v)
                           for name, _, v in spec_arms}
             cached = {name: cache.get(n, seed, name, identities[name]) for name, _, _ in spec_arms}
+            if protocol.quality_samples:  # a cell cached without these quality numbers is computed again
+                cached = {name: cell if cell is None or cell.get("quality_samples") == protocol.quality_samples
+                          else None for name, cell in cached.items()}
             generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
             for name, base, variant in spec_arms:
                 cell = cached[name]
@@ -413,8 +429,11 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                     if variant.label not in drawn:
                         sampled = _sampled_classes(spec, real)
                         counts = _counts(real, variant, sampled)
-                        drawn[variant.label] = (counts, _sample(generator, counts, variant, seed, spec, real))
-                    counts, samples = drawn[variant.label]
+                        samples = _sample(generator, counts, variant, seed, spec, real)
+                        quality = arm_quality(real, samples, protocol.quality_samples, seed) \
+                            if protocol.quality_samples else None
+                        drawn[variant.label] = (counts, samples, quality)
+                    counts, samples, quality = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
@@ -427,8 +446,12 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused)
                     cell.update({"generator": spec.label, "variant": variant.label, "kind": spec.kind,
                                  "generator_fit_cpu_seconds": fit_seconds,
-                                 "filter_stats": samples.stats,
-                                 "samples_per_class": {int(c): int(k) for c, k in counts.items()},
+                                 "filter_stats": samples.stats, "filters": list(variant.filters),
+                                 **({"quality": quality, "quality_samples": protocol.quality_samples}
+                                    if protocol.quality_samples else {}),
+                                 # what the classifier got: a filter may leave a class short of the plan
+                                 "samples_per_class": {int(c): int((samples.labels == c).sum()) for c in counts},
+                                 "planned_per_class": {int(c): int(k) for c, k in counts.items()},
                                  "replace_real": variant.replace_real,
                                  "model": None if spec.model is None else spec.model.name,
                                  "unlabeled_pool": len(train) if spec.unlabeled_pool else 0})
@@ -543,16 +566,65 @@ def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int
     """Draw ``counts`` (class index of the data -> number); a generator fitted on some classes
     only is asked by its own label index, and the labels are mapped back."""
     own = (lambda c: c) if spec.classes is None else (lambda c: spec.classes.index(real.class_names[c]))
+    stage = None
+    if variant.filters:
+        if not isinstance(real, LabelledImages):
+            raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters judge images, not tables")
+        # Fitted on the arm's own real training images: never the test split.
+        stage = FilterStage(variant.filters, FilterReference.from_images(real.images, real.labels,
+                                                                        list(real.class_names), per_class=None),
+                            list(real.class_names), seed=seed)
     parts = []
     for cls, count in counts.items():
         if count <= 0:
             continue
-        part = generator.sample(count, label=own(cls), seed=seed * 1000 + cls, **variant.options)
+        if stage is None:
+            part = generator.sample(count, label=own(cls), seed=seed * 1000 + cls, **variant.options)
+        else:
+            part = stage.draw(lambda k, r, c=cls: _relabelled(generator.sample(
+                k, label=own(c), seed=redraw_seed(seed * 1000 + c, r), **variant.options), c, real), count,
+                real.class_names[cls])
+            if part is None:
+                continue
         parts.append(Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names),
                              part.provenance, part.stats))
     if not parts:  # e.g. fill with nothing to fill: an empty draw of the right shape
         empty = generator.sample(1, label=own(next(iter(counts))), seed=seed, **variant.options) if counts else None
         if empty is None:
             raise ValueError("evaluate: no class to sample")
-        return Samples(empty.data[:0], np.zeros(0, np.int64), list(real.class_names))
-    return Samples.concat(parts)
+        result = Samples(empty.data[:0], np.zeros(0, np.int64), list(real.class_names))
+    else:
+        result = Samples.concat(parts)
+    if stage is not None:
+        result.stats = {**result.stats, "filter_stage": stage.summary()}
+    return result
+
+
+def _relabelled(part: Samples, cls: int, real: LabelledData) -> Samples:
+    """A generator's draw labelled with the data's class index (the filters judge by it)."""
+    return Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names), part.provenance, part.stats)
+
+
+def arm_quality(real: LabelledData, samples: Samples, per_class: int, seed: int) -> Optional[dict[str, Any]]:
+    """KID, precision / recall / density / coverage and the near-copy share of at most ``per_class``
+    synthetic images per class against the arm's real training images (Lite0 features); None for tables."""
+    from ..filters.reference import subset_per_class
+    from ..quality import image_features, score_features
+
+    if not isinstance(real, LabelledImages) or len(samples) == 0:
+        return None
+    keep = subset_per_class(samples.labels, len(real.class_names), per_class, seed)
+    card = score_features(image_features(real.images, "lite0"), real.labels,
+                          image_features(np.asarray(samples.data)[keep], "lite0"), samples.labels[keep],
+                          list(real.class_names), space="lite0", reference="the arm's real training images")
+    overall = card["overall"]
+    out = {"samples": overall["samples"], "references": overall["references"],
+           "near_copy_share": overall["near_copy_share"]["value"]}
+    if "kid" in overall:
+        out["kid"] = overall["kid"]["mean"]
+    for key in ("precision", "recall", "density", "coverage"):
+        if key in overall:
+            out[key] = overall[key]
+    if "inception_score" in overall:
+        out["inception_score"] = overall["inception_score"]["mean"]
+    return out

@@ -60,8 +60,15 @@ def markdown_table(rows: list[dict], plain: bool = True) -> str:
         lines.append(f"| {r['n'] if r['n'] is not None else 'all'} | {table_cell(name)} | "
                      f"{_fmt(r[f'{metric}_mean'])} [{_fmt(r[f'{metric}_low'])}, {_fmt(r[f'{metric}_high'])}] | "
                      f"{_delta(r.get('delta_vs_real'))} | {_delta(r.get('delta_vs_classic'))} | "
-                     f"{_fmt(r['accuracy_mean'])} | {_fmt(r.get('gqi'), 1) if 'gqi' in r else ''} | {len(r['seeds'])} |")
+                     f"{_fmt(r['accuracy_mean'])} | {_gqi(r)} | {len(r['seeds'])} |")
     return "\n".join(lines)
+
+
+def _gqi(row: dict) -> str:
+    """The GQI cell: the value, marked when it is seed 002's filtered version."""
+    if "gqi" not in row:
+        return ""
+    return _fmt(row["gqi"], 1) + (" (filtered)" if row.get("gqi_filtered") else "")
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:

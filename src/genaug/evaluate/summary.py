@@ -22,7 +22,9 @@ from .statistics import bootstrap_interval, evaluation_warnings, holm_adjust, pa
 ALPHA = 0.05
 N_BOOT = 1000
 GQI_NOTE = ("GQI (GAN Quality Index) = accuracy of a classifier trained on generated images only, "
-            "as a percentage of one trained on your images only: 100 means the generated images teach as much.")
+            "as a percentage of one trained on your images only: 100 means the generated images teach as much. "
+            "'GQI (filtered)' is seed 002's definition: the generated images first pass a classifier of the real "
+            "training images (the confidence filter), then train; plain 'GQI' uses them unfiltered.")
 
 
 def _n_key(n) -> float:
@@ -141,6 +143,8 @@ def summarise(result: dict, metric: Optional[str] = None, n_boot: int = N_BOOT) 
         real_acc = [c["accuracy"] for c in by_key.get((n, "real"), {}).values()]
         if arm.startswith("synthetic") and real_acc and np.mean(real_acc) > 0:
             row["gqi"] = 100 * row["accuracy_mean"] / float(np.mean(real_acc))
+            # seed 002's GQI filters with a real-data classifier first; the plain one does not
+            row["gqi_filtered"] = any(str(f).startswith("confidence") for f in any_cell.get("filters") or [])
         rows.append(row)
     rows.sort(key=lambda r: (_n_key(r["n"]), r["arm"] != "real", r["arm"] != "real+classic", r["arm"]))
     return rows

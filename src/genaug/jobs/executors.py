@@ -69,7 +69,8 @@ def run_train(params: dict[str, Any], home: Path, folder: Path, progress: Progre
     info = api.train(data, params["kind"], params["name"], config=params["config"], progress=progress, home=home,
                      keep_data=bool(params.get("keep_data")),
                      data_source=str(dataset_dir(params["dataset"], home)),
-                     replace=bool(params.get("replace")), parent=params.get("parent"), created_by=owner)
+                     replace=bool(params.get("replace")), parent=params.get("parent"), created_by=owner,
+                     quality_samples=params.get("quality_samples"))
     return {"model": info.name, "model_id": info.id, "kind": info.kind, "class_names": info.class_names,
             "metrics": {k: v for k, v in info.metrics.items() if k != "sources"}}
 
@@ -84,12 +85,16 @@ def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
     result = api.generate(params["model"], out, n_per_class=params.get("n_per_class"), counts=params.get("counts"),
                           balance=bool(params.get("balance")), seed=int(params.get("seed", 0)),
                           batch_size=int(params.get("batch_size", 64)), progress=progress, home=home,
+                          filters=params.get("filters") or None, quality=bool(params.get("quality", True)),
                           **(params.get("options") or {}))
     from ..store.manifest import TABLE_FILE
 
+    quality = result.quality or {}
     return {"model": result.model, "model_id": result.model_id, "counts": result.counts, "total": result.total,
             "seconds": result.seconds, "options": result.options,
-            "data_kind": "table" if (out / TABLE_FILE).exists() else "images"}
+            "data_kind": "table" if (out / TABLE_FILE).exists() else "images", "filters": result.filters,
+            "quality": {key: quality[key] for key in ("overall", "feature_space", "reference", "warnings",
+                                                      "explanations", "skipped") if key in quality} or None}
 
 
 def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,

@@ -45,6 +45,8 @@ class TrainParams(BaseModel):
     keep_data: bool = Field(False, description="keep the uploaded dataset after training (it is deleted otherwise)")
     parent: Optional[str] = Field(None, description="a ready model of the same kind to start from (transfer)")
     replace: bool = Field(False, description="replace a ready model of the same name")
+    quality_samples: Optional[int] = Field(None, ge=0, le=256, description="samples per class of the quality card "
+                                           "made after training (0 = none; default: the server's setting, 32)")
 
     _names = field_validator("dataset", "name")(lambda value: validate_name(value))
 
@@ -60,6 +62,16 @@ class GenerateParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     options: dict[str, Any] = Field(default_factory=dict, description="the kind's sample options")
     batch_size: int = Field(64, ge=1, le=1024)
+    filters: list[str] = Field(default_factory=list, max_length=4,
+                               description="post-sample filters: 'confidence:0.6', 'near-copy' (images only)")
+    quality: bool = Field(True, description="write quality.json (the generated images' quality card)")
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, value: list[str]) -> list[str]:
+        from ..filters import parse_filters
+
+        return [str(spec) for spec in parse_filters(value)]
 
     @model_validator(mode="after")
     def _one_way(self) -> "GenerateParams":
@@ -194,6 +206,15 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
         if typed.options.get("filter") and (row.config or {}).get("generative_classifier") is False:
             raise ValueError(f"params.options.filter: model {typed.model} was trained without the filter "
                              "(generative_classifier off), so it has none to apply")
+        if typed.filters:
+            from ..filters import REFERENCE_FILE
+
+            with Registry.open(home) as registry:
+                stored = (registry.artifact_path(row) / REFERENCE_FILE).is_file()
+            if not stored:
+                raise ValueError(f"params.filters: model {typed.model} stored no reference of its training images "
+                                 "(it makes table rows, was trained with the quality card off, or before genaug "
+                                 "kept one), so there is nothing to filter against")
     else:
         data_kind, image_shape, class_names = stored_dataset_shape(typed.dataset, home)
         for index, spec in enumerate(typed.generators):

@@ -37,6 +37,9 @@ EXPLANATIONS = {
     "density": "Density: like precision, but counts how many real neighbours each generated image has "
                "(about 1 for a faithful generator; above 1 = crowded around typical images).",
     "coverage": "Coverage: the share of real images with a generated image close by (diversity, robust to outliers).",
+    "inception_score": "Inception Score: high when each image is clearly one (ImageNet) class and the classes vary; "
+                       "computed with EfficientNet-Lite0's ImageNet head, so compare it only within one report, "
+                       "and for images far from ImageNet (digits, parts) trust KID more.",
     "near_copy_share": "Near-copies: the share of generated images far closer to one training image than to "
                        f"any other (nearest/second-nearest distance below {NEAR_COPY_RATIO:.2f}): copies of "
                        "your data, which a shared model hands out to anyone.",
@@ -83,6 +86,10 @@ def score_features(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, 
         mine = fake_labels == index
         card["per_class"][name] = _block(real[real_labels == index], fake[mine], copies.near_copy[mine], warnings,
                                          f"class {name}")
+    if space == "lite0" and len(fake) >= 2 * MIN_PER_CLASS:
+        from .inception_score import lite0_inception_score
+
+        card["overall"]["inception_score"] = lite0_inception_score(fake)
     if sources is not None:
         own = copies.source_distance[~np.isnan(copies.source_distance)]
         card["overall"]["distance_to_own_source"] = float(np.median(own)) if len(own) else None

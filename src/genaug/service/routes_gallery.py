@@ -48,10 +48,16 @@ def _manifest(folder: Path) -> list[dict[str, Any]]:
 
 
 def _verdict(line: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The filters' verdict on one written sample: the generative classifier's ("accepted" or
+    "forced") with its p_real, and the filter stage's scores (every written sample passed them)."""
     filters = line.get("filters")
-    if not isinstance(filters, dict) or "generative_classifier" not in filters:
+    if not isinstance(filters, dict):
         return None
-    return {"verdict": filters.get("generative_classifier"), "p_real": filters.get("p_real")}
+    staged = {name: {k: v for k, v in value.items() if k != "verdict"} for name, value in filters.items()
+              if isinstance(value, dict)}
+    if "generative_classifier" in filters:
+        return {"verdict": filters.get("generative_classifier"), "p_real": filters.get("p_real"), "scores": staged}
+    return {"verdict": "accepted", "scores": staged} if staged else None
 
 
 @router.get("/jobs/{job_id}/gallery")

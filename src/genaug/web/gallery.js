@@ -12,6 +12,16 @@ const VERDICT_TEXT = {
   forced: 'kept although the filter doubted it (it ran out of tries)',
 };
 
+/** The filters' scores of one image, as a tooltip. */
+function scoreText(filter) {
+  const parts = [];
+  if (filter.p_real !== undefined && filter.p_real !== null) parts.push(`generative classifier: ${filter.p_real} (how real it looks, 0 to 1)`);
+  const scores = filter.scores || {};
+  if (scores.confidence) parts.push(`confidence: ${scores.confidence.p_label} (the classifier's probability for its class)`);
+  if (scores['near-copy']) parts.push(`near-copy: ${scores['near-copy'].ratio} (nearest / second-nearest training image; low = a copy)`);
+  return parts.join('; ');
+}
+
 /** A gallery element over `GET galleryPath` (the job's `result.gallery`); loads its first page. */
 export function galleryView(galleryPath) {
   const tabs = h('div', { class: 'gallery-tabs', role: 'group', 'aria-label': 'Class', 'data-testid': 'gallery-classes' });
@@ -56,7 +66,7 @@ export function galleryView(galleryPath) {
       const img = h('img', { alt: `Generated image ${item.index + 1} of class ${item.label}`, loading: 'lazy', 'data-testid': 'gallery-image' });
       loadImage(img, item.url);
       const verdict = item.filter ? h('span', { class: `verdict verdict-${item.filter.verdict}`, 'data-testid': 'gallery-verdict',
-        title: item.filter.p_real !== undefined && item.filter.p_real !== null ? `the filter's score: ${item.filter.p_real} (how real it looks, 0 to 1)` : '' },
+        title: scoreText(item.filter) },
       VERDICT_TEXT[item.filter.verdict] || item.filter.verdict) : null;
       return h('figure', { class: 'gallery-item' }, img, h('figcaption', {}, `#${item.index + 1}`, verdict ? [' · ', verdict] : null));
     }));

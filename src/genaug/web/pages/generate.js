@@ -26,6 +26,10 @@ export async function generatePage(view, { alive }, preselected) {
   const balanceNote = h('p', { class: 'help', 'data-testid': 'gen-balance-note', hidden: true });
   const modelInfo = h('div', { class: 'model-info', 'data-testid': 'gen-model-info', 'aria-live': 'polite' });
   const optionsBox = h('div', { id: 'gen-options', 'data-testid': 'gen-options' });
+  const confidence = h('input', { type: 'checkbox', id: 'gen-filter-confidence', 'data-testid': 'gen-filter-confidence' });
+  const confidenceLevel = h('input', { type: 'number', id: 'gen-confidence', 'data-testid': 'gen-confidence', value: '0.6', min: 0, max: 1, step: 0.05 });
+  const nearCopy = h('input', { type: 'checkbox', id: 'gen-filter-near-copy', 'data-testid': 'gen-filter-near-copy' });
+  const filterNote = h('p', { class: 'help', 'data-testid': 'gen-filter-note' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'gen-submit', 'data-testid': 'gen-submit' }, 'Generate');
   const error = errorBox('gen-error');
   add(form,
@@ -36,6 +40,13 @@ export async function generatePage(view, { alive }, preselected) {
     balanceNote,
     field('Seed (optional)', seedInput, 'Same model, settings and seed = the same images. Empty: a new random seed each time (the job page shows which).'),
     h('fieldset', { class: 'options' }, h('legend', {}, 'Sampling options'), optionsBox),
+    h('fieldset', { class: 'options', 'data-testid': 'gen-filters' }, h('legend', {}, 'Filters (optional)'),
+      field('Keep only images a classifier of your images recognises', confidence,
+        'A classifier trained on the model’s training images must name each image’s class; rejected images are redrawn.'),
+      field('…with at least this confidence (0 to 1)', confidenceLevel),
+      field('Reject copies of training images', nearCopy,
+        'Drops images that are (nearly) one of the training images — for models you share.'),
+      filterNote),
     h('div', { class: 'actions' }, submit), error);
   add(view, form);
 
@@ -56,6 +67,11 @@ export async function generatePage(view, { alive }, preselected) {
       nInput.disabled = false;
     }
     balanceNote.hidden = !balanced;
+    // The filters compare with the training images' features the model kept (image models with a quality card).
+    for (const input of [confidence, confidenceLevel, nearCopy]) input.disabled = !model.filter_reference;
+    if (!model.filter_reference) { confidence.checked = false; nearCopy.checked = false; }
+    filterNote.textContent = model.filter_reference ? 'Every generated set also gets a quality card (quality.json in the zip).'
+      : `${model.name} kept no features of its training images (trained with the quality card off, on a table, or before genaug kept them), so it cannot be filtered here.`;
     balanceNote.textContent = balanced ? `Every class of ${model.name}’s training data has ${counts[0]} images already: there is nothing to balance.` : '';
     if (!location.hash.endsWith(`/${encodeURIComponent(model.name)}`)) history.replaceState(null, '', `#/generate/${encodeURIComponent(model.name)}`);
     replace(optionsBox, h('p', { class: 'muted' }, 'Loading options…'));
@@ -96,6 +112,18 @@ export async function generatePage(view, { alive }, preselected) {
     } else {
       params.seed = Math.floor(Math.random() * 2 ** 31);  // "random": a new one, recorded in the job's params
     }
+    const filters = [];
+    if (confidence.checked) {
+      const level = Number(confidenceLevel.value);
+      if (!(level >= 0 && level <= 1) || confidenceLevel.value.trim() === '') {
+        showError(error, 'The confidence must be a number from 0 to 1.');
+        confidenceLevel.focus();
+        return;
+      }
+      filters.push(`confidence:${level}`);
+    }
+    if (nearCopy.checked) filters.push('near-copy');
+    if (filters.length) params.filters = filters;
     if (optionsForm) {
       try {
         params.options = optionsForm.values();

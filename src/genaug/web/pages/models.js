@@ -2,6 +2,7 @@
 
 import * as api from '../api.js';
 import { add, errorBox, formatDate, formatNumber, formatSeconds, h, replace, showError } from '../dom.js';
+import { qualityCard } from '../quality.js';
 import { fail, left, loadImage, pageHeading, statusBadge } from '../shared.js';
 
 export async function modelsPage(view, { alive }) {
@@ -44,7 +45,7 @@ function modelCard(m) {
       seconds !== undefined ? [h('dt', {}, 'Training time'), h('dd', { 'data-testid': 'model-training-seconds' }, formatSeconds(seconds))] : null,
       diversity !== undefined ? [h('dt', {}, 'Diversity'), h('dd', {}, formatNumber(diversity))] : null),
     m.training_data_note ? h('p', { class: 'muted training-data-note', 'data-testid': 'model-training-data' }, m.training_data_note) : null,
-    qualityCard(metrics.quality),
+    qualityCard(metrics.quality, 'model-quality'),
     h('div', { class: 'actions' },
       h('a', { class: 'button primary', href: `#/generate/${encodeURIComponent(m.name)}`, 'data-testid': 'model-generate' }, 'Generate', h('span', { class: 'visually-hidden' }, ` images with ${m.name}`)),
       h('a', { class: 'button secondary', href: `#/evaluate/model/${encodeURIComponent(m.name)}`, 'data-testid': 'model-evaluate' }, 'Does this model help?', h('span', { class: 'visually-hidden' }, ` (${m.name})`)),
@@ -71,23 +72,3 @@ function modelCard(m) {
   return card;
 }
 
-/** The model's quality card (made when its training finished): each number with its one plain line. */
-function qualityCard(card) {
-  if (!card) return null;
-  if (card.error) return h('p', { class: 'muted', 'data-testid': 'model-quality' }, card.error);
-  const overall = card.overall || {};
-  const explain = card.explanations || {};
-  const pct = (v) => `${(v * 100).toFixed(1)}%`;
-  const rows = [];
-  if (overall.kid) rows.push(['KID', `${(overall.kid.mean * 1000).toFixed(2)} × 10⁻³`, explain.kid]);
-  for (const key of ['precision', 'recall', 'coverage']) {
-    if (overall[key] !== undefined) rows.push([key[0].toUpperCase() + key.slice(1), overall[key].toFixed(2), explain[key]]);
-  }
-  const share = overall.near_copy_share;
-  if (share) rows.push(['Near-copies', `${pct(share.value)} (95%: ${pct(share.low)}–${pct(share.high)})`, explain.near_copy_share]);
-  return h('details', { class: 'quality-card', 'data-testid': 'model-quality' },
-    h('summary', {}, `Quality of its images (${card.samples_per_class} per class against ${card.reference})`),
-    h('dl', { class: 'facts' }, rows.map(([name, value, line]) => [
-      h('dt', {}, name), h('dd', {}, value, line ? h('span', { class: 'help' }, ` — ${line}`) : null)])),
-    (card.warnings || []).length ? h('p', { class: 'muted' }, `${card.warnings.length} warning(s): ${card.warnings[0]}`) : null);
-}

@@ -2,6 +2,7 @@
 
 import * as api from '../api.js';
 import { add, errorBox, h, replace } from '../dom.js';
+import { qualityCard } from '../quality.js';
 import { galleryView } from '../gallery.js';
 import { renderMarkdown } from '../markdown.js';
 import { countsTable, fail, loadImage } from '../shared.js';
@@ -55,7 +56,14 @@ function generateResult(job, r, path) {
       }
     });
   }
+  const f = r.filters;
+  const filterLine = f ? h('p', { 'data-testid': 'generated-filters' },
+    `Filters ${f.filters.join(' + ')}: ${f.drawn} drawn, ${f.rejected} rejected (${(f.rejection_rate * 100).toFixed(0)}%: `
+    + `${Object.entries(f.rejected_by).map(([name, n]) => `${name} ${n}`).join(', ')}), ${f.accepted} kept.`,
+    Object.keys(f.short || {}).length ? h('strong', {}, ` Short: ${Object.entries(f.short).map(([c, n]) => `${c} ${n}`).join(', ')} — the filters rejected too many; lower a threshold.`) : null) : null;
   return [r.counts ? countsTable(r.counts, 'Generated images per class', 'generated-counts') : null,
+    filterLine,
+    qualityCard(r.quality, 'generated-quality', r.quality && r.quality.overall ? `Quality of these images (against ${r.quality.reference})` : null),
     h('p', { class: 'actions' }, link), downloadError,
     r.gallery ? galleryView(r.gallery) : null];
 }

@@ -66,7 +66,7 @@ class GenerativeClassifierFilter:
         self.network = _network(x.shape[1], self.hidden)
         optimiser = torch.optim.Adam(self.network.parameters(), lr=1e-3)
         batch = min(128, len(x))
-        from .training import STEP_OBSERVER
+        from ..training import STEP_OBSERVER
 
         observer = STEP_OBSERVER.get()  # a speed measurement (genaug.presets) times these steps too
         for step in range(1, self.steps + 1):
@@ -136,7 +136,7 @@ def filtered_sampling(draw: Callable[[int], "Samples"], n: int, gc: GenerativeCl
     ``features`` turns a sample batch's data into what ``gc`` was trained on (default: the
     data itself, for images). ``stats`` on the result counts drawn and rejected samples.
     """
-    from .generators.base import Samples
+    from ..generators.base import Samples
 
     features = features or (lambda data: data)
     kept: list[Samples] = []
@@ -167,7 +167,7 @@ def filtered_sampling(draw: Callable[[int], "Samples"], n: int, gc: GenerativeCl
 
 def _take(samples, index: np.ndarray, p_real: np.ndarray, verdict: str):
     """The samples at ``index`` with the filter's verdict added to their provenance."""
-    from .generators.base import Samples
+    from ..generators.base import Samples
 
     data = samples.data.iloc[index].reset_index(drop=True) if hasattr(samples.data, "iloc") else samples.data[index]
     provenance = [{**samples.provenance[i], "filters": {"generative_classifier": verdict,

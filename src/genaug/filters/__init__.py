@@ -1,0 +1,19 @@
+"""Post-sample filters (DESIGN.md's filter stage).
+
+- ``stage``: the stage that composes filters, redraws rejected samples and counts; filters are
+  named by spec (``confidence:0.6``, ``near-copy``).
+- ``confidence``: a linear classifier on the real training images' Lite0 features must name the
+  sample's class (seed 002's outlook; the GAN Quality Index's filter).
+- ``near_copy``: the memorisation test of ``genaug.quality`` rejects copies of training images.
+- ``reference``: the real images' features the filters compare with (stored with a model).
+- ``generative_classifier``: seed 001's real-vs-noise network, trained with a VAE or tabular VAE
+  and applied by their ``filter`` sample option.
+"""
+from .generative_classifier import GenerativeClassifierFilter, filtered_sampling, wants_filter
+from .reference import REFERENCE_FILE, REFERENCE_PER_CLASS, FilterReference
+from .stage import (DESCRIPTIONS, FILTER_KINDS, FILTERS_VERSION, MAX_ROUNDS, FilterSpec, FilterStage, parse_filter, parse_filters,
+                    redraw_seed)
+
+__all__ = ["DESCRIPTIONS", "FILTER_KINDS", "FILTERS_VERSION", "MAX_ROUNDS", "REFERENCE_FILE", "REFERENCE_PER_CLASS", "FilterReference",
+           "FilterSpec", "FilterStage", "GenerativeClassifierFilter", "filtered_sampling", "parse_filter",
+           "parse_filters", "redraw_seed", "wants_filter"]
