@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-sqlite test-postgres test-slow test-slow-sqlite test-slow-postgres bench bench-mnist bench-proben1 bench-flowers bench-throughput bench-service bench-reports clean
+.PHONY: demo test test-sqlite test-postgres test-slow test-slow-sqlite test-slow-postgres bench bench-mnist bench-proben1 bench-flowers bench-throughput bench-service bench-quality bench-reports clean
 
 $(BIN)/genaug: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ test-slow-sqlite: $(BIN)/genaug
 test-slow-postgres: $(BIN)/genaug
 	$(PG_TEST) $(PYTEST) -m 'slow and not sqlite_only'
 
-bench: bench-throughput bench-service bench-mnist bench-proben1 bench-flowers  ## seed 001/002 reproductions (resumable; days on a CPU)
+bench: bench-throughput bench-service bench-mnist bench-proben1 bench-flowers bench-quality  ## seed 001/002 reproductions (resumable; days on a CPU)
 
 bench-mnist: $(BIN)/genaug
 	$(BIN)/python bench/mnist_fewshot.py
@@ -58,6 +58,11 @@ bench-proben1: $(BIN)/genaug
 
 bench-flowers: $(BIN)/genaug
 	$(BIN)/python bench/flowers.py
+
+bench-quality: $(BIN)/genaug  ## issue 14: quality vs utility and the filter ablation (MNIST), the card's cost, near-copy detection
+	$(BIN)/python bench/quality_utility.py
+	$(BIN)/python bench/quality_card.py
+	$(BIN)/python bench/near_copy.py
 
 bench-throughput: $(BIN)/genaug
 	$(BIN)/python bench/throughput.py

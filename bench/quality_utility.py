@@ -128,6 +128,18 @@ def main() -> None:
             continue
         md.append(f"| {entry['number']} | {entry['rho']:+.2f} | {entry['low']:+.2f} to {entry['high']:+.2f} | "
                   f"{entry['points']} | {entry['reading']} |")
+    within = correlations(result, rows, by_n=True)
+    md += ["", "Pooled points mix the effect of n itself (at n = 20 every arm is closer to real+classic and the "
+           "real images are more varied); within each n apart:", "",
+           "| n | number | Spearman ρ | 95% interval | points | reads as |", "|---|---|---|---|---|---|"]
+    for entry in within:
+        if entry["rho"] is None:
+            md.append(f"| {entry['n']} | {entry['number']} | – | – | {entry['points']} | {entry['reading']} |")
+            continue
+        md.append(f"| {entry['n']} | {entry['number']} | {entry['rho']:+.2f} | {entry['low']:+.2f} to "
+                  f"{entry['high']:+.2f} | {entry['points']} | {entry['reading']} |")
+    payload["correlations_within_n"] = within
+    write_json(out / f"{out_name}.json", payload)
     md += ["", f"![quality against gain]({plot.name})" if plot else "(no plot: too few points)", "",
            "## Filter ablation (the same first draw with and without the filter; rejected samples redrawn)", "",
            "| n | arm | filter | F1 without | F1 with | Δ (with − without) [95%] | rejected | verdict |",

@@ -66,9 +66,20 @@ def _reading(low: float, high: float) -> str:
     return "no clear relation (the interval holds 0)"
 
 
-def correlations(result: dict, rows: list[dict], seed: int = 0) -> list[dict[str, Any]]:
-    """Spearman's rho of every quality number with the gain over real+classic, bootstrap interval."""
+def correlations(result: dict, rows: list[dict], seed: int = 0, by_n: bool = False) -> list[dict[str, Any]]:
+    """Spearman's rho of every quality number with the gain over real+classic, bootstrap interval;
+    over all points, or (``by_n``) within each n apart (pooled points mix the effect of n itself)."""
     points = quality_points(result, rows)
+    if by_n:
+        out = []
+        for n in sorted({p["n"] for p in points}, key=lambda n: (n is None, n)):
+            mine = [p for p in points if p["n"] == n]
+            out += [{**entry, "n": n} for entry in _correlate(mine, seed)]
+        return out
+    return _correlate(points, seed)
+
+
+def _correlate(points: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     out = []
     for key in QUALITY_KEYS:

@@ -48,7 +48,9 @@ def plain_arm_name(arm: str, cell: Optional[dict] = None, unit: str = "image",
         return arm
     base, label, variant = match.groups()
     cell = cell or {}
-    counts = {int(c): int(k) for c, k in (cell.get("samples_per_class") or {}).items()}
+    # The plan names the arm; a filter that left classes short is said apart (what the classifier got).
+    counts = {int(c): int(k) for c, k in (cell.get("planned_per_class") or cell.get("samples_per_class") or {}).items()}
+    got = sum(int(k) for k in (cell.get("samples_per_class") or {}).values())
     values = sorted(set(counts.values()))
     names = class_names or []
     if len(counts) == 1 and names:
@@ -61,6 +63,8 @@ def plain_arm_name(arm: str, cell: Optional[dict] = None, unit: str = "image",
     else:
         amount = f"{label} {things}"
     detail = "" if variant == "default" else f" ({variant})"
+    if counts and got < sum(counts.values()):
+        detail += f" [{got} kept by the filters" + (f" in seed {cell['seed']}]" if "seed" in cell else "]")
     if base == "synthetic":
         return f"only generated {things}: {amount}{detail}"
     if cell.get("replace_real"):
