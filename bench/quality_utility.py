@@ -64,6 +64,15 @@ def specs(quick: bool) -> list[GeneratorSpec]:
     ]
 
 
+def correlation_row(entry: dict, with_n: bool = False) -> str:
+    """One markdown row of a correlation (a dash where the number did not vary)."""
+    start = f"| {entry['n']} " if with_n else ""
+    if entry["rho"] is None:
+        return f"{start}| {entry['number']} | – | – | {entry['points']} | {entry['reading']} |"
+    return (f"{start}| {entry['number']} | {entry['rho']:+.2f} | {entry['low']:+.2f} to {entry['high']:+.2f} | "
+            f"{entry['points']} | {entry['reading']} |")
+
+
 def main() -> None:
     parser = setup(__doc__)
     parser.add_argument("--shots", default="5,20")
@@ -122,22 +131,12 @@ def main() -> None:
           "(never the test split), averaged over seeds. One point per (generator arm, n).", "",
           "## Rank correlation of each quality number with the gain", "",
           "| number | Spearman ρ | 95% interval (bootstrap over points) | points | reads as |", "|---|---|---|---|---|"]
-    for entry in table:
-        if entry["rho"] is None:
-            md.append(f"| {entry['number']} | – | – | {entry['points']} | {entry['reading']} |")
-            continue
-        md.append(f"| {entry['number']} | {entry['rho']:+.2f} | {entry['low']:+.2f} to {entry['high']:+.2f} | "
-                  f"{entry['points']} | {entry['reading']} |")
+    md += [correlation_row(entry) for entry in table]
     within = correlations(result, rows, by_n=True)
     md += ["", "Pooled points mix the effect of n itself (at n = 20 every arm is closer to real+classic and the "
            "real images are more varied); within each n apart:", "",
            "| n | number | Spearman ρ | 95% interval | points | reads as |", "|---|---|---|---|---|---|"]
-    for entry in within:
-        if entry["rho"] is None:
-            md.append(f"| {entry['n']} | {entry['number']} | – | – | {entry['points']} | {entry['reading']} |")
-            continue
-        md.append(f"| {entry['n']} | {entry['number']} | {entry['rho']:+.2f} | {entry['low']:+.2f} to "
-                  f"{entry['high']:+.2f} | {entry['points']} | {entry['reading']} |")
+    md += [correlation_row(entry, with_n=True) for entry in within]
     payload["correlations_within_n"] = within
     write_json(out / f"{out_name}.json", payload)
     md += ["", f"![quality against gain]({plot.name})" if plot else "(no plot: too few points)", "",
