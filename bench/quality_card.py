@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from _common import RESULTS_DIR, machine, setup, write_json
+from _common import machine, setup, write_json
 from genaug import api
 from genaug.data.builtin import find_data_file, load_digits_dataset
 from genaug.generators.base import get_generator_class

@@ -122,7 +122,7 @@ def test_generate_with_filters_records_every_verdict_and_the_counts_match_the_ma
     given = api.generate("no-reference", tmp_path / "given", n_per_class=2, home=home, filters=["confidence"],
                          reference=data)
     assert given.total == 6 and given.quality["reference"] == "the training images you gave"
-    skipped = api.generate("no-reference", tmp_path / "skipped", n_per_class=2, home=home)
+    api.generate("no-reference", tmp_path / "skipped", n_per_class=2, home=home)
     assert "stored no reference" in json.loads((tmp_path / "skipped" / "quality.json").read_text())["skipped"]
 
 
