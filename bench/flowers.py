@@ -148,7 +148,8 @@ def run_scenario(number: int, args, classifier: str, log) -> dict:
                         arms=args.arms.split(","), classifier=classifier,
                         classifier_steps=20 if args.quick else args.classifier_steps,
                         shot_classes=[scenario["target"]] if scenario["n_target"] else None,
-                        score_unused=scenario["n_target"] is not None, metric="accuracy")
+                        score_unused=scenario["n_target"] is not None, metric="accuracy",
+                        quality_samples=args.quality_samples)
     dataset = f"s{number}-{classifier}"
     result = evaluate(train, test, specs, protocol, dataset_name=dataset, cache_dir=args.cache_root,
                       progress=lambda e: log(f"scenario {number} {classifier}: {e.step}/{e.total} {e.message}"
@@ -218,9 +219,12 @@ def main() -> None:
     parser.add_argument("--classifier-steps", type=int, default=800)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every generator's training steps")
     parser.add_argument("--report-only", action="store_true", help="compute nothing: report the cells cached so far")
-    parser.add_argument("--restore-from", type=Path, default=None,
+    parser.add_argument("--restore-from", type=Path, action="append", default=None,
                         help="results JSON whose cells go back into the cache first (default: the committed "
-                             "bench/results file), so a fresh clone resumes instead of recomputing")
+                             "bench/results file), so a fresh clone resumes instead of recomputing; repeatable")
+    parser.add_argument("--quality-samples", type=int, default=0,
+                        help="score up to N generated images per class of every generator arm (KID, PRDC, "
+                             "near-copies against the arm's real training images; issue 14); 0 = off")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -230,7 +234,8 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.time() - started:7.0f}s] {message}", flush=True)
 
-    restored = restore_cells(args.restore_from or RESULTS_DIR / f"{name}.json", args.cache_root)
+    restored = sum(restore_cells(path, args.cache_root)
+                   for path in args.restore_from or [RESULTS_DIR / f"{name}.json"])
     if restored:
         log(f"restored {restored} cells from the committed results into {args.cache_root}")
     runs = [run_scenario(number, args, classifier, log)

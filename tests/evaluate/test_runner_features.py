@@ -226,3 +226,38 @@ def test_a_filter_is_an_option_of_a_generator_arm_and_cells_carry_quality_number
     assert "(filtered)" in markdown_table(summarise(result))
     with pytest.raises(ValueError, match="unknown; known filters"):
         SampleVariant(filters=["sharpness"])
+
+
+@pytest.mark.parametrize("kind,config", [("vae", TINY_VAE), ("dcgan", None)])
+def test_a_finished_fit_is_reused_by_another_run_and_samples_the_same(digits_split, tmp_path, monkeypatch, kind,
+                                                                       config):
+    """A second run under another dataset name (the benchmarks use one per classifier) loads the
+    generator fitted by the first instead of training it again, and its cells are identical:
+    the stored fit samples exactly as the fresh one did. Another seed or n fits anew."""
+    from genaug.generators.base import get_generator_class
+
+    train, test = digits_split
+    cls = get_generator_class(kind)
+    config = config or cls.tiny_config().model_dump(mode="json")
+    fits = []
+    real_fit = cls.fit
+
+    def counting_fit(self, data, **kwargs):
+        fits.append(len(data))
+        return real_fit(self, data, **kwargs)
+
+    monkeypatch.setattr(cls, "fit", counting_fit)
+    spec = GeneratorSpec(label="g", kind=kind, config=config,
+                         variants=[SampleVariant(label="v", per_class=4, ratio=None, arms=["real+synthetic"])])
+    protocol = Protocol(shots=[3], seeds=[0], classifier_steps=5, arms=["real+synthetic"])
+    first = evaluate(train, test, [spec], protocol, dataset_name="first", cache_dir=tmp_path)
+    second = evaluate(train, test, [spec], protocol, dataset_name="second", cache_dir=tmp_path)
+    assert fits == [30]
+    a, b = first["cells"][0], second["cells"][0]
+    assert a["predictions"] == b["predictions"] and a["weighted_f1"] == b["weighted_f1"]
+    assert a["generator_fit_cpu_seconds"] == b["generator_fit_cpu_seconds"] > 0
+    evaluate(train, test, [spec], protocol.model_copy(update={"seeds": [1]}), dataset_name="second",
+             cache_dir=tmp_path)
+    assert fits == [30, 30]
+    assert not list((tmp_path / "fitted").glob("*.tmp"))
+    assert len(list((tmp_path / "fitted").iterdir())) == 2

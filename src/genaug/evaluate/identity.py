@@ -54,6 +54,13 @@ def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
                   "augment_copies": spec.augment_copies, "train": train_fingerprint})
 
 
+def fitted_key(fit: str, real_fingerprint: str, seed: int, classic: dict) -> str:
+    """Identity of one finished fit: the fit's identity, the exact images it learned (the few-shot
+    subset), the seed and the classic augmentation that may expand them. Independent of the
+    classifier, so every classifier's run reuses the same fitted generator."""
+    return _hash({"fit": fit, "real": real_fingerprint, "seed": seed, "classic": classic})
+
+
 def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fingerprint: str,
                   test_fingerprint: str, spec: Optional["GeneratorSpec"] = None,
                   variant: Optional["SampleVariant"] = None) -> str:

@@ -35,7 +35,7 @@ from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict
-from .identity import cell_identity, fit_identity, sample_options, validated_config
+from .identity import cell_identity, fit_identity, fitted_key, sample_options, validated_config
 from .image_classifier import ClassifierBudget
 from .metrics import classification_metrics, encode_predictions
 
@@ -145,6 +145,7 @@ class CellCache:
     """One JSON file per (dataset, n, seed, arm); a missing directory means no caching."""
 
     def __init__(self, directory: Optional[Path], dataset: str):
+        self.root = None if directory is None else Path(directory)
         self.directory = None if directory is None else Path(directory) / _slug(dataset)
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -159,6 +160,13 @@ class CellCache:
         if self.directory is None:
             return None
         return self.directory / "work" / f"{_slug(spec.label)}-{identity}" / f"n={n if n is not None else 'all'}-seed={seed}"
+
+    def fitted_dir(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
+        """Folder of one finished fit, shared by every dataset name under the cache root (one run per
+        classifier reuses it); None without a cache. ``key`` comes from ``identity.fitted_key``."""
+        if self.root is None:
+            return None
+        return self.root / "fitted" / f"{_slug(spec.label)}-{key}"
 
     def get(self, n, seed, arm, identity: str) -> Optional[dict]:
         """The cached cell, or None -- also when it was computed under other settings."""
@@ -424,13 +432,18 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         generator, fit_seconds = stored[spec.label], 0.0
                     elif generator is None:
                         report(f"n={n} seed={seed} fit {spec.label}")
-                        work = cache.work_dir(spec, fit_identity(spec, train_fp), n, seed)
-                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic)
+                        fit_id = fit_identity(spec, train_fp)
+                        work = cache.work_dir(spec, fit_id, n, seed)
+                        fitted = None if spec.unlabeled_pool else cache.fitted_dir(spec, fitted_key(
+                            fit_id, real.fingerprint(), seed, protocol.classic.model_dump(mode="json")))
+                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic,
+                                                      fitted)
                     if variant.label not in drawn:
                         sampled = _sampled_classes(spec, real)
                         counts = _counts(real, variant, sampled)
-                        samples = _sample(generator, counts, variant, seed, spec, real)
-                        quality = arm_quality(real, samples, protocol.quality_samples, seed) \
+                        samples = _sample(generator, counts, variant, seed, spec, real, trainer.feature_cache)
+                        quality = arm_quality(real, samples, protocol.quality_samples, seed,
+                                              trainer.feature_cache) \
                             if protocol.quality_samples else None
                         drawn[variant.label] = (counts, samples, quality)
                     counts, samples, quality = drawn[variant.label]
@@ -530,15 +543,24 @@ def _augmented_copies(data: LabelledImages, times: int, classic: ClassicConfig, 
                           [f"{s}#aug{k}" for k in range(times) for s in data.sources])
 
 
+FIT_RECORD = "fit.json"
+
+
 def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict,
-         work_dir: Optional[Path] = None, classic: Optional[ClassicConfig] = None):
+         work_dir: Optional[Path] = None, classic: Optional[ClassicConfig] = None,
+         fitted_dir: Optional[Path] = None):
     """Fit the spec's generator on the few-shot subset; a pool-trained generator is fitted once per
     seed on the whole training split, labels unused (mode 'single'), so its weights depend
     neither on n nor on which n ran first; it then varies the n labelled examples.
 
     ``work_dir``: where the fit keeps its checkpoints, so a killed benchmark resumes a long
-    fit where it stopped instead of starting it again."""
+    fit where it stopped instead of starting it again. ``fitted_dir``: where a finished few-shot
+    fit is kept (``CellCache.fitted_dir``); a later run that needs the same fit (another
+    classifier, new variants) loads it instead of training again, with the original CPU seconds."""
     cls = get_generator_class(spec.kind)
+    if fitted_dir is not None and (fitted_dir / FIT_RECORD).exists():
+        record = json.loads((fitted_dir / FIT_RECORD).read_text())
+        return cls.load(fitted_dir), record["cpu_seconds"]
     config = {**spec.config}
     if "seed" in cls.Config.model_fields:
         config["seed"] = seed
@@ -558,11 +580,26 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
         return generator, round(seconds, 2)
     generator = cls(config).fit(_generator_data(spec, real, classic, seed), checkpoints=work_dir)
     remove_checkpoints(work_dir)  # the fit is done; its loss history and grids stay
-    return generator, round(time.process_time() - started, 2)
+    seconds = round(time.process_time() - started, 2)
+    if fitted_dir is not None:
+        _keep_fit(generator, fitted_dir, seconds)
+    return generator, seconds
+
+
+def _keep_fit(generator, fitted_dir: Path, seconds: float) -> None:
+    """Save a finished fit atomically: the record is written last, so a killed save is never loaded."""
+    import shutil
+
+    tmp = fitted_dir.with_name(fitted_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    generator.save(tmp)
+    (tmp / FIT_RECORD).write_text(json.dumps({"cpu_seconds": seconds}))
+    shutil.rmtree(fitted_dir, ignore_errors=True)
+    tmp.rename(fitted_dir)
 
 
 def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int, spec: GeneratorSpec,
-            real: LabelledData) -> Samples:
+            real: LabelledData, feature_cache: Optional[dict] = None) -> Samples:
     """Draw ``counts`` (class index of the data -> number); a generator fitted on some classes
     only is asked by its own label index, and the labels are mapped back."""
     own = (lambda c: c) if spec.classes is None else (lambda c: spec.classes.index(real.class_names[c]))
@@ -572,7 +609,8 @@ def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int
             raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters judge images, not tables")
         # Fitted on the arm's own real training images: never the test split.
         stage = FilterStage(variant.filters, FilterReference.from_images(real.images, real.labels,
-                                                                        list(real.class_names), per_class=None),
+                                                                        list(real.class_names), per_class=None,
+                                                                        cache=feature_cache),
                             list(real.class_names), seed=seed)
     parts = []
     for cls, count in counts.items():
@@ -605,16 +643,18 @@ def _relabelled(part: Samples, cls: int, real: LabelledData) -> Samples:
     return Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names), part.provenance, part.stats)
 
 
-def arm_quality(real: LabelledData, samples: Samples, per_class: int, seed: int) -> Optional[dict[str, Any]]:
+def arm_quality(real: LabelledData, samples: Samples, per_class: int, seed: int,
+                feature_cache: Optional[dict] = None) -> Optional[dict[str, Any]]:
     """KID, precision / recall / density / coverage and the near-copy share of at most ``per_class``
-    synthetic images per class against the arm's real training images (Lite0 features); None for tables."""
+    synthetic images per class against the arm's real training images (Lite0 features, through
+    the runner's ``feature_cache``); None for tables."""
     from ..filters.reference import subset_per_class
     from ..quality import image_features, score_features
 
     if not isinstance(real, LabelledImages) or len(samples) == 0:
         return None
     keep = subset_per_class(samples.labels, len(real.class_names), per_class, seed)
-    card = score_features(image_features(real.images, "lite0"), real.labels,
+    card = score_features(image_features(real.images, "lite0", cache=feature_cache), real.labels,
                           image_features(np.asarray(samples.data)[keep], "lite0"), samples.labels[keep],
                           list(real.class_names), space="lite0", reference="the arm's real training images")
     overall = card["overall"]

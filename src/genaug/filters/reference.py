@@ -37,13 +37,14 @@ class FilterReference:
     @classmethod
     def from_images(cls, images: np.ndarray, labels: np.ndarray, class_names: list[str], *,
                     per_class: Optional[int] = REFERENCE_PER_CLASS, seed: int = 0,
-                    progress=None) -> "FilterReference":
-        """The reference of real ``images`` (uint8 NHWC): at most ``per_class`` per class, drawn by ``seed``."""
+                    progress=None, cache: Optional[dict] = None) -> "FilterReference":
+        """The reference of real ``images`` (uint8 NHWC): at most ``per_class`` per class, drawn by
+        ``seed``; ``cache`` as in ``quality.features.image_features``."""
         from ..quality.features import image_features
 
         labels = np.asarray(labels, dtype=np.int64)
         keep = subset_per_class(labels, len(class_names), per_class, seed)
-        return cls(image_features(np.asarray(images)[keep], FEATURE_SPACE, progress=progress), labels[keep],
+        return cls(image_features(np.asarray(images)[keep], FEATURE_SPACE, progress=progress, cache=cache), labels[keep],
                    list(class_names))
 
     def save(self, folder: str | Path) -> Path:

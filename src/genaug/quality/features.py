@@ -52,8 +52,12 @@ def _to_inception_input(images: np.ndarray) -> torch.Tensor:
 
 
 def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: int = 32,
-                   progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
-    """Features (N x D, float32) of uint8 NHWC images (1 or 3 channels, any size) in ``space``."""
+                   progress: Optional[Callable[[int, int], None]] = None, cache: Optional[dict] = None) -> np.ndarray:
+    """Features (N x D, float32) of uint8 NHWC images (1 or 3 channels, any size) in ``space``.
+
+    ``cache``: the Lite0 feature cache of ``evaluate.lite0.lite0_features`` (the evaluation runner
+    passes its own, so the real images of an arm are computed once for classifier, filters and
+    quality numbers)."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -62,7 +66,8 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: int 
     if space == "lite0":
         from ..evaluate.lite0 import lite0_features
 
-        return np.asarray(lite0_features(images, batch_size=batch_size, progress=progress), dtype=np.float32)
+        return np.asarray(lite0_features(images, batch_size=batch_size, progress=progress, cache=cache),
+                          dtype=np.float32)
     if space != "inception":
         raise ValueError(f"features: unknown feature space {space!r}; known: {', '.join(FEATURE_SPACES)}")
     net = load_inception()
