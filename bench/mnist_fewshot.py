@@ -47,19 +47,19 @@ def specs(quick: bool) -> list[GeneratorSpec]:
     single_variants = []
     for sampler in ("noise", "interpolation+noise", "extrapolation+noise"):
         single_variants += [
-            SampleVariant(label=f"{sampler},1:1", options={"sampler": sampler, "filter": False}, ratio=1.0,
+            SampleVariant(label=f"{sampler},1:1", options={"sampler": sampler}, ratio=1.0,
                           arms=["real+synthetic"]),
-            SampleVariant(label=f"{sampler},{big}", options={"sampler": sampler, "filter": False}, per_class=big,
+            SampleVariant(label=f"{sampler},{big}", options={"sampler": sampler}, per_class=big,
                           arms=["real+synthetic", "real+synthetic+classic"]),
-            SampleVariant(label=f"{sampler},{big},gc", options={"sampler": sampler, "filter": True}, per_class=big,
-                          arms=["real+synthetic"]),
+            SampleVariant(label=f"{sampler},{big},gc", options={"sampler": sampler}, per_class=big,
+                          filters=["generative-classifier"], arms=["real+synthetic"]),
         ]
     per_class_variants = [
-        SampleVariant(label="prior,1:1", options={"sampler": "prior", "filter": False}, ratio=1.0, arms=["real+synthetic"]),
-        SampleVariant(label=f"prior,{big}", options={"sampler": "prior", "filter": False}, per_class=big,
+        SampleVariant(label="prior,1:1", options={"sampler": "prior"}, ratio=1.0, arms=["real+synthetic"]),
+        SampleVariant(label=f"prior,{big}", options={"sampler": "prior"}, per_class=big,
                       arms=["real+synthetic", "real+synthetic+classic"]),
-        SampleVariant(label=f"prior,{big},gc", options={"sampler": "prior", "filter": True}, per_class=big,
-                      arms=["real+synthetic"]),
+        SampleVariant(label=f"prior,{big},gc", options={"sampler": "prior"}, per_class=big,
+                      filters=["generative-classifier"], arms=["real+synthetic"]),
     ]
     return [
         # Seed 001: single VAE d=50, beta 1, trained on all 60,000 training images (unlabeled).

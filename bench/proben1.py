@@ -38,8 +38,8 @@ SEED_63 = {5: (0.619, 0.693, 0.675), 10: (0.727, 0.778, 0.761), 20: (0.735, 0.75
 
 def vae_spec(label: str, beta_normalise: bool, balance: bool, mix: bool, steps: int) -> GeneratorSpec:
     """Per-class tabular VAE, d = 2 (seed 001 ch. 6.3), generative classifier trained alongside."""
-    variants = [SampleVariant(label="vae", options={"filter": False}, ratio=1.0, balance=balance),
-                SampleVariant(label="vae+gc", options={"filter": True}, ratio=1.0, balance=balance)]
+    variants = [SampleVariant(label="vae", options={}, ratio=1.0, balance=balance),
+                SampleVariant(label="vae+gc", filters=["generative-classifier"], ratio=1.0, balance=balance)]
     return GeneratorSpec(label=label, kind="tabular_vae", variants=variants, config=dict(
         mode="per_class", latent_dim=2, beta=1.0, beta_normalise=beta_normalise, mix_data=0.2 if mix else 0.0,
         steps=steps, batch_size=32, generative_classifier=True, gc_sigma=0.5, gc_steps=600))

@@ -16,9 +16,13 @@ interval over the pairs, and a scatter plot; then the filter ablation table.
     python bench/quality_utility.py --threads 1      # full run (resumes)
     python bench/quality_utility.py --cached-only    # report what is cached, compute nothing
     python bench/quality_utility.py --quick          # smoke test of the script
+    python bench/quality_utility.py --flowers bench/results/issue12/flowers-s2/flowers.json
+                                                     # the same tables from a flowers run made with
+                                                     # flowers.py --quality-samples N (computes nothing)
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -27,7 +31,7 @@ import torch
 from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
-from genaug.evaluate.quality_utility import correlations, filter_ablation, scatter_plot
+from genaug.evaluate.quality_utility import correlations, filter_ablation, quality_points, scatter_plot
 from genaug.evaluate.report import markdown_table
 from genaug.generators.classic import ClassicConfig
 
@@ -40,16 +44,16 @@ def specs(quick: bool) -> list[GeneratorSpec]:
     arms = ["real+synthetic"]
     single = []
     for sampler in ("noise", "interpolation+noise", "extrapolation+noise"):
-        options = {"sampler": sampler, "filter": False}
+        options = {"sampler": sampler}
         single += [SampleVariant(label=f"{sampler},1:1", options=options, ratio=1.0, arms=arms),
                    SampleVariant(label=f"{sampler},{per}", options=options, per_class=per, arms=arms)]
-    prior = {"sampler": "prior", "filter": False}
+    prior = {"sampler": "prior"}
     return [
         GeneratorSpec(label="vae-single", kind="vae", unlabeled_pool=True, variants=single + [
             SampleVariant(label=f"extrapolation+noise,{per},{CONFIDENCE}", per_class=per, arms=arms,
-                          options={"sampler": "extrapolation+noise", "filter": False}, filters=[CONFIDENCE]),
+                          options={"sampler": "extrapolation+noise"}, filters=[CONFIDENCE]),
             SampleVariant(label=f"extrapolation+noise,{per},near-copy", per_class=per, arms=arms,
-                          options={"sampler": "extrapolation+noise", "filter": False}, filters=["near-copy"])],
+                          options={"sampler": "extrapolation+noise"}, filters=["near-copy"])],
             config=dict(mode="single", channels=[32, 64, 128], hidden=128, latent_dim=50 if not quick else 8,
                         beta=1.0, steps=100 if quick else 3000, batch_size=64, alpha=0.5, noise=0.3,
                         generative_classifier=True, gc_steps=50 if quick else 600)),
@@ -73,6 +77,47 @@ def correlation_row(entry: dict, with_n: bool = False) -> str:
             f"{entry['points']} | {entry['reading']} |")
 
 
+def flowers_report(source: Path, out: Path) -> None:
+    """Quality against utility on a finished flowers run (``flowers.py --quality-samples N``): per
+    scenario and classifier, one point per generator arm (its accuracy gain over real+classic)."""
+    document = json.loads(source.read_text())
+    md = ["# Does sample quality predict utility? (flowers, seed 002 scenarios)", "",
+          f"Read from `{source.as_posix().split('bench/', 1)[-1]}` (written by "
+          f"`{document['machine']['command']}`) by `python bench/quality_utility.py --flowers "
+          f"{source.as_posix().split('bench/', 1)[-1]}`; nothing recomputed.", "",
+          "Utility = an arm's accuracy gain over `real+classic` on the scenario's test split. Quality = KID, "
+          "precision / recall / density / coverage, the near-copy share and the Inception Score of the arm's "
+          "generated images (at most the run's `quality_samples` per class, Lite0 features) against the arm's own "
+          "real training images (never the test split). Only the target class is generated, so these numbers "
+          "describe its images. One point per generator arm.", ""]
+    payload = {"source": source.as_posix().split("bench/", 1)[-1], "runs": []}
+    for run in document["runs"]:
+        dataset = f"s{run['scenario']}-{run['classifier']}"
+        cells = [c for c in document["cells"] if c.get("dataset") == dataset]
+        result = {"cells": cells, "generators": run.get("generators", [])}
+        table = correlations(result, run["rows"])
+        if not table:
+            continue
+        head = f"scenario {run['scenario']}, classifier {run['classifier']}"
+        plot = scatter_plot(result, run["rows"], out / f"quality_utility_flowers_{dataset}.png")
+        seeds = sorted({c["seed"] for c in cells})
+        md += [f"## {head.capitalize()} (seeds {', '.join(map(str, seeds))})", "",
+               "| number | Spearman ρ | 95% interval (bootstrap over points) | points | reads as |",
+               "|---|---|---|---|---|"] + [correlation_row(entry) for entry in table]
+        md += ["", "| arm | gain over real+classic | KID | precision | recall | density | coverage | near-copies |",
+               "|---|---|---|---|---|---|---|---|"]
+        for point in quality_points(result, run["rows"]):
+            value = lambda k: f"{point[k]:.3f}" if k in point else "–"  # noqa: E731
+            md.append(f"| {point['arm']} | {point['gain']:+.3f} | {value('kid')} | {value('precision')} | "
+                      f"{value('recall')} | {value('density')} | {value('coverage')} | {value('near_copy_share')} |")
+        md += ["", f"![quality against gain, {head}]({plot.name})" if plot else "", ""]
+        payload["runs"].append({"scenario": run["scenario"], "classifier": run["classifier"], "seeds": seeds,
+                                "correlations": table, "points": quality_points(result, run["rows"])})
+    write_json(out / "quality_utility_flowers.json", payload)
+    (out / "quality_utility_flowers.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
 def main() -> None:
     parser = setup(__doc__)
     parser.add_argument("--shots", default="5,20")
@@ -83,7 +128,12 @@ def main() -> None:
     parser.add_argument("--restore-from", type=Path, action="append", default=None,
                         help="results JSON whose cells go back into the cache first (default: this benchmark's "
                              "committed file and mnist_fewshot's real / real+classic cells)")
+    parser.add_argument("--flowers", type=Path, default=None,
+                        help="report quality against utility from this flowers results JSON instead (no MNIST run)")
     args = parser.parse_args()
+    if args.flowers is not None:
+        flowers_report(args.flowers, args.out / "issue14")
+        return
     torch.set_num_threads(args.threads)
     train, test = load_mnist()
     if args.quick:

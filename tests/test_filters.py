@@ -1,10 +1,12 @@
-"""The generative-classifier filter (seed 001 ch. 5.4) on real digits."""
+"""The generative-classifier filter (seed 001 ch. 5.4) on real digits: the network itself, and
+the filter stage applying the one a VAE or tabular VAE trained with itself."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from genaug.data import load_digits_dataset, stratified_split
-from genaug.filters import GenerativeClassifierFilter, filtered_sampling
+from genaug.filters import FilterStage, GenerativeClassifierFilter, default_filters, parse_filter
 from genaug.generators.base import Samples
 
 
@@ -23,25 +25,39 @@ def test_filter_accepts_real_and_rejects_noise():
     assert gc.train_accuracy > 0.9
 
 
-def test_filtered_sampling_redraws_rejects_and_reports():
+class _NoisyModel:
+    """Draws half real digits, half noise, and carries a trained generative classifier (what the
+    stage asks a model for)."""
+
+    def __init__(self, train, gc):
+        self.train, self.gc, self.rng = train, gc, np.random.default_rng(2)
+
+    def generative_classifier(self):
+        return self.gc, lambda data: data
+
+    def draw(self, m: int, round_index: int) -> Samples:
+        real = self.train.images[self.rng.integers(0, len(self.train), m - m // 2)]
+        noise = self.rng.integers(0, 256, size=(m // 2, 8, 8, 1), dtype=np.uint8)
+        provenance = [{"sampler": "test", "is_noise": i >= len(real)} for i in range(m)]
+        return Samples(np.concatenate([real, noise]), np.zeros(m, np.int64), self.train.class_names, provenance)
+
+
+def test_the_stage_redraws_what_the_generative_classifier_rejects_and_counts_it():
     train, _ = _digits()
-    gc = GenerativeClassifierFilter(steps=300, seed=0).fit(train.images)
-    rng = np.random.default_rng(2)
-
-    def draw(m: int) -> Samples:
-        # Half real digits, half noise: the filter must keep the real ones.
-        real = train.images[rng.integers(0, len(train), m - m // 2)]
-        noise = rng.integers(0, 256, size=(m // 2, 8, 8, 1), dtype=np.uint8)
-        data = np.concatenate([real, noise])
-        prov = [{"sampler": "test", "is_noise": i >= len(real)} for i in range(m)]
-        return Samples(data, np.zeros(m, np.int64), train.class_names, prov)
-
-    out = filtered_sampling(draw, 50, gc)
-    assert len(out) == 50
-    assert out.stats["filter_rejected"] > 0 and out.stats["filter_drawn"] >= 50 + out.stats["filter_rejected"] - 10
-    kept_noise = sum(p["is_noise"] for p in out.provenance)
-    assert kept_noise <= 2
-    assert all(p["filters"]["generative_classifier"] in ("accepted", "forced") for p in out.provenance)
+    model = _NoisyModel(train, GenerativeClassifierFilter(steps=300, seed=0).fit(train.images))
+    stage = FilterStage(["generative-classifier"], None, train.class_names, generator=model)
+    out = stage.draw(model.draw, 50, train.class_names[0])
+    summary = stage.summary()
+    assert len(out) == 50 and summary["accepted"] == 50 and summary["short"] == {}
+    assert summary["rejected"] == summary["rejected_by"]["generative-classifier"] > 0
+    assert summary["drawn"] == summary["accepted"] + summary["surplus"] + summary["rejected"]
+    assert sum(p["is_noise"] for p in out.provenance) <= 2
+    verdicts = [p["filters"]["generative-classifier"] for p in out.provenance]
+    assert all(v["verdict"] == "accepted" and v["p_real"] >= 0.5 for v in verdicts)
+    # a stricter threshold rejects more of the same kind of draws
+    strict = FilterStage(["generative-classifier:0.99"], None, train.class_names, generator=model)
+    strict.draw(model.draw, 50, train.class_names[0])
+    assert strict.summary()["rejection_rate"] >= summary["rejection_rate"]
 
 
 def test_filter_round_trips_through_tensors():
@@ -51,15 +67,51 @@ def test_filter_round_trips_through_tensors():
     np.testing.assert_allclose(again.real_probability(test.images), gc.real_probability(test.images), rtol=1e-6)
 
 
-def test_vae_with_filter_reports_rejections_in_stats_and_provenance():
+def test_a_vae_trains_it_and_the_stage_applies_it_while_sample_itself_no_longer_filters():
+    """A well-trained VAE's samples pass its own classifier; a barely trained one's do not, and
+    the stage reports them short instead of filling the request with rejects."""
     from genaug.generators.vae import ImageVAE
 
     train, _ = _digits()
-    vae = ImageVAE(mode="conditional", channels=[8, 16], hidden=32, latent_dim=4, steps=150, batchnorm=False,
-                   generative_classifier=True, gc_steps=200).fit(train)
-    samples = vae.sample(40, seed=0)
-    assert len(samples) == 40
-    assert samples.stats["filter_drawn"] >= 40
-    assert all("generative_classifier" in p["filters"] for p in samples.provenance)
-    unfiltered = vae.sample(40, seed=0, filter=False)
-    assert unfiltered.stats == {} and "filters" not in unfiltered.provenance[0]
+    shape = dict(mode="conditional", channels=[8, 16], hidden=32, latent_dim=4, batchnorm=False,
+                 generative_classifier=True, gc_steps=200)
+    vae = ImageVAE(steps=600, **shape).fit(train)
+    plain = vae.sample(40, seed=0)
+    assert plain.stats == {} and "filters" not in plain.provenance[0]
+    with pytest.raises(ValueError, match="--filter generative-classifier"):
+        vae.sample(4, seed=0, filter=True)
+    assert default_filters(vae) == ["generative-classifier"]
+    stage = FilterStage(["generative-classifier"], None, vae.class_names, generator=vae, max_rounds=3)
+    kept = stage.draw(lambda k, r: vae.sample(k, label=3, seed=r), 40, "3")
+    assert len(kept) == 40 and (vae.filter.real_probability(kept.data) >= 0.5).all()
+    assert stage.summary()["accepted"] == 40 and stage.short == {}
+
+    blurry = ImageVAE(steps=150, **shape).fit(train)
+    stage = FilterStage(["generative-classifier"], None, blurry.class_names, generator=blurry, max_rounds=3)
+    assert stage.draw(lambda k, r: blurry.sample(k, label=3, seed=r), 40, "3") is None
+    assert stage.short == {"3": 40} and stage.summary()["rejected"] == stage.summary()["drawn"] >= 40
+
+    without = ImageVAE(steps=5, **{**shape, "generative_classifier": False}).fit(train)
+    assert default_filters(without) == []
+    with pytest.raises(ValueError, match="trained without the generative classifier"):
+        FilterStage(["generative-classifier"], None, vae.class_names, generator=without)
+    with pytest.raises(ValueError, match="needs the real training images"):
+        FilterStage(["near-copy"], None, vae.class_names, generator=vae)
+    assert str(parse_filter("generative-classifier:0.7")) == "generative-classifier:0.7"
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        parse_filter("generative-classifier:1.5")
+
+
+def test_the_stage_filters_table_rows_with_a_tabular_vae_s_own_classifier():
+    """Table rows have no Lite0 features: the generative classifier judges them in the VAE's
+    encoding; the image filters refuse rows with a message saying which filter does."""
+    from genaug.data import load_proben1
+    from genaug.generators.tabular import TabularVAE
+
+    data, _ = load_proben1("diabetes")
+    vae = TabularVAE(TabularVAE.tiny_config()).fit(data)
+    stage = FilterStage(["generative-classifier"], None, vae.class_names, generator=vae)
+    rows = stage.draw(lambda k, r: vae.sample(k, label=0, seed=r), 30, vae.class_names[0])
+    assert rows is not None and len(rows) + stage.short.get(vae.class_names[0], 0) == 30
+    assert list(rows.data.columns) == list(vae.sample(1, label=0, seed=0).data.columns)
+    assert all(p["filters"]["generative-classifier"]["verdict"] == "accepted" for p in rows.provenance)

@@ -50,9 +50,17 @@ def test_train_registers_a_ready_model_that_loads_and_samples(home, kind):
     samples = generator.sample(3, label="dog", seed=0)
     assert samples.data.shape == (3, 8, 8, 1) and list(samples.labels) == [1, 1, 1]
 
-    result = api.generate("flowers", home.parent / "out", n_per_class=2)
-    assert result.counts == {"cat": 2, "dog": 2} and result.kind == kind
+    result = api.generate("flowers", home.parent / "out", n_per_class=2, filters=[])
+    assert result.counts == {"cat": 2, "dog": 2} and result.kind == kind and result.filters is None
     json.dumps(result.to_dict())
+    # By default a model applies the generative classifier it trained with (5 steps here: it may
+    # reject everything, which is reported as short, never filled with rejects).
+    default = api.generate("flowers", home.parent / "out-default", n_per_class=2)
+    if info.config.get("generative_classifier"):
+        assert default.filters["filters"] == ["generative-classifier"]
+        assert sum(default.counts.values()) + sum(default.filters["short"].values()) == 4
+    else:
+        assert default.filters is None and default.counts == {"cat": 2, "dog": 2}
 
 
 @pytest.mark.parametrize("kind", tiny.kind_params())

@@ -26,7 +26,8 @@ import pydantic
 
 from .data.datasets import LabelledData, LabelledImages, LabelledTable, image_fingerprints
 from .filters import MAX_ROUNDS as MAX_FILTER_ROUNDS
-from .filters import REFERENCE_FILE, FilterReference, FilterStage, parse_filters, redraw_seed
+from .filters import REFERENCE_FILE, FilterReference, FilterStage, default_filters, needs_reference, parse_filters, \
+    redraw_seed
 from .generators import base as generator_base
 from .generators.base import Generator, GeneratorConfig, get_generator_class
 from .interrupts import ShutdownRequested
@@ -83,6 +84,9 @@ class ModelInfo:
     training_data_note: Optional[str] = None  # the same, as one sentence for the people who share it
     # True when the model keeps its training images' features for the filters and quality.json.
     filter_reference: bool = False
+    # True when the model trained the real-vs-noise network of the generative-classifier filter
+    # (applied by default when it generates).
+    generative_classifier: bool = False
 
     @classmethod
     def from_row(cls, row: ModelRow, home: Path) -> "ModelInfo":
@@ -97,7 +101,8 @@ class ModelInfo:
                    path=str(home / row.artifact_dir) if row.artifact_dir and row.status == READY else None,
                    keeps_training_data=_keeps_training_data(row.kind),
                    training_data_note=training_data_note(row.kind, (row.data_summary or {}).get("n"), reference),
-                   filter_reference=reference)
+                   filter_reference=reference,
+                   generative_classifier=(row.config or {}).get("generative_classifier") is True)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -451,15 +456,16 @@ def evaluate_model(train: LabelledData, test: LabelledData, name: str, *, protoc
                    per_class: Optional[int] = None, ratio: float = 1.0,
                    options: Optional[Mapping[str, Any]] = None, dataset_name: str = "data",
                    cache_dir: str | os.PathLike | None = None, progress: Optional[ProgressCallback] = None,
-                   home: str | os.PathLike | None = None) -> dict:
+                   home: str | os.PathLike | None = None, filters: Optional[list] = None) -> dict:
     """Does this stored model's data help? The protocol's classifier trains on ``train`` alone,
     with classic augmentation, and with samples drawn from the ready model ``name`` (never
     refitted), scored on ``test``. Refuses a ``test`` that shares an item with the model's
     training data (by per-item content hashes) or whose classes differ from the model's.
 
     ``protocol``: a ``genaug.evaluate.Protocol`` (default: the whole training split, seeds
-    0, 1, 2, the arms real / real+classic / real+synthetic / real+synthetic+classic).
-    Returns the runner's result (``genaug.evaluate.write_report`` turns it into a report).
+    0, 1, 2, the arms real / real+classic / real+synthetic / real+synthetic+classic). ``filters``
+    as in ``generate``: None draws the samples as ``generate`` does by default (a model trained
+    with the generative classifier applies it), ``[]`` unfiltered. Returns the runner's result (``genaug.evaluate.write_report`` turns it into a report).
     """
     from .evaluate import GeneratorSpec, Protocol, SampleVariant, StoredModel, default_arms, evaluate
 
@@ -471,8 +477,10 @@ def evaluate_model(train: LabelledData, test: LabelledData, name: str, *, protoc
                          f"{list(train.class_names)}")
     spec = GeneratorSpec(label=name, kind=row.kind, config=dict(row.config or {}),
                          model=StoredModel(name=row.name, id=row.id),
+                         # as the model generates by default: with its own generative classifier, if any
                          variants=[SampleVariant(per_class=per_class, ratio=None if per_class else ratio,
-                                                 options=dict(options or {}))])
+                                                 options=dict(options or {}),
+                                                 filters=default_filters(generator) if filters is None else filters)])
     if protocol is None:
         protocol = Protocol(shots=[None], arms=[a for a in default_arms(train) if a != "synthetic"])
     return evaluate(train, test, [spec], protocol, dataset_name=dataset_name,
@@ -553,9 +561,9 @@ def _filter_reference(given: Optional[LabelledImages], stored: Optional[FilterRe
             raise ValueError(f"reference: its classes {list(given.class_names)} are not the model's {class_names}")
         return FilterReference.from_images(given.images, given.labels, class_names, per_class=None)  # all of them
     if stored is None and needed:
-        raise ValueError("filters need the model's training images to compare with: this model stored no "
-                         "reference (it makes table rows, which are not filtered, or it was trained with the "
-                         "quality card off, or before genaug kept one); give the training images as the reference")
+        raise ValueError("filters confidence and near-copy need the model's training images to compare with: "
+                         "this model stored no reference (it makes table rows, or it was trained with the quality "
+                         "card off, or before genaug kept one); give the training images as the reference")
     return stored
 
 
@@ -588,8 +596,10 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
     all classes) uses seed ``seed * 1_000_003 + i``: the same seed, counts and batch size
     give the same output.
 
-    ``filters``: post-sample filters by spec (``["confidence:0.6", "near-copy"]``;
-    ``genaug.filters.stage``). A rejected sample is redrawn, at most ``max_filter_rounds``
+    ``filters``: post-sample filters by spec (``["confidence:0.6", "near-copy"]``,
+    ``"generative-classifier"``; ``genaug.filters.stage``). None (the default) applies the
+    model's own filter, the generative classifier, when it was trained with one; ``[]`` applies
+    none. A rejected sample is redrawn, at most ``max_filter_rounds``
     rounds per batch; a class that still lacks samples then is reported as short (never filled
     with rejects). Verdicts and scores go into each manifest line, the counts into
     ``filters.json`` and ``result.filters``. Filters compare with ``reference`` (the model's
@@ -616,12 +626,12 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
     class_names = list(generator.class_names)
     plan = plan_counts(class_names, n_per_class=n_per_class, counts=counts, balance=balance,
                        reference_counts=reference_counts)
-    specs = parse_filters(filters)
+    specs = parse_filters(default_filters(generator) if filters is None else filters)
     if not isinstance(max_filter_rounds, int) or isinstance(max_filter_rounds, bool) or max_filter_rounds < 1:
         raise ValueError(f"max_filter_rounds must be an integer >= 1, got {max_filter_rounds!r}")
-    filter_reference = _filter_reference(reference, stored, class_names, needed=bool(specs))
-    stage = FilterStage(specs, filter_reference, class_names, seed=int(seed), max_rounds=max_filter_rounds) \
-        if specs else None
+    filter_reference = _filter_reference(reference, stored, class_names, needed=needs_reference(specs))
+    stage = FilterStage(specs, filter_reference, class_names, seed=int(seed), max_rounds=max_filter_rounds,
+                        generator=generator) if specs else None
     scored = QualitySubset(class_names, GENERATE_QUALITY_PER_CLASS) if quality else None
 
     started = time.monotonic()
@@ -674,10 +684,11 @@ def generate(name_or_generator: str | Generator, out_dir: str | os.PathLike, *,
             # (the stage itself only saw the batch it was asked for).
             stage.short = {name: plan[name] - writer.counts.get(name, 0) for name in class_names
                            if plan[name] > writer.counts.get(name, 0)}
-            filter_summary = {**stage.summary(), "planned": dict(plan), "written": dict(writer.counts),
-                              "reference_images": int(len(filter_reference.labels)),
-                              "reference": "the training images you gave" if reference is not None else
-                              "the training images whose features the model kept (up to 100 per class)"}
+            filter_summary = {**stage.summary(), "planned": dict(plan), "written": dict(writer.counts)}
+            if stage.needs_features:
+                filter_summary.update({"reference_images": int(len(filter_reference.labels)),
+                                       "reference": "the training images you gave" if reference is not None else
+                                       "the training images whose features the model kept (up to 100 per class)"})
             (out / FILTERS_FILE).write_text(json.dumps(json_safe(filter_summary), indent=2) + "\n")
         quality_card = None
         if scored is not None:

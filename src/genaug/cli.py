@@ -319,7 +319,11 @@ def generate(name: str = typer.Argument(..., help="model name (see `genaug model
              filter_: Optional[list[str]] = typer.Option(
                  None, "--filter", help="post-sample filter (repeatable): confidence[:P] keeps samples a classifier "
                                         "of the real images names with probability >= P (default 0.5); "
-                                        "near-copy[:R] rejects copies of training images (ratio R, default 1/3)"),
+                                        "near-copy[:R] rejects copies of training images (ratio R, default 1/3); "
+                                        "generative-classifier[:P] applies the real-vs-noise network the model "
+                                        "trained with (the default for such models)"),
+             no_filter: bool = typer.Option(False, "--no-filter",
+                                            help="apply no filter, not even the model's own generative classifier"),
              reference: Optional[str] = typer.Option(
                  None, help="the model's training images (a stored dataset or a path) for the filters and "
                             "quality.json; default: the reference the model stored when it was trained"),
@@ -336,11 +340,14 @@ def generate(name: str = typer.Argument(..., help="model name (see `genaug model
     counts = None
     if count:
         counts = {k: int(v) for k, v in parse_assignments(count).items()}
+    if no_filter and filter_:
+        fail("--no-filter and --filter contradict each other; give one")
+    filters = [] if no_filter else (filter_ or None)  # None: the model's own filter, if it has one
     try:
         reference_data = load_data(reference)[0] if reference else None
         with ProgressBars() as bars:
             result = api.generate(name, out, n_per_class=n_per_class, counts=counts, balance=balance, seed=seed,
-                                  progress=bars, filters=filter_, reference=reference_data, quality=quality,
+                                  progress=bars, filters=filters, reference=reference_data, quality=quality,
                                   max_filter_rounds=max_filter_rounds, **parse_assignments(set_))
     except (ValueError, LookupError, FileExistsError, FileNotFoundError) as error:
         fail(str(error))

@@ -259,5 +259,10 @@ def test_a_finished_fit_is_reused_by_another_run_and_samples_the_same(digits_spl
     evaluate(train, test, [spec], protocol.model_copy(update={"seeds": [1]}), dataset_name="second",
              cache_dir=tmp_path)
     assert fits == [30, 30]
-    assert not list((tmp_path / "fitted").glob("*.tmp"))
+    assert not list((tmp_path / "fitted").glob("*.tmp*"))
     assert len(list((tmp_path / "fitted").iterdir())) == 2
+    # a damaged kept fit is fitted again, not fatal (and not loaded)
+    for weights in (tmp_path / "fitted").rglob("*.safetensors"):
+        weights.write_bytes(b"torn")
+    third = evaluate(train, test, [spec], protocol, dataset_name="third", cache_dir=tmp_path)
+    assert fits == [30, 30, 30] and third["cells"][0]["predictions"] == a["predictions"]

@@ -122,7 +122,10 @@ def test_a_non_expert_trains_watches_and_browses_the_images(novice_service, chro
             expect(page.locator("#gen-seed")).to_have_attribute("placeholder", "random")
             expect(page.get_by_test_id("gen-balance")).to_be_disabled()
             expect(page.get_by_test_id("gen-balance-note")).to_contain_text("nothing to balance")
-            expect(page.get_by_test_id("gen-options")).not_to_contain_text("Filter")  # trained without one
+            expect(page.get_by_test_id("gen-options")).not_to_contain_text("Filter")  # filters have their own box
+            # trained without the generative classifier: its filter is offered but cannot be ticked
+            expect(page.get_by_test_id("gen-filter-generative-classifier")).to_be_disabled()
+            expect(page.get_by_test_id("gen-filter-generative-classifier")).not_to_be_checked()
             # The post-sample filters: the model kept its training images' features with its quality card.
             expect(page.get_by_test_id("gen-filter-confidence")).to_be_enabled()
             page.get_by_test_id("gen-filter-confidence").check()

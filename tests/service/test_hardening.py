@@ -42,6 +42,9 @@ def test_every_parameter_is_checked_when_submitted(service, trained):
         ("generate", {"model": trained, "n_per_class": 1, "options": {"alpha": -3}}, 422, "params.options.alpha"),
         ("generate", {"model": trained, "n_per_class": 1, "options": {"k": -1}}, 422, "params.options.k"),
         ("generate", {"model": trained, "n_per_class": 1, "options": {"filter": True}}, 422, "params.options.filter"),
+        # the generative classifier is a filter of the stage, and this model was trained without it
+        ("generate", {"model": trained, "n_per_class": 1, "filters": ["generative-classifier"]}, 422,
+         "params.filters"),
         ("generate", {"model": trained, "balance": True}, 422, "params.balance"),
         # a table generator on an image dataset
         ("train", {"dataset": "hard", "kind": "tabular_vae", "name": "t"}, 422, "params.kind"),

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from .protocol import GeneratorSpec, Protocol, SampleVariant
 
 
+# Kinds whose ``sample`` had a ``filter`` option (the generative classifier) before it became a
+# filter of the post-sample stage.
+FORMER_FILTER_OPTION = ("vae", "tabular_vae")
+
+
 def _hash(document: Any) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -39,6 +44,9 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     """The variant's sample options over the kind's declared defaults; unknown names refused."""
     declared = get_generator_class(spec.kind).sample_options()
     unknown = sorted(set(variant.options) - set(declared))
+    if "filter" in unknown and spec.kind in FORMER_FILTER_OPTION:
+        raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the 'filter' option is gone; the "
+                         "generative classifier is a filter now: SampleVariant(filters=['generative-classifier'])")
     if unknown:
         raise ValueError(f"generator '{spec.label}' variant '{variant.label}': unknown sample option(s) {unknown}; "
                          f"{spec.kind} takes {sorted(declared) or 'none'}")
@@ -54,7 +62,7 @@ def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
                   "augment_copies": spec.augment_copies, "train": train_fingerprint})
 
 
-def fitted_key(fit: str, real_fingerprint: str, seed: int, classic: dict) -> str:
+def fitted_key(fit: str, real_fingerprint: str, seed: int, classic: Optional[dict]) -> str:
     """Identity of one finished fit: the fit's identity, the exact images it learned (the few-shot
     subset), the seed and the classic augmentation that may expand them. Independent of the
     classifier, so every classifier's run reuses the same fitted generator."""
@@ -79,8 +87,16 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                                  "model": None if spec.model is None else spec.model.id}
         # No filters: the variant hashes as it did before filters existed (older cells stay valid).
         excluded = {"label", "options", "arms"} | (set() if variant.filters else {"filters"})
-        relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded),
-                               "options": sample_options(spec, variant)}
+        options = sample_options(spec, variant)
+        if (spec.kind in FORMER_FILTER_OPTION and validated_config(spec).get("generative_classifier") is True
+                and not any(f.startswith("generative-classifier") for f in variant.filters)):
+            # These kinds took a ``filter`` sample option before their generative classifier became
+            # a stage filter, and filtered by default when trained with it. A draw without it is
+            # unchanged, so it hashes as ``filter=False`` did then (such cached cells stay valid;
+            # the old default draw, filtered, hashed without the key and is recomputed). Without
+            # the classifier the old default draw was unfiltered and hashed as it does now.
+            options = {**options, "filter": False}
+        relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
         if variant.filters:
             from ..filters.stage import DRAW_MARGIN, MAX_ROUNDS
             from .lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION

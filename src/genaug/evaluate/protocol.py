@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..filters import FilterReference, FilterStage, parse_filters, redraw_seed
+from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
@@ -69,8 +69,9 @@ class SampleVariant(BaseModel):
     replace_real: bool = Field(False, description="the generated examples replace the real ones of their classes "
                                                   "instead of joining them (seed 002's 'synthetic' arm)")
     filters: list[str] = Field(default_factory=list, description="post-sample filters ('confidence:0.6', "
-                                                                 "'near-copy'; genaug.filters), fitted on the arm's "
-                                                                 "real training images only")
+                                                                 "'near-copy', fitted on the arm's real training "
+                                                                 "images only; 'generative-classifier', the one the "
+                                                                 "generator trained with; genaug.filters)")
 
     @field_validator("filters")
     @classmethod
@@ -290,6 +291,14 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
                              f"labelled images after learning from unlabeled ones (ddim / ddpm, mode 'single')")
         for variant in spec.variants:
             sample_options(spec, variant)
+            if data_kind == "table" and needs_reference(variant.filters):
+                raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters confidence and "
+                                 "near-copy judge images, not table rows (generative-classifier judges rows)")
+            # (a stored model's spec carries the config it was trained with)
+            if (any(f.startswith("generative-classifier") for f in variant.filters)
+                    and config.get("generative_classifier") is not True):
+                raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the generative-classifier "
+                                 f"filter needs a model trained with it (set generative_classifier=true)")
             bad = sorted(set(variant.arms or []) - set(GENERATOR_ARMS))
             if bad:
                 raise ValueError(f"generator '{spec.label}' variant '{variant.label}': arms {bad} are not "
@@ -434,8 +443,10 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         report(f"n={n} seed={seed} fit {spec.label}")
                         fit_id = fit_identity(spec, train_fp)
                         work = cache.work_dir(spec, fit_id, n, seed)
+                        # classic augmentation reaches the fit only through augmented copies
+                        classic = protocol.classic.model_dump(mode="json") if spec.augment_copies > 1 else None
                         fitted = None if spec.unlabeled_pool else cache.fitted_dir(spec, fitted_key(
-                            fit_id, real.fingerprint(), seed, protocol.classic.model_dump(mode="json")))
+                            fit_id, real.fingerprint(), seed, classic))
                         generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic,
                                                       fitted)
                     if variant.label not in drawn:
@@ -559,8 +570,13 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     classifier, new variants) loads it instead of training again, with the original CPU seconds."""
     cls = get_generator_class(spec.kind)
     if fitted_dir is not None and (fitted_dir / FIT_RECORD).exists():
-        record = json.loads((fitted_dir / FIT_RECORD).read_text())
-        return cls.load(fitted_dir), record["cpu_seconds"]
+        try:
+            record = json.loads((fitted_dir / FIT_RECORD).read_text())
+            return cls.load(fitted_dir), float(record["cpu_seconds"])
+        except Exception:  # noqa: BLE001 -- a damaged or outdated kept fit is refitted, never fatal
+            import shutil
+
+            shutil.rmtree(fitted_dir, ignore_errors=True)
     config = {**spec.config}
     if "seed" in cls.Config.model_fields:
         config["seed"] = seed
@@ -587,15 +603,24 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
 
 
 def _keep_fit(generator, fitted_dir: Path, seconds: float) -> None:
-    """Save a finished fit atomically: the record is written last, so a killed save is never loaded."""
+    """Save a finished fit atomically: written into a folder of this process's own, record last,
+    then renamed into place. A killed save is never loaded; when two runs finish the same fit at
+    once, the first rename wins and the other copy is discarded (both are the same fit)."""
     import shutil
+    import tempfile
 
-    tmp = fitted_dir.with_name(fitted_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    generator.save(tmp)
-    (tmp / FIT_RECORD).write_text(json.dumps({"cpu_seconds": seconds}))
-    shutil.rmtree(fitted_dir, ignore_errors=True)
-    tmp.rename(fitted_dir)
+    fitted_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=fitted_dir.parent, prefix=f"{fitted_dir.name}.tmp-"))
+    try:
+        generator.save(tmp)
+        (tmp / FIT_RECORD).write_text(json.dumps({"cpu_seconds": seconds}))
+        if not (fitted_dir / FIT_RECORD).exists():
+            shutil.rmtree(fitted_dir, ignore_errors=True)  # a torn folder without its record
+            tmp.rename(fitted_dir)
+    except OSError:
+        pass  # another run put the same fit in place first; keeping it is not this run's job
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int, spec: GeneratorSpec,
@@ -605,13 +630,18 @@ def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int
     own = (lambda c: c) if spec.classes is None else (lambda c: spec.classes.index(real.class_names[c]))
     stage = None
     if variant.filters:
-        if not isinstance(real, LabelledImages):
-            raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters judge images, not tables")
-        # Fitted on the arm's own real training images: never the test split.
-        stage = FilterStage(variant.filters, FilterReference.from_images(real.images, real.labels,
-                                                                        list(real.class_names), per_class=None,
-                                                                        cache=feature_cache),
-                            list(real.class_names), seed=seed)
+        reference = None
+        if needs_reference(variant.filters):
+            if not isinstance(real, LabelledImages):
+                raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters confidence and "
+                                 "near-copy judge images, not tables (generative-classifier judges rows)")
+            # Fitted on the arm's own real training images: never the test split.
+            reference = FilterReference.from_images(real.images, real.labels, list(real.class_names), per_class=None,
+                                                    cache=feature_cache)
+        try:
+            stage = FilterStage(variant.filters, reference, list(real.class_names), seed=seed, generator=generator)
+        except ValueError as error:
+            raise ValueError(f"generator '{spec.label}' variant '{variant.label}': {error}") from None
     parts = []
     for cls, count in counts.items():
         if count <= 0:

@@ -94,7 +94,10 @@ class EvaluationRequest(BaseModel):
             kind = "vae" if images else "tabular_vae"
             config = (QUICK_VAE if images else QUICK_TABLE_VAE) if self.quick else {}
             return [GeneratorSpec(label=kind, kind=kind, config=dict(config), variants=[variant])]
-        return [GeneratorSpec(label=g.label or g.kind, kind=g.kind, config=dict(g.config), variants=[variant])
+        # A VAE trained with its generative classifier is sampled through it, as generate does by default.
+        return [GeneratorSpec(label=g.label or g.kind, kind=g.kind, config=dict(g.config),
+                              variants=[variant.model_copy(update={"filters": ["generative-classifier"]})
+                                        if g.config.get("generative_classifier") is True else variant])
                 for g in self.generators]
 
 

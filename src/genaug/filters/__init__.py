@@ -7,13 +7,14 @@
 - ``near_copy``: the memorisation test of ``genaug.quality`` rejects copies of training images.
 - ``reference``: the real images' features the filters compare with (stored with a model).
 - ``generative_classifier``: seed 001's real-vs-noise network, trained with a VAE or tabular VAE
-  and applied by their ``filter`` sample option.
+  (the model keeps it) and applied by the stage as the ``generative-classifier`` filter.
 """
-from .generative_classifier import GenerativeClassifierFilter, filtered_sampling, wants_filter
+from .generative_classifier import GenerativeClassifierFilter, GenerativeClassifierJudge
 from .reference import REFERENCE_FILE, REFERENCE_PER_CLASS, FilterReference
-from .stage import (DESCRIPTIONS, FILTER_KINDS, FILTERS_VERSION, MAX_ROUNDS, FilterSpec, FilterStage, parse_filter, parse_filters,
-                    redraw_seed)
+from .stage import (DESCRIPTIONS, FEATURE_FILTERS, FILTER_KINDS, FILTERS_VERSION, MAX_ROUNDS, FilterSpec, FilterStage,
+                    default_filters, needs_reference, parse_filter, parse_filters, redraw_seed)
 
-__all__ = ["DESCRIPTIONS", "FILTER_KINDS", "FILTERS_VERSION", "MAX_ROUNDS", "REFERENCE_FILE", "REFERENCE_PER_CLASS", "FilterReference",
-           "FilterSpec", "FilterStage", "GenerativeClassifierFilter", "filtered_sampling", "parse_filter",
-           "parse_filters", "redraw_seed", "wants_filter"]
+__all__ = ["DESCRIPTIONS", "FEATURE_FILTERS", "FILTER_KINDS", "FILTERS_VERSION", "MAX_ROUNDS", "REFERENCE_FILE",
+           "REFERENCE_PER_CLASS", "FilterReference", "FilterSpec", "FilterStage", "GenerativeClassifierFilter",
+           "GenerativeClassifierJudge", "default_filters", "needs_reference", "parse_filter", "parse_filters",
+           "redraw_seed"]

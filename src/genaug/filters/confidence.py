@@ -17,6 +17,7 @@ class ConfidenceFilter:
 
     name = "confidence"
     score_name = "p_label"
+    needs_features = True  # judges Lite0 features of images
 
     def __init__(self, reference: FilterReference, threshold: float = DEFAULT_CONFIDENCE, *, seed: int = 0):
         from sklearn.linear_model import LogisticRegression

@@ -2,8 +2,10 @@
 
 A binary network learns "real example" vs "noise", where noise is uniform noise, Gaussian
 noise around the sample mean (std ``sigma``, the filter's sensitivity) and -- for images --
-the blurry reconstructions of an early snapshot of the VAE. A generated sample the network
-judges to be noise is rejected and redrawn; the rejection rate is reported.
+the blurry reconstructions of an early snapshot of the VAE. It is trained with the model (its
+weights travel in the model's file); the post-sample filter stage applies it as the
+``generative-classifier`` filter (``GenerativeClassifierJudge``): a sample it judges to be
+noise is rejected and redrawn, and the rejections are counted like every other filter's.
 
 Works on uint8 images (N, H, W, C) and on float feature matrices (N, D) alike: both are
 flattened, images scaled to [0, 1].
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -117,59 +119,24 @@ class GenerativeClassifierFilter:
         return gc
 
 
-def wants_filter(options: dict, gc: Optional[GenerativeClassifierFilter]) -> bool:
-    """Pop the ``filter`` sample option (default: filter when the model has a filter); refuse it
-    with a clear message when the model was trained without one."""
-    use = bool(options.pop("filter", gc is not None))
-    if use and gc is None:
-        raise ValueError("filter: this model was trained without the generative classifier "
-                         "(set generative_classifier=true when training)")
-    return use
+class GenerativeClassifierJudge:
+    """The ``generative-classifier`` filter of the stage: the model's own real-vs-noise network,
+    trained with it (VAE and tabular VAE with ``generative_classifier=true``). It judges the
+    generated data itself (pixels, or rows in the model's input encoding), not Lite0 features,
+    so it also filters table rows."""
 
+    name = "generative-classifier"
+    score_name = "p_real"
+    needs_features = False
 
-def filtered_sampling(draw: Callable[[int], "Samples"], n: int, gc: GenerativeClassifierFilter,
-                      max_rounds: int = 10, features: Optional[Callable] = None):
-    """Draw until ``n`` samples pass ``gc`` (at most ``max_rounds`` rounds).
+    def __init__(self, network: GenerativeClassifierFilter, encode: Callable[[Any], np.ndarray],
+                 threshold: Optional[float] = None):
+        self.network, self.encode = network, encode
+        self.threshold = float(network.threshold if threshold is None else threshold)
 
-    Each round draws what is missing plus a margin. If the rounds run out, the best-scored
-    rejected samples fill the gap and are marked ``forced`` -- reported, never hidden.
-    ``features`` turns a sample batch's data into what ``gc`` was trained on (default: the
-    data itself, for images). ``stats`` on the result counts drawn and rejected samples.
-    """
-    from ..generators.base import Samples
-
-    features = features or (lambda data: data)
-    kept: list[Samples] = []
-    rejected_pool: list[tuple[float, Samples, int, np.ndarray]] = []
-    have, drawn, rejected = 0, 0, 0
-    for _ in range(max_rounds):
-        missing = n - have
-        if missing <= 0:
-            break
-        batch = draw(int(missing * 1.3) + 1)
-        p_real = gc.real_probability(features(batch.data))
-        drawn += len(batch)
-        ok = p_real >= gc.threshold
-        rejected += int((~ok).sum())
-        keep = np.flatnonzero(ok)[:missing]
-        rejected_pool += [(float(p_real[i]), batch, int(i), p_real) for i in np.flatnonzero(~ok)[:missing]]
-        if len(keep):
-            kept.append(_take(batch, keep, p_real, "accepted"))
-            have += len(keep)
-    forced = max(0, n - have)
-    rejected_pool.sort(key=lambda item: -item[0])
-    for _, batch, i, p_real in rejected_pool[:forced]:
-        kept.append(_take(batch, np.array([i]), p_real, "forced"))
-    result = Samples.concat(kept)
-    result.stats = {"filter_drawn": drawn, "filter_rejected": rejected, "filter_forced": forced}
-    return result
-
-
-def _take(samples, index: np.ndarray, p_real: np.ndarray, verdict: str):
-    """The samples at ``index`` with the filter's verdict added to their provenance."""
-    from ..generators.base import Samples
-
-    data = samples.data.iloc[index].reset_index(drop=True) if hasattr(samples.data, "iloc") else samples.data[index]
-    provenance = [{**samples.provenance[i], "filters": {"generative_classifier": verdict,
-                                                         "p_real": round(float(p_real[i]), 4)}} for i in index]
-    return Samples(data, samples.labels[index], list(samples.class_names), provenance)
+    def judge(self, data: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(keep mask, P(real) per sample)."""
+        if len(labels) == 0:
+            return np.zeros(0, bool), np.zeros(0)
+        p_real = self.network.real_probability(self.encode(data))
+        return p_real >= self.threshold, p_real

@@ -15,6 +15,7 @@ class NearCopyFilter:
 
     name = "near-copy"
     score_name = "ratio"
+    needs_features = True  # judges Lite0 features of images
 
     def __init__(self, reference: FilterReference, threshold: float = NEAR_COPY_RATIO):
         if not 0.0 < threshold <= 1.0:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -154,6 +154,12 @@ class Generator(ABC):
         this kind cannot say. Kinds build their networks on torch's meta device to count them
         (nothing is allocated), so the service can refuse an impossible config when it is
         submitted instead of when a worker runs out of memory."""
+        return None
+
+    def generative_classifier(self) -> Optional[tuple[Any, Callable[[Any], np.ndarray]]]:
+        """(the real-vs-noise network trained with this model, the function that turns a sample
+        batch's data into its input), or None when the model has none. The filter stage's
+        ``generative-classifier`` filter applies it; kinds that train one override this."""
         return None
 
     def warm_start(self, parent: "Generator") -> None:

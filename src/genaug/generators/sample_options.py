@@ -42,6 +42,9 @@ def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
 def check_sample_options(kind: str, declared: dict[str, dict[str, Any]], options: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming ``options.<name>`` for an unknown option or a value its schema refuses."""
     unknown = sorted(set(options) - set(declared))
+    if unknown == ["filter"]:  # the option vae and tabular_vae had before the filter stage took it over
+        raise ValueError("options.filter: the generative classifier is a filter now; ask for it with "
+                         "filters: ['generative-classifier'] (a model trained with it applies it by default)")
     if unknown:
         raise ValueError(f"options: unknown option {', '.join(map(repr, unknown))} for kind '{kind}'; "
                          f"it takes {', '.join(sorted(declared)) or 'none'}")

@@ -41,7 +41,7 @@ from pydantic import Field
 from torch import nn
 
 from ..data.datasets import LabelledTable
-from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
+from ..filters import GenerativeClassifierFilter
 from ..progress import ProgressCallback
 from ..training import CHECKPOINT_DIR, Trainer, TrainingConfig, TrainingResult, latest_checkpoint
 from .base import Generator, Samples, config_field_schemas, register
@@ -383,10 +383,15 @@ class TabularVAE(Generator):
 
     @classmethod
     def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """sampler, alpha, k, noise, discrete_decoding (the config's defaults) and filter."""
-        return {**config_field_schemas(cls.Config, {n: n for n in SAMPLE_OPTIONS}),
-                "filter": {"type": "boolean", "title": "Filter",
-                           "description": "drop rows the generative-classifier filter judges noise (models trained with the filter)"}}
+        """sampler, alpha, k, noise, discrete_decoding (the config's defaults)."""
+        return config_field_schemas(cls.Config, {n: n for n in SAMPLE_OPTIONS})
+
+    def generative_classifier(self):
+        """The real-vs-noise network trained with the model (``generative_classifier=true``); it
+        judges rows in the VAE's own input encoding (standardised, one-hot)."""
+        if self.filter is None:
+            return None
+        return self.filter, lambda frame: self.encoding.encode(frame)[0]
 
     @classmethod
     def tiny_config(cls) -> TabularVAEConfig:
@@ -551,7 +556,6 @@ class TabularVAE(Generator):
         for this call. The same ``seed`` gives the same rows; ``seed=None`` draws fresh ones.
         """
         self._require_fitted()
-        use_filter = wants_filter(options, self.filter)
         cfg = self._sample_config(options)
         sampler = cfg.effective_sampler()
         entropy = np.random.SeedSequence(seed).entropy
@@ -560,13 +564,7 @@ class TabularVAE(Generator):
             if count <= 0:
                 continue
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(label_index,)))
-            draw = lambda m, c=label_index, r=rng: self._sample_class(c, m, sampler, cfg, r)  # noqa: E731
-            if use_filter:
-                # The filter judges rows in the VAE's own input encoding (standardised, one-hot).
-                parts.append(filtered_sampling(draw, count, self.filter,
-                                               features=lambda frame: self.encoding.encode(frame)[0]))
-            else:
-                parts.append(draw(count))
+            parts.append(self._sample_class(label_index, count, sampler, cfg, rng))
         if not parts:
             empty = self.encoding.decode(np.zeros((0, self.encoding.width), np.float32),
                                          np.random.default_rng(0), "argmax")
@@ -577,7 +575,9 @@ class TabularVAE(Generator):
         unknown = sorted(set(options) - set(SAMPLE_OPTIONS))
         if unknown:
             raise ValueError(f"tabular_vae.sample: unknown option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(SAMPLE_OPTIONS)}, filter")
+                             f"known: {', '.join(SAMPLE_OPTIONS)}"
+                             + (" (the generative classifier is a filter now: filters ['generative-classifier'], CLI --filter generative-classifier)"
+                                if "filter" in unknown else ""))
         return self.Config.model_validate({**self.config.model_dump(), **options})
 
     def _sample_class(self, label_index: int, count: int, sampler: str, cfg: TabularVAEConfig,

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..filters import GenerativeClassifierFilter, filtered_sampling, wants_filter
+from ..filters import GenerativeClassifierFilter
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig
 from .base import Generator, Samples, config_field_schemas, count_parameters, register
@@ -273,20 +273,16 @@ class ImageVAE(Generator):
     # -- sample --------------------------------------------------------------
     def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
                **options: Any) -> Samples:
-        """``n`` images; options: sampler, alpha, k, noise (override the config), filter (bool)."""
+        """``n`` images; options: sampler, alpha, k, noise (override the config). The generative
+        classifier trained with the model is applied by the filter stage (``generative-classifier``)."""
         self._require_fitted()
-        use_filter = wants_filter(options, self.filter)
         settings = self._sampler_settings(options)
         rng = np.random.default_rng(seed)
         parts = []
         for cls, count in self.split_counts(n, label).items():
             if count == 0:
                 continue
-            draw = lambda m, cls=cls: self._draw(cls, m, rng, settings)  # noqa: E731
-            if use_filter:
-                parts.append(filtered_sampling(draw, count, self.filter))
-            else:
-                parts.append(draw(count))
+            parts.append(self._draw(cls, count, rng, settings))
         if not parts:
             h, w, c = self.meta["image_shape"]
             return Samples(np.zeros((0, h, w, c), np.uint8), np.zeros(0, np.int64), list(self.class_names), [])
@@ -296,7 +292,9 @@ class ImageVAE(Generator):
         cfg = self.config
         unknown = set(options) - {"sampler", "alpha", "k", "noise"}
         if unknown:
-            raise ValueError(f"vae: unknown sample options {sorted(unknown)}; known: sampler, alpha, k, noise, filter")
+            hint = (" (the generative classifier is a filter now: filters ['generative-classifier'], CLI --filter generative-classifier)"
+                    if "filter" in unknown else "")
+            raise ValueError(f"vae: unknown sample options {sorted(unknown)}; known: sampler, alpha, k, noise{hint}")
         default = "noise" if cfg.mode == "single" else "prior"
         sampler = options.get("sampler") or cfg.sampler or default
         if sampler not in SAMPLERS:
@@ -356,10 +354,12 @@ class ImageVAE(Generator):
 
     @classmethod
     def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """sampler, alpha, k, noise (the config's defaults) and filter."""
-        return {**config_field_schemas(cls.Config, {n: n for n in ("sampler", "alpha", "k", "noise")}),
-                "filter": {"type": "boolean", "title": "Filter",
-                           "description": "drop samples the generative-classifier filter judges noise (models trained with the filter)"}}
+        """sampler, alpha, k, noise (the config's defaults)."""
+        return config_field_schemas(cls.Config, {n: n for n in ("sampler", "alpha", "k", "noise")})
+
+    def generative_classifier(self):
+        """The real-vs-noise network trained with the model (``generative_classifier=true``): it judges pixels."""
+        return None if self.filter is None else (self.filter, lambda data: data)
 
     @classmethod
     def tiny_config(cls) -> VAEConfig:

@@ -85,7 +85,7 @@ def run_generate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
     result = api.generate(params["model"], out, n_per_class=params.get("n_per_class"), counts=params.get("counts"),
                           balance=bool(params.get("balance")), seed=int(params.get("seed", 0)),
                           batch_size=int(params.get("batch_size", 64)), progress=progress, home=home,
-                          filters=params.get("filters") or None, quality=bool(params.get("quality", True)),
+                          filters=params.get("filters"), quality=bool(params.get("quality", True)),
                           **(params.get("options") or {}))
     from ..store.manifest import TABLE_FILE
 

@@ -62,16 +62,18 @@ class GenerateParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     options: dict[str, Any] = Field(default_factory=dict, description="the kind's sample options")
     batch_size: int = Field(64, ge=1, le=1024)
-    filters: list[str] = Field(default_factory=list, max_length=4,
-                               description="post-sample filters: 'confidence:0.6', 'near-copy' (images only)")
+    filters: Optional[list[str]] = Field(
+        None, max_length=4, description="post-sample filters: 'confidence:0.6', 'near-copy' (images), "
+                                        "'generative-classifier' (models trained with it); null: the model's own "
+                                        "generative classifier when it has one, [] no filter")
     quality: bool = Field(True, description="write quality.json (the generated images' quality card)")
 
     @field_validator("filters")
     @classmethod
-    def _filters(cls, value: list[str]) -> list[str]:
+    def _filters(cls, value: Optional[list[str]]) -> Optional[list[str]]:
         from ..filters import parse_filters
 
-        return [str(spec) for spec in parse_filters(value)]
+        return None if value is None else [str(spec) for spec in parse_filters(value)]
 
     @model_validator(mode="after")
     def _one_way(self) -> "GenerateParams":
@@ -203,10 +205,13 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
             check_sample_options(row.kind, api.get_generator_class(row.kind).sample_options(), typed.options)
         except ValueError as error:
             raise ValueError(f"params.{error}") from None
-        if typed.options.get("filter") and (row.config or {}).get("generative_classifier") is False:
-            raise ValueError(f"params.options.filter: model {typed.model} was trained without the filter "
-                             "(generative_classifier off), so it has none to apply")
-        if typed.filters:
+        if typed.filters and any(f.startswith("generative-classifier") for f in typed.filters) \
+                and (row.config or {}).get("generative_classifier") is not True:
+            raise ValueError(f"params.filters: model {typed.model} was trained without the generative classifier "
+                             "(generative_classifier off, or a kind that has none), so it has none to apply")
+        from ..filters import needs_reference
+
+        if typed.filters and needs_reference(typed.filters):
             from ..filters import REFERENCE_FILE
 
             with Registry.open(home) as registry:

@@ -51,7 +51,7 @@ def _to_inception_input(images: np.ndarray) -> torch.Tensor:
     return F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
 
 
-def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: int = 32,
+def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: Optional[int] = None,
                    progress: Optional[Callable[[int, int], None]] = None, cache: Optional[dict] = None) -> np.ndarray:
     """Features (N x D, float32) of uint8 NHWC images (1 or 3 channels, any size) in ``space``.
 
@@ -66,11 +66,14 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: int 
     if space == "lite0":
         from ..evaluate.lite0 import lite0_features
 
-        return np.asarray(lite0_features(images, batch_size=batch_size, progress=progress, cache=cache),
-                          dtype=np.float32)
+        # Lite0's own default batch: the classifier's features and these come out identical, so
+        # whichever fills the shared cache first does not matter.
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        return np.asarray(lite0_features(images, progress=progress, cache=cache, **kwargs), dtype=np.float32)
     if space != "inception":
         raise ValueError(f"features: unknown feature space {space!r}; known: {', '.join(FEATURE_SPACES)}")
     net = load_inception()
+    batch_size = batch_size or 32
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):

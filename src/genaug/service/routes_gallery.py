@@ -48,8 +48,9 @@ def _manifest(folder: Path) -> list[dict[str, Any]]:
 
 
 def _verdict(line: dict[str, Any]) -> Optional[dict[str, Any]]:
-    """The filters' verdict on one written sample: the generative classifier's ("accepted" or
-    "forced") with its p_real, and the filter stage's scores (every written sample passed them)."""
+    """The filters' verdict on one written sample: the filter stage's scores (every written sample
+    passed them; the generative classifier's ``p_real`` among them). Sets made before the stage
+    carry the old in-model verdict ("accepted" or "forced") with its p_real."""
     filters = line.get("filters")
     if not isinstance(filters, dict):
         return None
@@ -65,7 +66,7 @@ def gallery(job_id: str, state: State, _: Reader, label: Optional[str] = None, o
             limit: int = 48) -> dict[str, Any]:
     """One page of a generate job's images: ``classes`` (every class with its count), then the
     images of ``label`` (default: the first class) from ``offset``, each with its URL, index and
-    the filter's verdict (``accepted``, or ``forced`` when the filter ran out of tries)."""
+    the filters' verdict and scores (``accepted``; ``forced`` only in sets made before the filter stage)."""
     if offset < 0:
         raise HTTPException(422, f"offset: must be 0 or more, got {offset}")
     if not 1 <= limit <= MAX_PAGE:

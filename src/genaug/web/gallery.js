@@ -9,7 +9,7 @@ const PAGE = 48;
 
 const VERDICT_TEXT = {
   accepted: 'passed the filter',
-  forced: 'kept although the filter doubted it (it ran out of tries)',
+  forced: 'kept although the filter doubted it (it ran out of tries; sets made before the filter stage)',
 };
 
 /** The filters' scores of one image, as a tooltip. */
@@ -19,6 +19,7 @@ function scoreText(filter) {
   const scores = filter.scores || {};
   if (scores.confidence) parts.push(`confidence: ${scores.confidence.p_label} (the classifier's probability for its class)`);
   if (scores['near-copy']) parts.push(`near-copy: ${scores['near-copy'].ratio} (nearest / second-nearest training image; low = a copy)`);
+  if (scores['generative-classifier']) parts.push(`generative classifier: ${scores['generative-classifier'].p_real} (how real it looks, 0 to 1)`);
   return parts.join('; ');
 }
 

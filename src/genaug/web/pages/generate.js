@@ -29,6 +29,7 @@ export async function generatePage(view, { alive }, preselected) {
   const confidence = h('input', { type: 'checkbox', id: 'gen-filter-confidence', 'data-testid': 'gen-filter-confidence' });
   const confidenceLevel = h('input', { type: 'number', id: 'gen-confidence', 'data-testid': 'gen-confidence', value: '0.6', min: 0, max: 1, step: 0.05 });
   const nearCopy = h('input', { type: 'checkbox', id: 'gen-filter-near-copy', 'data-testid': 'gen-filter-near-copy' });
+  const noiseFilter = h('input', { type: 'checkbox', id: 'gen-filter-generative-classifier', 'data-testid': 'gen-filter-generative-classifier' });
   const filterNote = h('p', { class: 'help', 'data-testid': 'gen-filter-note' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'gen-submit', 'data-testid': 'gen-submit' }, 'Generate');
   const error = errorBox('gen-error');
@@ -46,6 +47,8 @@ export async function generatePage(view, { alive }, preselected) {
       field('…with at least this confidence (0 to 1)', confidenceLevel),
       field('Reject copies of training images', nearCopy,
         'Drops images that are (nearly) one of the training images — for models you share.'),
+      field('Reject what the model’s own noise detector flags', noiseFilter,
+        'A small network trained with the model to tell your data from noise (VAEs trained with the generative classifier; on by default for them).'),
       filterNote),
     h('div', { class: 'actions' }, submit), error);
   add(view, form);
@@ -70,15 +73,18 @@ export async function generatePage(view, { alive }, preselected) {
     // The filters compare with the training images' features the model kept (image models with a quality card).
     for (const input of [confidence, confidenceLevel, nearCopy]) input.disabled = !model.filter_reference;
     if (!model.filter_reference) { confidence.checked = false; nearCopy.checked = false; }
+    // The generative classifier exists only when the model trained it; it is the model's default filter.
+    noiseFilter.disabled = !model.generative_classifier;
+    noiseFilter.checked = Boolean(model.generative_classifier);
     filterNote.textContent = model.filter_reference ? 'Every generated set also gets a quality card (quality.json in the zip).'
-      : `${model.name} kept no features of its training images (trained with the quality card off, on a table, or before genaug kept them), so it cannot be filtered here.`;
+      : `${model.name} kept no features of its training images (trained with the quality card off, on a table, or before genaug kept them), so the classifier and copy filters cannot run here${model.generative_classifier ? '; its own noise detector can' : ''}.`;
     balanceNote.textContent = balanced ? `Every class of ${model.name}’s training data has ${counts[0]} images already: there is nothing to balance.` : '';
     if (!location.hash.endsWith(`/${encodeURIComponent(model.name)}`)) history.replaceState(null, '', `#/generate/${encodeURIComponent(model.name)}`);
     replace(optionsBox, h('p', { class: 'muted' }, 'Loading options…'));
     try {
       const kind = await getKind(model.kind);
       if (mine !== token || !alive()) return;
-      optionsForm = schemaForm(asSchema(optionsFor(model, kind.sample_options)), {}, { idPrefix: 'opt' });
+      optionsForm = schemaForm(asSchema(kind.sample_options), {}, { idPrefix: 'opt' });
       replace(optionsBox, optionsForm.isEmpty ? h('p', { class: 'muted' }, `${model.kind} has no sampling options.`) : optionsForm.element);
     } catch (err) {
       if (mine === token) replace(optionsBox, h('div', { class: 'alert', role: 'alert' }, `Options could not load: ${messageOf(err)}`));
@@ -123,7 +129,8 @@ export async function generatePage(view, { alive }, preselected) {
       filters.push(`confidence:${level}`);
     }
     if (nearCopy.checked) filters.push('near-copy');
-    if (filters.length) params.filters = filters;
+    if (noiseFilter.checked) filters.push('generative-classifier');
+    params.filters = filters;  // explicit: an unticked box means no filter, even the model's own
     if (optionsForm) {
       try {
         params.options = optionsForm.values();
@@ -143,12 +150,4 @@ export async function generatePage(view, { alive }, preselected) {
       fail(error, err);
     }
   });
-}
-
-/** The kind's sample options this model can use: no "filter" for a model trained without one. */
-function optionsFor(model, options) {
-  const trainedWithFilter = Boolean((model.config || {}).generative_classifier);
-  if (trainedWithFilter || !options || !options.filter) return options;
-  const { filter, ...rest } = options;
-  return rest;
 }
