@@ -89,7 +89,11 @@ def flowers_report(source: Path, out: Path) -> None:
           "precision / recall / density / coverage, the near-copy share and the Inception Score of the arm's "
           "generated images (at most the run's `quality_samples` per class, Lite0 features) against the arm's own "
           "real training images (never the test split). Only the target class is generated, so these numbers "
-          "describe its images. One point per generator arm.", ""]
+          "describe its images. One point per generator arm.", "",
+          "Read with care: the `synthetic:` and `mixed:` variants of one generator are drawn with the same seeds, so "
+          "their quality numbers coincide (and `balanced:` draws a superset); the points are not independent (about "
+          "four generators, each used three ways), so the bootstrap intervals below are too narrow, and the ranking "
+          "mostly separates img2img variations of the real tulips from images made from noise.", ""]
     payload = {"source": source.as_posix().split("bench/", 1)[-1], "runs": []}
     for run in document["runs"]:
         dataset = f"s{run['scenario']}-{run['classifier']}"
@@ -203,8 +207,8 @@ def main() -> None:
                                                               for e in helped)) if helped else
            "No filter helped beyond noise in this benchmark.", "",
            "## All arms", "", markdown_table(rows), "",
-           "Not covered yet: the flowers benchmark's generator arms (its DDIM and DCGAN fits take hours on this "
-           "CPU; they need a rerun with `quality_samples` on), and Inception-space numbers (Lite0 only here).", ""]
+           "The flowers generator arms: `quality_utility_flowers.md` (`--flowers`). Not covered: MNIST's DDIM / "
+           "DCGAN arms (pool DDIM fits take hours on this CPU) and Inception-space numbers (Lite0 only here).", ""]
     (out / f"{out_name}.md").write_text("\n".join(md))
     print("\n".join(md[:40]))
 
