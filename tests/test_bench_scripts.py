@@ -90,3 +90,20 @@ def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_not
     fresh = run_bench("mnist_fewshot.py", tmp_path, "--cached-only", "--restore-from", str(results))
     assert "restored" in fresh
     assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]
+
+
+def test_quality_utility_reads_a_flowers_run_and_computes_nothing(tmp_path):
+    """`quality_utility.py --flowers` turns a committed flowers run (made with --quality-samples)
+    into the correlation table, the per-arm numbers and the plot, from the JSON alone."""
+    source = ROOT / "bench" / "results" / "issue12" / "flowers-s2" / "flowers.json"
+    cells = [c for c in json.loads(source.read_text())["cells"] if c.get("dataset") == "s2-cnn" and "generator" in c]
+    assert cells and all(c.get("quality") for c in cells)
+    log = run_bench("quality_utility.py", tmp_path, "--flowers", str(source))
+    report = (tmp_path / "out" / "issue14" / "quality_utility_flowers.md").read_text()
+    assert "## Scenario 2, classifier cnn (seeds 0)" in report and "## Scenario 2, classifier cnn" in log
+    rows = [line for line in report.splitlines() if line.startswith("| kid |")]
+    assert len(rows) == 1 and f"| {len(cells)} |" in rows[0]
+    arms = [line for line in report.splitlines() if line.startswith("| real+synthetic")]
+    assert len(arms) == len(cells)
+    assert (tmp_path / "out" / "issue14" / "quality_utility_flowers_s2-cnn.png").stat().st_size > 10_000
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.json"))
