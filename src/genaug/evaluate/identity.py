@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..filters import FILTERS_VERSION
+from ..filters import FILTERS_VERSION, uses_generative_classifier
 from ..generators.base import get_generator_class
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
         excluded = {"label", "options", "arms"} | (set() if variant.filters else {"filters"})
         options = sample_options(spec, variant)
         if (spec.kind in FORMER_FILTER_OPTION and validated_config(spec).get("generative_classifier") is True
-                and not any(f.startswith("generative-classifier") for f in variant.filters)):
+                and not uses_generative_classifier(variant.filters)):
             # These kinds took a ``filter`` sample option before their generative classifier became
             # a stage filter, and filtered by default when trained with it. A draw without it is
             # unchanged, so it hashes as ``filter=False`` did then (such cached cells stay valid;

@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed
+from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed, \
+    uses_generative_classifier
 from ..generators.base import Samples, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
@@ -295,8 +296,7 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
                 raise ValueError(f"generator '{spec.label}' variant '{variant.label}': filters confidence and "
                                  "near-copy judge images, not table rows (generative-classifier judges rows)")
             # (a stored model's spec carries the config it was trained with)
-            if (any(f.startswith("generative-classifier") for f in variant.filters)
-                    and config.get("generative_classifier") is not True):
+            if uses_generative_classifier(variant.filters) and config.get("generative_classifier") is not True:
                 raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the generative-classifier "
                                  f"filter needs a model trained with it (set generative_classifier=true)")
             bad = sorted(set(variant.arms or []) - set(GENERATOR_ARMS))

@@ -12,9 +12,10 @@
 from .generative_classifier import GenerativeClassifierFilter, GenerativeClassifierJudge
 from .reference import REFERENCE_FILE, REFERENCE_PER_CLASS, FilterReference
 from .stage import (DESCRIPTIONS, FEATURE_FILTERS, FILTER_KINDS, FILTERS_VERSION, MAX_ROUNDS, FilterSpec, FilterStage,
-                    default_filters, needs_reference, parse_filter, parse_filters, redraw_seed)
+                    default_filters, needs_reference, parse_filter, parse_filters, redraw_seed,
+                    uses_generative_classifier)
 
 __all__ = ["DESCRIPTIONS", "FEATURE_FILTERS", "FILTER_KINDS", "FILTERS_VERSION", "MAX_ROUNDS", "REFERENCE_FILE",
            "REFERENCE_PER_CLASS", "FilterReference", "FilterSpec", "FilterStage", "GenerativeClassifierFilter",
            "GenerativeClassifierJudge", "default_filters", "needs_reference", "parse_filter", "parse_filters",
-           "redraw_seed"]
+           "redraw_seed", "uses_generative_classifier"]

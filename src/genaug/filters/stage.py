@@ -113,6 +113,11 @@ def needs_reference(specs) -> bool:
     return any(spec.name in FEATURE_FILTERS for spec in parse_filters(specs))
 
 
+def uses_generative_classifier(specs) -> bool:
+    """Whether these filters include the model's own generative classifier."""
+    return any(spec.name == "generative-classifier" for spec in parse_filters(specs))
+
+
 def default_filters(generator) -> list[str]:
     """The filters a model applies when none are asked for: the generative classifier it was
     trained with (as before it became a stage filter), else none."""

@@ -205,11 +205,12 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
             check_sample_options(row.kind, api.get_generator_class(row.kind).sample_options(), typed.options)
         except ValueError as error:
             raise ValueError(f"params.{error}") from None
-        if typed.filters and any(f.startswith("generative-classifier") for f in typed.filters) \
+        from ..filters import needs_reference, uses_generative_classifier
+
+        if typed.filters and uses_generative_classifier(typed.filters) \
                 and (row.config or {}).get("generative_classifier") is not True:
             raise ValueError(f"params.filters: model {typed.model} was trained without the generative classifier "
                              "(generative_classifier off, or a kind that has none), so it has none to apply")
-        from ..filters import needs_reference
 
         if typed.filters and needs_reference(typed.filters):
             from ..filters import REFERENCE_FILE
