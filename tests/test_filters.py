@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from genaug.data import load_digits_dataset, stratified_split
-from genaug.filters import FilterStage, GenerativeClassifierFilter, default_filters, parse_filter
+from genaug.filters import FilterStage, default_filters, parse_filter
+from genaug.generators.generative_classifier import GenerativeClassifier
 from genaug.generators.base import Samples
 
 
@@ -17,7 +18,7 @@ def _digits():
 
 def test_filter_accepts_real_and_rejects_noise():
     train, test = _digits()
-    gc = GenerativeClassifierFilter(sigma=0.3, steps=300, seed=0).fit(train.images)
+    gc = GenerativeClassifier(sigma=0.3, steps=300, seed=0).fit(train.images)
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, size=(200, 8, 8, 1), dtype=np.uint8)
     assert gc.accepts(test.images).mean() > 0.9, "held-out real digits should pass"
@@ -44,7 +45,7 @@ class _NoisyModel:
 
 def test_the_stage_redraws_what_the_generative_classifier_rejects_and_counts_it():
     train, _ = _digits()
-    model = _NoisyModel(train, GenerativeClassifierFilter(steps=300, seed=0).fit(train.images))
+    model = _NoisyModel(train, GenerativeClassifier(steps=300, seed=0).fit(train.images))
     stage = FilterStage(["generative-classifier"], None, train.class_names, generator=model)
     out = stage.draw(model.draw, 50, train.class_names[0])
     summary = stage.summary()
@@ -62,8 +63,8 @@ def test_the_stage_redraws_what_the_generative_classifier_rejects_and_counts_it(
 
 def test_filter_round_trips_through_tensors():
     train, test = _digits()
-    gc = GenerativeClassifierFilter(steps=50, seed=0).fit(train.images)
-    again = GenerativeClassifierFilter.from_state(gc.state_tensors())
+    gc = GenerativeClassifier(steps=50, seed=0).fit(train.images)
+    again = GenerativeClassifier.from_state(gc.state_tensors())
     np.testing.assert_allclose(again.real_probability(test.images), gc.real_probability(test.images), rtol=1e-6)
 
 

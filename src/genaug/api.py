@@ -720,3 +720,37 @@ def safe_dataset_name(path: str | os.PathLike) -> str:
             break
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-") or "dataset"
     return cleaned[:64]
+
+
+def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_dir: Path, *,
+                     dataset_name: str = "data", title: Optional[str] = None, cache_dir: Optional[Path] = None,
+                     progress: Optional[ProgressCallback] = None, home: Optional[Path] = None) -> dict:
+    """Run an ``evaluate.request.EvaluationRequest`` (what ``genaug evaluate`` / ``recommend`` and the
+    service's evaluate jobs ask for) on ``train`` (everything is fitted and chosen on it) and ``test`` (scored
+    once), write the report into ``out_dir`` and return ``write_report``'s answer plus
+    ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``."""
+    from .evaluate.protocol import evaluate
+    from .evaluate.report import write_report
+
+    protocol = request.protocol(train)
+    title = title or f"genaug evaluation: {dataset_name}"
+    selection = None
+    if request.model is not None:
+        result = evaluate_model(train, test, request.model, protocol=protocol, per_class=request.per_class,
+                                dataset_name=dataset_name, cache_dir=cache_dir, progress=progress, home=home)
+        mode = "model"
+    elif request.select:
+        from .evaluate.select import default_grid, select_recipe
+
+        candidates = default_grid(train, quick=request.quick, kinds=request.select_kinds)
+        selection = select_recipe(train, test, protocol, candidates, dataset_name=dataset_name,
+                                  cache_dir=cache_dir, progress=progress)
+        result = selection["final"]
+        mode = "select"
+    else:
+        result = evaluate(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,
+                          cache_dir=cache_dir, progress=progress)
+        mode = "quick" if request.quick else "compare"
+    written = write_report(result, Path(out_dir), title=title, selection=selection)
+    return {**written, "mode": mode, "selection": None if selection is None else
+            {"choices": selection["choices"], "cost": selection["cost"]}}

@@ -386,7 +386,8 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
     """Build the request (errors name the option), run it, print the answer first, then the table."""
     import pydantic
 
-    from .evaluate.request import EvaluationRequest, run_request
+    from .api import evaluate_request
+    from .evaluate.request import EvaluationRequest
 
     try:
         request = EvaluationRequest(**request_fields)
@@ -397,8 +398,8 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
     started = time.time()
     try:
         with ProgressBars() as bars:
-            written = run_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
-                                  progress=bars)
+            written = evaluate_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
+                                       progress=bars)
     except (ValueError, LookupError, ModelNotReadyError) as error:
         fail(str(error))
     show_answer(written)

@@ -45,7 +45,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from .generators.base import GeneratorConfig
+from .config import GeneratorConfig
 from .progress import ProgressCallback, ProgressEvent
 
 CHECKPOINT_DIR = "checkpoints"

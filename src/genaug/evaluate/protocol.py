@@ -678,7 +678,7 @@ def arm_quality(real: LabelledData, samples: Samples, per_class: int, seed: int,
     """KID, precision / recall / density / coverage and the near-copy share of at most ``per_class``
     synthetic images per class against the arm's real training images (Lite0 features, through
     the runner's ``feature_cache``); None for tables."""
-    from ..filters.reference import subset_per_class
+    from ..quality.reference import subset_per_class
     from ..quality import image_features, score_features
 
     if not isinstance(real, LabelledImages) or len(samples) == 0:

@@ -1,20 +1,18 @@
-"""One evaluation request, as the CLI, the job worker and the web UI state it, and the one
-function that runs it: a plain comparison, ``--quick``, ``--select`` or ``--model``.
+"""One evaluation request, as the CLI, the job worker and the web UI state it: a plain comparison,
+``--quick``, ``--select`` or ``--model``.
 
-Every front end builds an ``EvaluationRequest`` and calls ``run_request``; the report, the
-recommendation sentences and the warnings therefore read the same everywhere.
+Every front end builds an ``EvaluationRequest`` and calls ``genaug.api.evaluate_request`` (in the
+API because ``--model`` reads the registry); the report, the recommendation sentences and the
+warnings therefore read the same everywhere.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..progress import ProgressCallback
-from .protocol import GeneratorSpec, Protocol, SampleVariant, default_arms, evaluate
-from .report import write_report
+from .protocol import GeneratorSpec, Protocol, SampleVariant, default_arms
 from .select import QUICK_TABLE_VAE, QUICK_VAE
 
 # --quick: one answer in minutes on a 2-core CPU (measured in the README): n = 10, 3 seeds,
@@ -99,35 +97,3 @@ class EvaluationRequest(BaseModel):
                               variants=[variant.model_copy(update={"filters": ["generative-classifier"]})
                                         if g.config.get("generative_classifier") is True else variant])
                 for g in self.generators]
-
-
-def run_request(train: LabelledData, test: LabelledData, request: EvaluationRequest, out_dir: Path, *,
-                dataset_name: str = "data", title: Optional[str] = None, cache_dir: Optional[Path] = None,
-                progress: Optional[ProgressCallback] = None, home: Optional[Path] = None) -> dict:
-    """Run ``request`` on ``train`` (everything is fitted and chosen on it) and ``test`` (scored
-    once), write the report into ``out_dir`` and return ``write_report``'s answer plus
-    ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``."""
-    protocol = request.protocol(train)
-    title = title or f"genaug evaluation: {dataset_name}"
-    selection = None
-    if request.model is not None:
-        from ..api import evaluate_model
-
-        result = evaluate_model(train, test, request.model, protocol=protocol, per_class=request.per_class,
-                                dataset_name=dataset_name, cache_dir=cache_dir, progress=progress, home=home)
-        mode = "model"
-    elif request.select:
-        from .select import default_grid, select_recipe
-
-        candidates = default_grid(train, quick=request.quick, kinds=request.select_kinds)
-        selection = select_recipe(train, test, protocol, candidates, dataset_name=dataset_name,
-                                  cache_dir=cache_dir, progress=progress)
-        result = selection["final"]
-        mode = "select"
-    else:
-        result = evaluate(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,
-                          cache_dir=cache_dir, progress=progress)
-        mode = "quick" if request.quick else "compare"
-    written = write_report(result, Path(out_dir), title=title, selection=selection)
-    return {**written, "mode": mode, "selection": None if selection is None else
-            {"choices": selection["choices"], "cost": selection["cost"]}}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reference import FilterReference
+from ..quality.reference import FilterReference
 
 DEFAULT_CONFIDENCE = 0.5
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..quality.memorisation import NEAR_COPY_RATIO, memorisation
-from .reference import FilterReference
+from ..quality.reference import FilterReference
 
 
 class NearCopyFilter:

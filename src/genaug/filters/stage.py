@@ -23,7 +23,7 @@ import numpy as np
 from .confidence import DEFAULT_CONFIDENCE, ConfidenceFilter
 from .generative_classifier import GenerativeClassifierJudge
 from .near_copy import NearCopyFilter
-from .reference import FilterReference
+from ..quality.reference import FilterReference
 
 # Bump when a filter's judgement changes: evaluation cells of filtered arms carry it.
 FILTERS_VERSION = 1

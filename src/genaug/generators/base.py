@@ -21,17 +21,12 @@ import pydantic
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..config import GeneratorConfig
 from ..data.datasets import LabelledData, LabelledImages, LabelledTable
 from ..progress import ProgressCallback
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-
-
-class GeneratorConfig(pydantic.BaseModel):
-    """Base of every generator's config: typed, validated, unknown fields refused."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from pydantic import Field
 from torch import nn
 
 from ..data.datasets import LabelledTable
-from ..filters import GenerativeClassifierFilter
+from .generative_classifier import GenerativeClassifier
 from ..progress import ProgressCallback
 from ..training import CHECKPOINT_DIR, Trainer, TrainingConfig, TrainingResult, latest_checkpoint
 from .base import Generator, Samples, config_field_schemas, register
@@ -379,7 +379,7 @@ class TabularVAE(Generator):
         self.networks: dict[str, TabularVAENetwork] = {}
         self.latent_means: dict[str, np.ndarray] = {}
         self.latent_labels: dict[str, np.ndarray] = {}
-        self.filter: Optional[GenerativeClassifierFilter] = None
+        self.filter: Optional[GenerativeClassifier] = None
 
     @classmethod
     def sample_options(cls) -> dict[str, dict[str, Any]]:
@@ -432,7 +432,7 @@ class TabularVAE(Generator):
                      "training": results}
         self.filter = None
         if cfg.generative_classifier:
-            self.filter = GenerativeClassifierFilter(sigma=cfg.gc_sigma, steps=cfg.gc_steps, seed=cfg.seed).fit(x_all)
+            self.filter = GenerativeClassifier(sigma=cfg.gc_sigma, steps=cfg.gc_steps, seed=cfg.seed).fit(x_all)
             self.meta["filter_train_accuracy"] = self.filter.train_accuracy
         self.fitted = True
         return self
@@ -636,4 +636,4 @@ class TabularVAE(Generator):
             self.latent_means[key] = tensors[f"means.{key}"].numpy()
             self.latent_labels[key] = tensors[f"labels.{key}"].numpy()
         filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
-        self.filter = GenerativeClassifierFilter.from_state(filter_tensors) if filter_tensors else None
+        self.filter = GenerativeClassifier.from_state(filter_tensors) if filter_tensors else None

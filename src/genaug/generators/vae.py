@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..filters import GenerativeClassifierFilter
+from .generative_classifier import GenerativeClassifier
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig
 from .base import Generator, Samples, config_field_schemas, count_parameters, register
@@ -99,7 +99,7 @@ class ImageVAE(Generator):
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         self.vaes = nn.ModuleDict()
-        self.filter: Optional[GenerativeClassifierFilter] = None
+        self.filter: Optional[GenerativeClassifier] = None
 
     # -- building ------------------------------------------------------------
     def _new_vae(self, image_shape) -> ConvVAE:
@@ -253,7 +253,7 @@ class ImageVAE(Generator):
         self.meta["sources"] = list(data.sources)
         return self
 
-    def _train_filter(self, data: LabelledImages, early_states: dict, rng) -> GenerativeClassifierFilter:
+    def _train_filter(self, data: LabelledImages, early_states: dict, rng) -> GenerativeClassifier:
         """The generative classifier: real images vs uniform noise, Gaussian noise and early blurry reconstructions."""
         reconstructions = []
         with torch.no_grad():
@@ -266,7 +266,7 @@ class ImageVAE(Generator):
                 y = torch.from_numpy(data.labels[idx]) if early.n_classes else None
                 mu, _ = early.encode(x, y)
                 reconstructions.append(tensor_to_images(early.decode(mu, y)))
-        gc = GenerativeClassifierFilter(sigma=self.config.gc_sigma, steps=self.config.gc_steps,
+        gc = GenerativeClassifier(sigma=self.config.gc_sigma, steps=self.config.gc_steps,
                                         seed=int(rng.integers(2**31)))
         return gc.fit(data.images, np.concatenate(reconstructions))
 
@@ -350,7 +350,7 @@ class ImageVAE(Generator):
         self.train_means = tensors["train_means"].numpy()
         self.train_labels = tensors["train_labels"].numpy()
         filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
-        self.filter = GenerativeClassifierFilter.from_state(filter_tensors) if filter_tensors else None
+        self.filter = GenerativeClassifier.from_state(filter_tensors) if filter_tensors else None
 
     @classmethod
     def sample_options(cls) -> dict[str, dict[str, Any]]:

@@ -101,7 +101,7 @@ def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
                  note: Callable[[dict], None], *, owner: Optional[str] = None) -> dict[str, Any]:
     """Run the evaluation request (plain, quick, select or a stored model) and write the report."""
     from .. import stratified_split
-    from ..evaluate.request import run_request
+    from ..api import evaluate_request
     from ..store.datasets import load_dataset
     from .params import EvaluateParams
 
@@ -110,8 +110,8 @@ def run_evaluate(params: dict[str, Any], home: Path, folder: Path, progress: Pro
     if test is None:
         data, test = stratified_split(data, typed.test_fraction, seed=0)
     report_dir = folder / "report"
-    written = run_request(data, test, typed.request(), report_dir, dataset_name=typed.dataset,
-                          cache_dir=folder / "cache", progress=progress, home=home)
+    written = evaluate_request(data, test, typed.request(), report_dir, dataset_name=typed.dataset,
+                               cache_dir=folder / "cache", progress=progress, home=home)
     files = sorted(p.name for p in report_dir.iterdir() if p.is_file())
     table = [{"n": r["n"], "arm": r["arm"], "plain_name": r["plain_name"], "metric": r["metric"],
               "mean": r[f"{r['metric']}_mean"], "low": r[f"{r['metric']}_low"], "high": r[f"{r['metric']}_high"],

@@ -317,7 +317,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop (re-queueing the running job) when the process that started this one ends")
     args = parser.parse_args(argv)
-    from ..service.settings import ServiceSettings
+    from ..settings import ServiceSettings
 
     settings = ServiceSettings()
     worker = Worker(settings.home, settings.database_url, heartbeat_timeout=settings.heartbeat_timeout,

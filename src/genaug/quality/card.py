@@ -3,7 +3,7 @@ scored against the training images (fidelity, diversity, near-copies) in the Lit
 
 Small on purpose (``QUALITY_SAMPLES`` per class, fewer for a slow sampler; at most
 ``REFERENCE_PER_CLASS`` training images per class): seconds to a minute on a CPU. The training images' features are kept with the
-model as its filter reference (``genaug.filters.reference``), so the near-copy and confidence
+model as its filter reference (``genaug.quality.reference``), so the near-copy and confidence
 filters and ``quality.json`` work later without the training data. ``GENAUG_QUALITY_SAMPLES`` sets the number (0 = no
 card). A card that cannot be computed never fails the training: it records why instead.
 """
@@ -39,7 +39,7 @@ def samples_per_class(explicit: Optional[int] = None) -> int:
 
 def training_quality_card(generator, data, per_class: int, *, seed: int = 0):
     """(card, filter reference) of a fitted image ``generator`` and its training ``data`` (see the module)."""
-    from ..filters.reference import REFERENCE_PER_CLASS, FilterReference
+    from .reference import REFERENCE_PER_CLASS, FilterReference
     from . import image_features, score_features
 
     started = time.monotonic()

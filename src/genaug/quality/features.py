@@ -7,7 +7,7 @@
   itself is never imported (it imports OpenCV, which needs system libraries that a server may
   lack). About 5 images per second per CPU core.
 - ``lite0``: EfficientNet-Lite0's ImageNet features (1280-d, 160 px input; see
-  ``genaug.evaluate.lite0``): about ten times faster on a CPU, and the space the ``lite0-linear``
+  ``genaug.pretrained.lite0``): about ten times faster on a CPU, and the space the ``lite0-linear``
   classifier sees. Numbers in the two spaces are not comparable: every report names its space.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: Opti
                    progress: Optional[Callable[[int, int], None]] = None, cache: Optional[dict] = None) -> np.ndarray:
     """Features (N x D, float32) of uint8 NHWC images (1 or 3 channels, any size) in ``space``.
 
-    ``cache``: the Lite0 feature cache of ``evaluate.lite0.lite0_features`` (the evaluation runner
+    ``cache``: the Lite0 feature cache of ``pretrained.lite0.lite0_features`` (the evaluation runner
     passes its own, so the real images of an arm are computed once for classifier, filters and
     quality numbers)."""
     images = np.asarray(images)
@@ -64,7 +64,7 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: Opti
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
         raise ValueError(f"features: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} {images.shape}")
     if space == "lite0":
-        from ..evaluate.lite0 import lite0_features
+        from ..pretrained.lite0 import lite0_features
 
         # Lite0's own default batch: the classifier's features and these come out identical, so
         # whichever fills the shared cache first does not matter.

@@ -40,7 +40,7 @@ class FilterReference:
                     progress=None, cache: Optional[dict] = None) -> "FilterReference":
         """The reference of real ``images`` (uint8 NHWC): at most ``per_class`` per class, drawn by
         ``seed``; ``cache`` as in ``quality.features.image_features``."""
-        from ..quality.features import image_features
+        from .features import image_features
 
         labels = np.asarray(labels, dtype=np.int64)
         keep = subset_per_class(labels, len(class_names), per_class, seed)

