@@ -49,6 +49,28 @@ def test_every_command_has_help_with_examples(command):
         assert "Example" in result.output
 
 
+def test_kinds_lists_config_sample_options_and_capabilities():
+    """``genaug kinds`` shows each kind's sample options from its SampleOptions model, not a copy."""
+    from genaug.generators.base import get_generator_class
+
+    result = runner.invoke(app, ["kinds"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+
+    def section(kind: str, following: str) -> str:  # each kind's block starts with "<kind> (<data kind>;"
+        return out[out.index(f"{kind} (images;"):out.index(f"{following} (images;")]
+
+    dcgan = section("dcgan", "ddim")
+    assert "sample options (generate --set):" in dcgan and "truncation = None" in dcgan
+    assert "can: --parent (transfer)" in dcgan
+    ddim = section("ddim", "ddpm")
+    assert "can: --unlabeled in mode single; --parent (transfer)" in ddim
+    for option in get_generator_class("ddim").sample_options():
+        assert f"    {option} = " in ddim
+    classic = section("classic", "dcgan")
+    assert "sample options" not in classic and "can:" not in classic
+
+
 def test_ingest_train_models_generate(home, digit_folder, tmp_path):
     result = invoke("ingest", digit_folder, "--name", "digits3")
     assert result.exit_code == 0, result.output

@@ -327,6 +327,12 @@ def train(data: LabelledData, kind: str, name: str, *,
     generator_class = _generator_class(kind)
     validated = validate_config(kind, config, overrides)
     _check_data_kind(generator_class, data)
+    mode = getattr(validated, "mode", None)
+    if unlabeled is not None and mode not in generator_class.uses_unlabeled_pool:
+        kinds = [f"{k} (mode {', '.join(c.uses_unlabeled_pool)})" for k, c in sorted(generator_kinds().items())
+                 if c.uses_unlabeled_pool]
+        raise ValueError(f"unlabeled: a '{kind}' model{f' of mode {mode!r}' if mode else ''} does not learn from "
+                         f"images without labels; these do: {', '.join(kinds)}")
     home_path = genaug_home(home)
     with Registry.open(home_path) as registry:
         parent_row, parent_generator = (None, None)
@@ -335,6 +341,10 @@ def train(data: LabelledData, kind: str, name: str, *,
             if parent_row.kind != kind:
                 raise ValueError(f"parent: model {parent_row.name} is a '{parent_row.kind}' model; "
                                  f"a '{kind}' model can only start from a '{kind}' model")
+            if not generator_class.supports_warm_start:
+                able = ", ".join(k for k, c in sorted(generator_kinds().items()) if c.supports_warm_start)
+                raise ValueError(f"parent: a '{kind}' model cannot start from another model (no transfer support); "
+                                 f"kinds that can: {able}")
         summary = data_summary(data, data_source)
         if unlabeled is not None:
             summary["unlabeled_pool"] = int(len(unlabeled))

@@ -153,12 +153,23 @@ def ingest(path: Path = typer.Argument(..., help="image folder (one subfolder pe
 
 @app.command()
 def kinds():
-    """List the generator kinds with their one-line summary and config fields."""
+    """List the generator kinds: one-line summary, capabilities, config fields (``train --set``) and
+    sample options (``generate --set``)."""
     for kind, cls in sorted(api.generator_kinds().items()):
         console.print(f"[bold]{kind}[/bold] ({cls.data_kind}; a saved model keeps training data: "
                       f"{cls.keeps_training_data}): {cls.summary}")
+        able = ([f"--unlabeled in mode {', '.join(cls.uses_unlabeled_pool)}"] if cls.uses_unlabeled_pool else []) + \
+            (["--parent (transfer)"] if cls.supports_warm_start else [])
+        if able:
+            console.print(f"  can: {'; '.join(able)}")
+        console.print("  config (train --set):")
         for field, info in cls.Config.model_fields.items():
             console.print(f"    {field} = {info.default!r}  [dim]{info.description or ''}[/dim]")
+        options = cls.sample_options()
+        if options:
+            console.print("  sample options (generate --set):")
+            for option, schema in options.items():
+                console.print(f"    {option} = {schema.get('default')!r}  [dim]{schema.get('description', '')}[/dim]")
 
 
 def preset_config(kind: str, preset: Optional[str]) -> dict:

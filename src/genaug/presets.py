@@ -275,7 +275,7 @@ def _measure(kind: str, config: dict[str, Any], steps: dict[str, int], image_sha
     if not timings:
         raise ValueError(f"kind: '{kind}' reported no training steps to measure")
     phases = list(timings)
-    family = phases[0].split("-")[0]  # "vae-0", "vae-1" are the main networks; "gc" is not
+    family = phases[0].split("-")[0]  # "vae-class0", "vae-class1" are the main networks; "gc" is not
     main = [p for p in phases if p.split("-")[0] == family]
     rate = lambda values: median(values[_WARMUP_STEPS:] or values)  # noqa: E731
     main_rate = median(rate(timings[p]) for p in main)

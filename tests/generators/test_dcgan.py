@@ -169,8 +169,8 @@ def test_training_writes_history_plot_and_grid(small, tmp_path):
         assert (phase / "losses.png").stat().st_size > 0
         assert list((phase / "samples").glob("step-*.png"))
     meta = model.meta
-    assert set(meta["diversity"]["final"]) == {"0", "1", "2"}
-    assert all(meta["diversity"]["min"][k] <= meta["diversity"]["final"][k] for k in "012")
+    assert set(meta["diversity"]["final"]) == {"class0", "class1", "class2"}
+    assert all(meta["diversity"]["min"][k] <= meta["diversity"]["final"][k] for k in meta["diversity"]["final"])
     assert set(meta["training"]) == {"dcgan-class0", "dcgan-class1", "dcgan-class2"}
     assert meta["image_shape"] == [8, 8, 1]
     # Fitting again with the same folder resumes the finished phases instead of training anew.
@@ -277,7 +277,7 @@ def test_warm_start_loads_parent_weights(fitted_conditional, small):
     per_class.fit(small)
     info = per_class.meta["warm_start"]
     assert info["loaded"] > 0 and info["skipped"] > 0
-    assert set(info["groups"]) == {"0", "1", "2"}
+    assert set(info["groups"]) == {"class0", "class1", "class2"}
 
 
 def test_warm_start_with_other_class_count_skips_embeddings(fitted_conditional, digits):

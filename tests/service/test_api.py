@@ -47,6 +47,10 @@ def test_kinds_carry_schema_defaults_and_sample_options(service):
         assert kinds["vae"]["summary"] and "steps" in kinds["vae"]["schema"]["properties"]
         assert (ddim["keeps_training_data"], kinds["vae"]["keeps_training_data"], kinds["dcgan"]["keeps_training_data"]) \
             == ("images", "encodings", "none")
+        # Capabilities and UI hints come from the kinds themselves (no kind names in the UI's code).
+        assert ddim["capabilities"] == {"unlabeled_pool_modes": ["single"], "warm_start": True}
+        assert kinds["classic"]["capabilities"] == {"unlabeled_pool_modes": [], "warm_start": False}
+        assert "train" in kinds["vae"]["preselected"] and kinds["classic"]["preselected"] == ["evaluate"]
         missing = client.get("/api/kinds/nope")
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 

@@ -59,6 +59,7 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             expect(page.get_by_test_id("train-name-error")).to_contain_text("not a valid name")
             page.get_by_label("Model name").fill(MODEL)
             expect(page.get_by_test_id("train-name-error")).to_be_hidden()
+            expect(page.locator("#kind-vae")).to_be_checked()  # preselected by the server's hint
             page.locator("#kind-vae").check()
 
             # Class by class: files dropped onto a row go to that class; non-images are listed as ignored.
@@ -153,6 +154,9 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             expect(page.get_by_test_id("eval-kinds")).to_be_hidden()
             page.get_by_test_id("eval-mode-pick").check()
             expect(page.locator("#eval-classifier")).to_have_value("cnn")
+            expect(page.get_by_test_id("eval-kind-classic")).to_be_checked()  # the server's hints
+            expect(page.get_by_test_id("eval-kind-vae")).to_be_checked()
+            expect(page.get_by_test_id("eval-kind-dcgan")).not_to_be_checked()
             page.get_by_test_id("eval-kind-classic").check()
             page.get_by_test_id("eval-kind-vae").check()
             page.get_by_label("Shots (images per class)").fill("3")

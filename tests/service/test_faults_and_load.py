@@ -88,7 +88,7 @@ def test_sigkilled_worker_job_resumes_on_another_worker(tmp_path, module_databas
             assert len(first_listing) == 1 and first_listing[0]["status"] == "ready"
             assert {"config.json", "weights.safetensors"} <= set(first_listing[0]["files"]), first_listing
             training = client.get("/api/models/survivor").json()["metrics"]["training"]
-            resumed_from = training["0"]["resumed_from"]
+            resumed_from = training["class0"]["resumed_from"]
             # It resumed from the last checkpoint before the kill (every 100 steps), not from 0. The
             # job row shows progress up to 0.5 s late, so training may have passed one more
             # checkpoint than the step we saw.

@@ -114,8 +114,8 @@ def test_training_writes_grids_unless_told_not_to_and_the_gallery_pages_the_imag
         return {phase: [g.name for g in found if g.parent.parent.name == phase]
                 for phase in sorted({g.parent.parent.name for g in found})}
 
-    assert grids("gallery-vae") == {p: [f"step-{s:06d}.png" for s in range(4, 41, 4)] for p in ("vae-0", "vae-1")}
-    assert grids("no-grids-vae") == {p: ["step-000040.png"] for p in ("vae-0", "vae-1")}
+    assert grids("gallery-vae") == {p: [f"step-{s:06d}.png" for s in range(4, 41, 4)] for p in ("vae-class0", "vae-class1")}
+    assert grids("no-grids-vae") == {p: ["step-000040.png"] for p in ("vae-class0", "vae-class1")}
 
     job = service.submit("generate", {"model": "gallery-vae", "n_per_class": 7, "seed": 3})
     assert job.status_code == 201, job.text

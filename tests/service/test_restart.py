@@ -37,7 +37,7 @@ def test_restart_keeps_jobs_and_models_and_resumes_the_running_job(tmp_path, mod
             assert resumed["status"] == "succeeded", resumed["log"][-8:]
             assert any("re-queued: its worker shut down" in line for line in resumed["log"]), "\n".join(resumed["log"])
             metrics = client.get("/api/models/interrupted").json()["metrics"]["training"]
-            assert metrics["0"]["resumed_from"] >= 100  # from its checkpoint, not from scratch
+            assert metrics["class0"]["resumed_from"] >= 100  # from its checkpoint, not from scratch
             assert {m["name"] for m in client.get("/api/models").json()} == {"kept", "interrupted"}
     finally:
         stop_service(second)
@@ -79,6 +79,6 @@ def test_sigterm_to_the_process_group_requeues_the_job_and_never_fails_its_model
         with second.client() as client:
             model = client.get("/api/models/grouped").json()
         assert model["status"] == "ready"
-        assert model["metrics"]["training"]["0"]["resumed_from"] >= 100  # from its checkpoint
+        assert model["metrics"]["training"]["class0"]["resumed_from"] >= 100  # from its checkpoint
     finally:
         stop_service(second)

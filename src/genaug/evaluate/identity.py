@@ -42,7 +42,8 @@ def validated_config(spec: "GeneratorSpec") -> dict:
 
 def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     """The variant's sample options over the kind's declared defaults; unknown names refused."""
-    declared = get_generator_class(spec.kind).sample_options()
+    cls = get_generator_class(spec.kind)
+    declared = cls.sample_options()
     unknown = sorted(set(variant.options) - set(declared))
     if "filter" in unknown and spec.kind in FORMER_FILTER_OPTION:
         raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the 'filter' option is gone; the "
@@ -50,7 +51,9 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     if unknown:
         raise ValueError(f"generator '{spec.label}' variant '{variant.label}': unknown sample option(s) {unknown}; "
                          f"{spec.kind} takes {sorted(declared) or 'none'}")
-    defaults = {name: schema["default"] for name, schema in declared.items() if "default" in schema}
+    left_out = cls.SampleOptions.identity_defaults_exclude
+    defaults = {name: schema["default"] for name, schema in declared.items()
+                if "default" in schema and name not in left_out}
     return {**defaults, **variant.options}
 
 

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..generators.images import images_to_tensor
-from ..pretrained.lite0 import (LITE0_FEATURE_DIM, LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION,
-                                Lite0Backbone, clear_lite0_cache, lite0_features, load_lite0_backbone)
+from ..pretrained.lite0 import LITE0_FEATURE_DIM, Lite0Backbone, lite0_features, load_lite0_backbone
 from .image_classifier import ClassifierBudget, TrainingLedger, batch_indices
 
 # Fine-tuning: a small rate for the pretrained backbone, a larger one for the new head (used

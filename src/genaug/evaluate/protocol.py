@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..data.datasets import LabelledData, LabelledImages
 from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed, \
     uses_generative_classifier
-from ..generators.base import Samples, get_generator_class
+from ..generators.base import Samples, generator_kinds, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
@@ -287,9 +287,11 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
             raise ValueError(f"generator '{spec.label}': kind '{spec.kind}' trains on {cls.data_kind}, "
                              f"this data is {data_kind}")
         config = validated_config(spec)
-        if spec.unlabeled_pool and (not hasattr(cls, "use_examples") or config.get("mode") != "single"):
+        if spec.unlabeled_pool and config.get("mode") not in cls.uses_unlabeled_pool:
+            able = [f"{kind} (mode {', '.join(k.uses_unlabeled_pool)})" for kind, k in sorted(generator_kinds().items())
+                    if k.uses_unlabeled_pool]
             raise ValueError(f"generator '{spec.label}': an unlabeled pool needs a kind that can vary your "
-                             f"labelled images after learning from unlabeled ones (ddim / ddpm, mode 'single')")
+                             f"labelled images after learning from unlabeled ones: {', '.join(able)}")
         for variant in spec.variants:
             sample_options(spec, variant)
             if data_kind == "table" and needs_reference(variant.filters):

@@ -6,14 +6,17 @@ store, the evaluation harness, the CLI and the service can treat them alike.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import json
 import os
+import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -67,6 +70,64 @@ class Samples:
                        [prov for p in parts for prov in p.provenance], stats)
 
 
+class SampleOptions(pydantic.BaseModel):
+    """Base of every kind's sample options (``Generator.SampleOptions``): typed, validated by the
+    base class before ``sample`` runs, and exported as JSON schema to the CLI, the API and the UI.
+
+    An option left out of a call takes the model's own config value (``overrides()`` holds only
+    the options a call set), so a field's ``default`` here documents the kind's default config."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    # Other names a call may use for an option ({alias: option}), e.g. the CLI's generic "sampler".
+    aliases: ClassVar[dict[str, str]] = {}
+    # Options declared after evaluation cells were cached with the kind: their defaults stay out of a
+    # cell's identity so that those cells keep their hash (a variant that sets one still hashes it).
+    identity_defaults_exclude: ClassVar[frozenset[str]] = frozenset()
+
+    def overrides(self) -> dict[str, Any]:
+        """The options this call set, by name (what replaces the model's config values)."""
+        return self.model_dump(exclude_unset=True)
+
+
+def options_from_config(name: str, config_class: type[pydantic.BaseModel], fields: Mapping[str, str], *,
+                        base: type[SampleOptions] = SampleOptions, **extra: Any) -> type[SampleOptions]:
+    """A ``SampleOptions`` model (subclass of ``base``) whose options mirror config fields
+    (``{option: config field}``: same type, bounds, default and description, so the two never
+    disagree), plus ``extra`` pydantic field definitions (``name=(type, Field(...))``)."""
+    definitions: dict[str, Any] = {}
+    for option, field_name in fields.items():
+        info = copy.copy(config_class.model_fields[field_name])
+        definitions[option] = (info.annotation, info)
+    definitions.update(extra)
+    return pydantic.create_model(name, __base__=base, **definitions)
+
+
+def resolve_seed(seed: Optional[int]) -> int:
+    """The seed a ``sample`` call uses: ``seed`` itself, or fresh entropy when it is None (one rule
+    for every kind; a seeded call never depends on the global RNGs)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2 ** 63)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed: expected an integer or None, got {seed!r}")
+    return int(seed)
+
+
+def compute_device() -> torch.device:
+    """Where kinds train and sample: the GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch's global generators for a fit (weight init, dropout, kornia) and restore the
+    caller's state afterwards: a fit is reproducible and leaves the global RNGs untouched."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 class NotFittedError(RuntimeError):
     """Raised when ``sample`` or ``save`` is called before ``fit``."""
 
@@ -96,6 +157,17 @@ class Generator(ABC):
     # Named config fields sized for a CPU ("quick", "standard", "best"; see genaug.presets), shown
     # by the web UI and ``genaug train --preset``; empty for kinds that do not train.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Forms of the web UI that tick this kind by default ("train", "evaluate"): the UI's hints come
+    # from here, so a new kind is one module and nothing else.
+    preselected: ClassVar[tuple[str, ...]] = ()
+    # The options ``sample`` takes (a ``SampleOptions`` model; none by default).
+    SampleOptions: ClassVar[type[SampleOptions]] = SampleOptions
+    # Declared capabilities (the runner, the API and the UI read these; no probing for methods):
+    # the config modes in which ``fit(data, unlabeled=images)`` also learns from images without
+    # labels and ``use_examples(data)`` then sets the labelled examples samples start from ...
+    uses_unlabeled_pool: ClassVar[tuple[str, ...]] = ()
+    # ... and whether ``warm_start(parent)`` can start a fit from another model's weights.
+    supports_warm_start: ClassVar[bool] = False
 
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides: Any):
         if isinstance(config, pydantic.BaseModel):
@@ -112,10 +184,19 @@ class Generator(ABC):
             checkpoints: Optional[Path] = None) -> "Generator":
         """Learn from ``data`` (the training split only) and return ``self``."""
 
-    @abstractmethod
     def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
                **options: Any) -> Samples:
-        """``n`` new examples of class ``label`` (all classes, balanced, when None)."""
+        """``n`` new examples of class ``label`` (all classes, balanced, when None); the same
+        ``seed`` gives the same examples, ``seed=None`` fresh ones. ``options``: the kind's
+        ``SampleOptions`` (validated here, before anything is drawn)."""
+        self._require_fitted()
+        chosen = self.validate_sample_options(options)
+        return self._sample(self.split_counts(n, label), resolve_seed(seed), chosen)
+
+    def _sample(self, counts: dict[int, int], seed: int, options: SampleOptions) -> Samples:
+        """Draw ``counts[c]`` examples of every class ``c`` with ``seed`` and the validated
+        ``options``; kinds implement this (or, as a plugin may, override ``sample`` itself)."""
+        raise NotImplementedError(f"{self.kind}: implement _sample (or override sample)")
 
     @abstractmethod
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -132,12 +213,35 @@ class Generator(ABC):
 
     @classmethod
     def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """The options ``sample`` takes, as JSON-schema properties (name -> schema with default).
+        """The options ``sample`` takes, as JSON-schema properties (name -> schema with default):
+        ``SampleOptions``'s schema, which the CLI's help, the service and the UI's form show."""
+        return dict(cls.SampleOptions.model_json_schema().get("properties", {}))
 
-        The service checks generate requests against the names and the UI renders a form
-        from the schemas; a kind whose ``sample`` takes options overrides this.
-        """
-        return {}
+    @classmethod
+    def validate_sample_options(cls, options: Mapping[str, Any]) -> SampleOptions:
+        """``options`` as the kind's ``SampleOptions``, or a ``ValueError`` naming ``options.<name>``
+        and what is wrong (an unknown option lists the known ones)."""
+        model = cls.SampleOptions
+        options = dict(options)
+        for alias, name in model.aliases.items():
+            if alias in options:
+                if name in options:
+                    raise ValueError(f"options.{alias}: '{alias}' is another name for '{name}'; give one of them")
+                options[name] = options.pop(alias)
+        unknown = sorted(set(options) - set(model.model_fields))
+        if unknown == ["filter"]:  # the option vae and tabular_vae had before the filter stage took it over
+            raise ValueError("options.filter: the generative classifier is a filter now; ask for it with "
+                             "filters: ['generative-classifier'] (CLI: --filter generative-classifier; a model "
+                             "trained with it applies it by default)")
+        if unknown:
+            raise ValueError(f"options: unknown option {', '.join(map(repr, unknown))} for kind '{cls.kind}'; "
+                             f"it takes {', '.join(sorted(model.model_fields)) or 'none'}")
+        try:
+            return model.model_validate(options)
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "options"
+            raise ValueError(f"options.{where}: {first['msg']} (got {first.get('input')!r})") from None
 
     @classmethod
     def tiny_variants(cls) -> dict[str, GeneratorConfig]:
@@ -229,7 +333,6 @@ class Generator(ABC):
 
 
 _KINDS: dict[str, type[Generator]] = {}
-_BUILTIN_MODULES = ("classic", "tabular", "vae", "dcgan", "diffusion")
 
 
 def register(kind: str):
@@ -254,8 +357,10 @@ def _load_entry_points() -> None:
 
 def generator_kinds() -> dict[str, type[Generator]]:
     """Every registered kind, built-in and from installed plugins."""
-    for module in _BUILTIN_MODULES:  # importing a module registers its kinds
-        importlib.import_module(f"{__package__}.{module}")
+    # Importing a module registers its kinds: every module of this package is imported, so a new
+    # built-in kind is one module and nothing else (the helpers are imported by the kinds anyway).
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{__package__}.{module.name}")
 
     if not os.environ.get("GENAUG_NO_PLUGINS"):
         _load_entry_points()
@@ -276,16 +381,12 @@ def load_generator(directory: str | Path) -> Generator:
     return get_generator_class(document["kind"]).load(directory)
 
 
+def tensors_under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with ``prefix``, with the prefix removed (one module's state
+    dict out of a model's ``state_tensors``)."""
+    return {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+
+
 def count_parameters(*modules: torch.nn.Module) -> int:
     """The number of parameters of ``modules`` (works on the meta device)."""
     return int(sum(p.numel() for module in modules for p in module.parameters()))
-
-
-def config_field_schemas(config_class: type[pydantic.BaseModel], names: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """JSON-schema properties of ``config_class``'s fields, renamed ``{option name: field name}``.
-
-    Sample options that override a config field (``steps`` for ``sample_steps``) describe
-    themselves with that field's schema, so the two never disagree.
-    """
-    properties = config_class.model_json_schema().get("properties", {})
-    return {option: dict(properties[field]) for option, field in names.items() if field in properties}

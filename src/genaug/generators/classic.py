@@ -12,7 +12,7 @@ requested class and augments them, and the provenance names the source.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import kornia.augmentation as K
 import numpy as np
@@ -70,6 +70,7 @@ class ClassicAugmentation(Generator):
     description = ("Flips, crops, small rotations and colour changes of your own images. Nothing to train and "
                    "always safe: the baseline every other generator has to beat.")
     keeps_training_data = "images"
+    preselected = ("evaluate",)  # the baseline every comparison shows
 
     def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
             checkpoints: Optional[Path] = None) -> "ClassicAugmentation":
@@ -82,16 +83,12 @@ class ClassicAugmentation(Generator):
         self.fitted = True
         return self
 
-    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
-               **options: Any) -> Samples:
-        """Augment ``n`` randomly drawn training images of ``label`` (all classes when None)."""
-        self._require_fitted()
-        if options:
-            raise ValueError(f"classic: unknown sample options {sorted(options)}")
+    def _sample(self, counts: dict[int, int], seed: int, options) -> Samples:
+        """Augment randomly drawn training images of each class (no options)."""
         rng = np.random.default_rng(seed)
         pipeline = build_augmentation(self.config, self.images.shape[1])
         chosen, labels = [], []
-        for cls, count in self.split_counts(n, label).items():
+        for cls, count in counts.items():
             pool = np.flatnonzero(self.labels == cls)
             if count and len(pool) == 0:
                 raise ValueError(f"classic: no training images of class '{self.class_names[cls]}'")

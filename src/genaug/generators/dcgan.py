@@ -41,14 +41,20 @@ from torch import nn
 from ..data.datasets import LabelledData, LabelledImages
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig, TrainingResult, load_matching_weights
-from .base import Generator, Samples, count_parameters, register
+from .base import Generator, SampleOptions, Samples, count_parameters, register, seeded_torch, tensors_under
+from .groups import ALL_CLASSES, GroupedGenerator, class_group, group_class
 from .dcgan_networks import DCGANDiscriminator, DCGANGenerator, diversity_ratio, image_features, size_plan
 from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
 from .images import images_to_tensor, tensor_to_images
 
 MONITOR_BATCH = 64  # fakes (and at most this many reals) per diversity measurement
 SAMPLE_BATCH = 256  # images generated at once by sample(): keeps memory flat for any n
-SAMPLE_OPTIONS = ("truncation",)
+
+
+class DCGANSampleOptions(SampleOptions):
+    """What ``DCGAN.sample`` takes."""
+
+    truncation: Optional[float] = Field(None, gt=0, description="redraw noise entries beyond +-t: smaller = more typical, less varied images (empty = off)")
 
 
 class DCGANConfig(TrainingConfig):
@@ -130,10 +136,13 @@ def _g_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
 
 
 @register("dcgan")
-class DCGAN(Generator):
+class DCGAN(GroupedGenerator):
     """DCGAN augmentation: one GAN per class or one conditional GAN, with small-data training tricks."""
 
     Config = DCGANConfig
+    SampleOptions = DCGANSampleOptions
+    roles = {"generator": "generators", "discriminator": "discriminators"}
+    supports_warm_start = True
     summary = ("DCGAN: adversarially trained generator, sharp new images (per class or conditional); "
                "needs more images and steps than a VAE, DiffAugment helps with few.")
     description = ("Sharper images than a VAE, but it needs a few hundred images per class and longer training "
@@ -146,7 +155,7 @@ class DCGAN(Generator):
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
-        self.generators = nn.ModuleDict()  # group key ("all" or class index) -> EMA generator
+        self.generators = nn.ModuleDict()  # group key ("all" or "class<i>") -> EMA generator
         self.discriminators = nn.ModuleDict()  # kept so fine-tuning / transfer can continue
         self._parent: Optional[dict[str, Any]] = None
 
@@ -167,12 +176,11 @@ class DCGAN(Generator):
         return one * (1 if self.config.mode == "conditional" else len(class_names))
 
     def _groups(self, labels: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        if self.config.mode == "conditional":
-            return [("all", np.arange(len(labels)))]
-        return [(str(c), np.flatnonzero(labels == c)) for c in range(len(self.class_names))]
+        return [(key, np.arange(len(labels)) if key == ALL_CLASSES else np.flatnonzero(labels == group_class(key)))
+                for key in self.training_groups()]
 
     def _phase(self, key: str) -> str:
-        return "dcgan-conditional" if key == "all" else f"dcgan-class{key}"
+        return "dcgan-conditional" if key == ALL_CLASSES else f"dcgan-{key}"
 
     # -- fit -----------------------------------------------------------------
     def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
@@ -197,38 +205,38 @@ class DCGAN(Generator):
         options = small_data_options(cfg, counts)
         started = time.monotonic()
         rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        images = images_to_tensor(data.images).mul_(2).sub_(1)  # the tanh range [-1, 1]
-        labels = torch.from_numpy(data.labels)
-        groups = self._groups(data.labels)
-        self.generators, self.discriminators = nn.ModuleDict(), nn.ModuleDict()
-        training, final, lowest, warm = {}, {}, {}, {}
-        for index, (key, indices) in enumerate(groups):
-            generator, discriminator = self._networks(data.image_shape)
+        with seeded_torch(cfg.seed):
+            images = images_to_tensor(data.images).mul_(2).sub_(1)  # the tanh range [-1, 1]
+            labels = torch.from_numpy(data.labels)
+            groups = self._groups(data.labels)
+            self.generators, self.discriminators = nn.ModuleDict(), nn.ModuleDict()
+            training, final, lowest, warm = {}, {}, {}, {}
+            for index, (key, indices) in enumerate(groups):
+                generator, discriminator = self._networks(data.image_shape)
+                if self._parent is not None:
+                    warm[key] = self._load_parent(generator, discriminator, key)
+                result = self._train_one(generator, discriminator, key, images, labels, indices, rng, options,
+                                         checkpoints, progress, index * cfg.steps, cfg.steps * len(groups))
+                training[self._phase(key)] = result.summary()
+                values = [row["diversity"] for row in result.history if "diversity" in row]
+                final[key], lowest[key] = (values[-1], min(values)) if values else (None, None)
+                self.generators[key] = generator.cpu().eval()
+                self.discriminators[key] = discriminator.cpu().eval()
+            self.fitted = True
+            self.meta = {
+                "image_shape": list(data.image_shape), "mode": cfg.mode,
+                "architecture": {"base": base, "levels": levels},
+                "small_data": options, "training": training,
+                "diversity": {"final": final, "min": lowest, "feature_space": "pixels resized to 16x16",
+                              "every": cfg.monitor_every},
+                "train_seconds": round(time.monotonic() - started, 2),
+            }
             if self._parent is not None:
-                warm[key] = self._load_parent(generator, discriminator, key)
-            result = self._train_one(generator, discriminator, key, images, labels, indices, rng, options,
-                                     checkpoints, progress, index * cfg.steps, cfg.steps * len(groups))
-            training[self._phase(key)] = result.summary()
-            values = [row["diversity"] for row in result.history if "diversity" in row]
-            final[key], lowest[key] = (values[-1], min(values)) if values else (None, None)
-            self.generators[key] = generator.cpu().eval()
-            self.discriminators[key] = discriminator.cpu().eval()
-        self.fitted = True
-        self.meta = {
-            "image_shape": list(data.image_shape), "mode": cfg.mode,
-            "architecture": {"base": base, "levels": levels},
-            "small_data": options, "training": training,
-            "diversity": {"final": final, "min": lowest, "feature_space": "pixels resized to 16x16",
-                          "every": cfg.monitor_every},
-            "train_seconds": round(time.monotonic() - started, 2),
-        }
-        if self._parent is not None:
-            self.meta["warm_start"] = {
-                "parent_kind": self._parent["kind"], "parent_mode": self._parent["mode"],
-                "loaded": sum(w["loaded"] for w in warm.values()),
-                "skipped": sum(w["skipped"] for w in warm.values()), "groups": warm}
-        return self
+                self.meta["warm_start"] = {
+                    "parent_kind": self._parent["kind"], "parent_mode": self._parent["mode"],
+                    "loaded": sum(w["loaded"] for w in warm.values()),
+                    "skipped": sum(w["skipped"] for w in warm.values()), "groups": warm}
+            return self
 
     def _train_one(self, generator: DCGANGenerator, discriminator: DCGANDiscriminator, key: str,
                    images: torch.Tensor, labels: torch.Tensor, indices: np.ndarray, rng: np.random.Generator,
@@ -375,12 +383,12 @@ class DCGAN(Generator):
     def _parent_group(self, key: str) -> str:
         """Which of the parent's GANs starts the child's GAN ``key``."""
         parent = self._parent
-        if "all" in parent["groups"]:
-            return "all"  # a conditional parent starts every child GAN
-        if key != "all":  # per_class -> per_class: the same class name where the parent has it
-            name = self.class_names[int(key)]
-            if name in parent["class_names"] and str(parent["class_names"].index(name)) in parent["groups"]:
-                return str(parent["class_names"].index(name))
+        if ALL_CLASSES in parent["groups"]:
+            return ALL_CLASSES  # a conditional parent starts every child GAN
+        if key != ALL_CLASSES:  # per_class -> per_class: the same class name where the parent has it
+            name = self.class_names[group_class(key)]
+            if name in parent["class_names"] and class_group(parent["class_names"].index(name)) in parent["groups"]:
+                return class_group(parent["class_names"].index(name))
         return parent["groups"][0]  # any GAN of the same images beats a random start
 
     def _load_parent(self, generator: nn.Module, discriminator: nn.Module, key: str) -> dict[str, Any]:
@@ -389,7 +397,7 @@ class DCGAN(Generator):
         counts = {"source": source, "loaded": 0, "skipped": 0, "skipped_names": []}
         for role, module in (("generator", generator), ("discriminator", discriminator)):
             prefix = f"{role}.{source}."
-            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            state = tensors_under(tensors, prefix)
             result = load_matching_weights(module, state)  # ValueError "parent: ..." when nothing fits
             counts["loaded"] += len(result["loaded"])
             counts["skipped"] += len(result["skipped"])
@@ -397,23 +405,17 @@ class DCGAN(Generator):
         return counts
 
     # -- sample --------------------------------------------------------------
-    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
-               **options: Any) -> Samples:
-        """``n`` images from the EMA generator(s); option ``truncation`` (float > 0): resample |z| > t."""
-        self._require_fitted()
-        truncation = self._sample_options(options)
-        counts = self.split_counts(n, label)
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % 2 ** 63)
-        noise = torch.Generator().manual_seed(int(seed))
+    def _sample(self, counts: dict[int, int], seed: int, options: DCGANSampleOptions) -> Samples:
+        """Images from the EMA generator(s); option ``truncation`` (float > 0): resample |z| > t."""
+        truncation = options.truncation
+        noise = torch.Generator().manual_seed(seed)
         # A GPU when there is one: sampling thousands of 64-px images on a CPU is slow. The noise
         # is drawn on the CPU either way, so a seed means the same z everywhere.
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device()
         h, w, c = self.meta["image_shape"]
         parts, part_labels = [], []
         for cls, count in counts.items():
-            key = "all" if self.config.mode == "conditional" else str(cls)
-            g = self.generators[key].to(device).eval()
+            g = self.generators[self.group_of(cls)].to(device).eval()
             for start in range(0, count, SAMPLE_BATCH):
                 m = min(SAMPLE_BATCH, count - start)
                 z = self._draw_z(m, noise, truncation).to(device)
@@ -426,18 +428,6 @@ class DCGAN(Generator):
         provenance = [{"sampler": "dcgan", "mode": self.config.mode, "truncation": truncation}
                       for _ in range(len(sample_labels))]
         return Samples(data, sample_labels, list(self.class_names), provenance)
-
-    @staticmethod
-    def _sample_options(options: dict) -> Optional[float]:
-        unknown = set(options) - set(SAMPLE_OPTIONS)
-        if unknown:
-            raise ValueError(f"dcgan: unknown sample options {sorted(unknown)}; known: {', '.join(SAMPLE_OPTIONS)}")
-        truncation = options.get("truncation")
-        if truncation is None:
-            return None
-        if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or truncation <= 0:
-            raise ValueError(f"truncation: expected a number > 0 or None, got {truncation!r}")
-        return float(truncation)
 
     def _draw_z(self, n: int, noise: torch.Generator, truncation: Optional[float]) -> torch.Tensor:
         """N(0, 1) noise; with truncation every entry beyond +-t is redrawn (the truncation trick)."""
@@ -454,30 +444,12 @@ class DCGAN(Generator):
     # -- persistence ---------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """``generator.<group>.*`` (EMA weights) and ``discriminator.<group>.*`` of every GAN."""
-        tensors = {}
-        for role, modules in (("generator", self.generators), ("discriminator", self.discriminators)):
-            for key, module in modules.items():
-                tensors.update({f"{role}.{key}.{name}": value for name, value in module.state_dict().items()})
-        return tensors
+        return self.grouped_state_tensors()
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild every G/D pair (shape from the metadata) and load its weights."""
         shape = tuple(self.meta["image_shape"])
-        keys = sorted({name.split(".")[1] for name in tensors if name.startswith("generator.")})
-        self.generators, self.discriminators = nn.ModuleDict(), nn.ModuleDict()
-        for key in keys:
-            generator, discriminator = self._networks(shape)
-            for role, module in (("generator", generator), ("discriminator", discriminator)):
-                prefix = f"{role}.{key}."
-                module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            self.generators[key], self.discriminators[key] = generator.eval(), discriminator.eval()
-
-    @classmethod
-    def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """truncation: redraw noise entries beyond +-t (fewer odd samples, less variety)."""
-        return {"truncation": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}],
-                               "default": None, "title": "Truncation",
-                               "description": "redraw noise entries beyond +-t: smaller = more typical, less varied images (empty = off)"}}
+        self.load_grouped_state(tensors, lambda key: dict(zip(("generator", "discriminator"), self._networks(shape))))
 
     @classmethod
     def tiny_config(cls) -> DCGANConfig:

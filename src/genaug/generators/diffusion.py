@@ -57,7 +57,8 @@ from torch import nn
 from ..data.datasets import LabelledData
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig, load_matching_weights
-from .base import Generator, Samples, config_field_schemas, count_parameters, register
+from .base import Generator, SampleOptions, Samples, count_parameters, options_from_config, register, seeded_torch
+from .groups import ALL_CLASSES, GroupedGenerator, group_class
 from .diffusion_sampling import denoise, img2img_timesteps, sampling_scheduler, upscale_images
 from .diffusion_unet import (build_unet, flops_per_image_step, parameter_count, resolve_preset,
                              unet_architecture, unet_kwargs)
@@ -140,16 +141,33 @@ class _SampleOptions(pydantic.BaseModel):
     batch_size: int = Field(ge=1, le=MAX_SAMPLE_BATCH)
 
 
-_OPTION_NAMES = ("scheduler", "sampler", "steps", "eta", "guidance_scale", "mode", "strength", "upscale",
-                 "upscale_method", "batch_size")
+class DiffusionSampleOptions(SampleOptions):
+    """Base of the diffusion kinds' sample options (the fields come from each kind's config)."""
+
+    aliases = {"sampler": "scheduler"}  # the CLI's generic name for it
+    # Declared after the evaluation cells of the benchmarks were cached (it was always accepted).
+    identity_defaults_exclude = frozenset({"batch_size"})
+
+
+_SAMPLE_MODE = (Literal["sample", "img2img"], Field(
+    "sample", description="sample: new images from noise; img2img: noise a training image to 'strength' and "
+                          "denoise it (variations of your images)"))
+
+
+def diffusion_sample_options(name: str, config_class: type[pydantic.BaseModel]) -> type[SampleOptions]:
+    """The sample options of a diffusion kind, from its config's sampling fields."""
+    return options_from_config(name, config_class, {
+        "scheduler": "scheduler", "steps": "sample_steps", "eta": "eta", "guidance_scale": "guidance_scale",
+        "strength": "strength", "upscale": "upscale", "upscale_method": "upscale_method",
+        "batch_size": "sample_batch_size"}, base=DiffusionSampleOptions, mode=_SAMPLE_MODE)
 
 
 def _folder(key: str) -> str:
     """Artifact subfolder of a UNet: ``unet`` (conditional, single) or ``unet_class<i>`` (per_class)."""
-    return "unet" if key == "all" else f"unet_{key}"
+    return "unet" if key == ALL_CLASSES else f"unet_{key}"
 
 
-class DiffusionGenerator(Generator):
+class DiffusionGenerator(GroupedGenerator):
     """Denoising diffusion (diffusers UNet2DModel): class-conditional with guidance, one UNet per
     class, or one unconditional UNet (``single``, optionally also trained on an unlabeled pool).
 
@@ -157,6 +175,10 @@ class DiffusionGenerator(Generator):
     """
 
     Config = DiffusionConfig
+    SampleOptions = diffusion_sample_options("DDIMSampleOptions", DiffusionConfig)
+    roles = {"unet": "unets"}
+    uses_unlabeled_pool = ("single",)
+    supports_warm_start = True
     keeps_training_data = "images"  # the labelled training images are the img2img sources
 
     def __init__(self, config=None, **overrides):
@@ -174,11 +196,6 @@ class DiffusionGenerator(Generator):
         # clip_sample keeps the predicted x0 in the data range [-1, 1] while sampling.
         return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
                              prediction_type="epsilon", clip_sample=True, timestep_spacing=cfg.timestep_spacing)
-
-    def _unet_keys(self) -> list[str]:
-        if self.config.mode in ("conditional", "single"):
-            return ["all"]
-        return [f"class{i}" for i in range(len(self.class_names))]
 
     def _architecture(self, image_shape) -> tuple[str, dict[str, Any]]:
         """(preset name, UNet2DModel kwargs) for this config and image shape, or the parent's."""
@@ -202,10 +219,6 @@ class DiffusionGenerator(Generator):
         with torch.device("meta"):
             one = count_parameters(build_unet(self._architecture(image_shape)[1]))
         return one * (len(class_names) if self.config.mode == "per_class" else 1)
-
-    @staticmethod
-    def _device() -> torch.device:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # -- transfer ------------------------------------------------------------------
     def warm_start(self, parent: Generator) -> None:
@@ -235,7 +248,7 @@ class DiffusionGenerator(Generator):
         states = self._parent["states"]
         if key in states:
             return states[key]
-        return states["all"] if "all" in states else states[sorted(states, key=lambda k: int(k[5:]))[0]]
+        return states[ALL_CLASSES] if ALL_CLASSES in states else states[sorted(states, key=group_class)[0]]
 
     # -- fit -----------------------------------------------------------------------
     def fit(self, data: LabelledData, *, progress: Optional[ProgressCallback] = None,
@@ -267,50 +280,50 @@ class DiffusionGenerator(Generator):
                              f"size and channels (resize on ingest)")
         self.class_names = list(data.class_names)
         preset_name, arch = self._architecture(data.image_shape)  # validates the image size first
-        keys = self._unet_keys()
+        keys = self.training_groups()
         if cfg.mode == "per_class":
             empty = [self.class_names[i] for i in range(len(self.class_names)) if not (data.labels == i).any()]
             if empty:
                 raise ValueError(f"per_class: classes {empty} have no training images (one UNet is trained per class)")
         self.train_scheduler = self._new_train_scheduler()
         rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        # uint8 pixels, converted per batch (a large pool would not fit as float32).
-        pixels = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
-        self.unets = nn.ModuleDict()
-        results, transfer = {}, {}
-        for index, key in enumerate(keys):
-            unet = build_unet(arch)
+        with seeded_torch(cfg.seed):
+            # uint8 pixels, converted per batch (a large pool would not fit as float32).
+            pixels = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
+            self.unets = nn.ModuleDict()
+            results, transfer = {}, {}
+            for index, key in enumerate(keys):
+                unet = build_unet(arch)
+                if self._parent is not None:
+                    report = load_matching_weights(unet, self._parent_state(key))
+                    transfer[key] = {"loaded": len(report["loaded"]), "skipped": len(report["skipped"]),
+                                     "skipped_names": report["skipped"][:20]}
+                # single: every labelled and pool image (the pool follows the labelled ones in ``pixels``).
+                indices = np.arange(len(pixels)) if key == ALL_CLASSES else np.flatnonzero(data.labels == group_class(key))
+                unet, result = self._train_one(unet, key, pixels, data.labels, indices, rng, checkpoints, progress,
+                                               index * cfg.steps, cfg.steps * len(keys))
+                results[result.phase] = result.summary()
+                self.unets[key] = unet.eval().requires_grad_(False)
+            self.train_images = np.ascontiguousarray(data.images).copy()
+            self.train_labels = data.labels.astype(np.int64).copy()
+            self.fitted = True
+            h, w, _ = data.image_shape
+            first = next(iter(self.unets.values()))
+            self.meta = {
+                "sources": list(data.sources), "image_shape": list(data.image_shape),
+                "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
+                "preset": preset_name, "unet": _json_architecture(arch),
+                "parameters": sum(parameter_count(u) for u in self.unets.values()),
+                "parameters_per_unet": parameter_count(first), "unets": len(self.unets),
+                "flops_per_image_step": flops_per_image_step(first, h, w),
+                "training": results, "train_seconds": round(time.monotonic() - started, 2),
+            }
             if self._parent is not None:
-                report = load_matching_weights(unet, self._parent_state(key))
-                transfer[key] = {"loaded": len(report["loaded"]), "skipped": len(report["skipped"]),
-                                 "skipped_names": report["skipped"][:20]}
-            # single: every labelled and pool image (the pool follows the labelled ones in ``pixels``).
-            indices = np.arange(len(pixels)) if key == "all" else np.flatnonzero(data.labels == int(key[5:]))
-            unet, result = self._train_one(unet, key, pixels, data.labels, indices, rng, checkpoints, progress,
-                                           index * cfg.steps, cfg.steps * len(keys))
-            results[result.phase] = result.summary()
-            self.unets[key] = unet.eval().requires_grad_(False)
-        self.train_images = np.ascontiguousarray(data.images).copy()
-        self.train_labels = data.labels.astype(np.int64).copy()
-        self.fitted = True
-        h, w, _ = data.image_shape
-        first = next(iter(self.unets.values()))
-        self.meta = {
-            "sources": list(data.sources), "image_shape": list(data.image_shape),
-            "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
-            "preset": preset_name, "unet": _json_architecture(arch),
-            "parameters": sum(parameter_count(u) for u in self.unets.values()),
-            "parameters_per_unet": parameter_count(first), "unets": len(self.unets),
-            "flops_per_image_step": flops_per_image_step(first, h, w),
-            "training": results, "train_seconds": round(time.monotonic() - started, 2),
-        }
-        if self._parent is not None:
-            self.meta["warm_start"] = {
-                "parent_kind": self._parent["kind"], "parent_mode": self._parent["mode"],
-                "loaded": sum(t["loaded"] for t in transfer.values()),
-                "skipped": sum(t["skipped"] for t in transfer.values()), "per_unet": transfer}
-        return self
+                self.meta["warm_start"] = {
+                    "parent_kind": self._parent["kind"], "parent_mode": self._parent["mode"],
+                    "loaded": sum(t["loaded"] for t in transfer.values()),
+                    "skipped": sum(t["skipped"] for t in transfer.values()), "per_unet": transfer}
+            return self
 
     def _train_one(self, unet: UNet2DModel, key: str, pixels: np.ndarray, labels: np.ndarray,
                    indices: np.ndarray, rng: np.random.Generator, checkpoints: Optional[Path],
@@ -323,7 +336,7 @@ class DiffusionGenerator(Generator):
         """
         cfg = self.config
         batch = min(cfg.batch_size, len(indices))
-        phase = "unet" if key == "all" else f"unet-{key}"
+        phase = "unet" if key == ALL_CLASSES else f"unet-{key}"
         optimiser = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         trainer = Trainer(cfg, phase=phase, modules={"unet": unet}, optimisers={"unet": optimiser}, rng=rng,
                           work_dir=checkpoints, progress=progress, ema=("unet",), images_per_step=batch,
@@ -392,13 +405,6 @@ class DiffusionGenerator(Generator):
     # -- sample ------------------------------------------------------------------------
     def _sample_options(self, options: dict[str, Any]) -> _SampleOptions:
         cfg = self.config
-        unknown = set(options) - set(_OPTION_NAMES)
-        if unknown:
-            raise ValueError(f"{self.kind}: unknown sample options {sorted(unknown)}; known: {', '.join(_OPTION_NAMES)}")
-        options = dict(options)
-        if "sampler" in options:  # the CLI's generic name for it
-            alias = options.pop("sampler")
-            options.setdefault("scheduler", alias)
         scheduler = options.get("scheduler", cfg.scheduler)
         default_steps = cfg.sample_steps or (50 if scheduler == "ddim" else cfg.num_train_timesteps)
         single = cfg.mode == "single"
@@ -428,27 +434,22 @@ class DiffusionGenerator(Generator):
                              f"got {chosen.steps}")
         return chosen
 
-    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
-               **options: Any) -> Samples:
-        """``n`` images (balanced over classes when ``label`` is None); the same seed gives the same images.
+    def _sample(self, counts: dict[int, int], seed: int, options: SampleOptions) -> Samples:
+        """Images per class; the same seed gives the same images.
 
-        Options (defaults from the config): ``scheduler`` ("ddim" | "ddpm"), ``steps``, ``eta``
-        (DDIM), ``guidance_scale`` (conditional mode), ``mode`` ("sample" | "img2img"; default
-        "sample", but "img2img" -- the only one allowed -- in mode ``single``), ``strength``
-        (img2img, in (0, 1]; below 1 in mode ``single``), ``upscale`` (integer factor),
+        Options (defaults from the config): ``scheduler`` ("ddim" | "ddpm"; alias ``sampler``),
+        ``steps``, ``eta`` (DDIM), ``guidance_scale`` (conditional mode), ``mode`` ("sample" |
+        "img2img"; default "sample", but "img2img" -- the only one allowed -- in mode ``single``),
+        ``strength`` (img2img, in (0, 1]; below 1 in mode ``single``), ``upscale`` (integer factor),
         ``upscale_method`` ("bicubic" | "lanczos"), ``batch_size`` (<= 64).
 
         img2img starts from the labelled images of the sample's class that ``fit`` (or
         ``use_examples``) stored, never from an unlabeled pool.
         """
-        self._require_fitted()
-        chosen = self._sample_options(options)
-        counts = self.split_counts(n, label)
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**63 - 1))
+        chosen = self._sample_options(options.overrides())
         # One numpy generator picks img2img sources, one torch generator draws every noise tensor.
         rng = np.random.default_rng(seed)
-        generator = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
+        generator = torch.Generator("cpu").manual_seed(seed % 2**64)
         parts = []
         for cls, count in counts.items():
             for start in range(0, count, chosen.batch_size):
@@ -464,7 +465,7 @@ class DiffusionGenerator(Generator):
               generator: torch.Generator) -> Samples:
         """One batch of ``n`` images of class ``cls``."""
         conditional = self.config.mode == "conditional"
-        unet = self.unets[f"class{cls}" if self.config.mode == "per_class" else "all"].to(self._device())
+        unet = self.unets[self.group_of(cls)].to(self.device())
         scheduler = sampling_scheduler(chosen.scheduler, self.train_scheduler, chosen.steps)
         labels = torch.full((n,), cls, dtype=torch.long) if conditional else None
         init, timesteps, sources = None, None, [None] * n
@@ -528,8 +529,7 @@ class DiffusionGenerator(Generator):
         tensors = {"train_images": torch.from_numpy(self.train_images),
                    "train_labels": torch.from_numpy(self.train_labels)}
         if not self._without_unets:
-            tensors.update({f"unet.{key}.{name}": value for key, unet in self.unets.items()
-                            for name, value in unet.state_dict().items()})
+            tensors.update(self.grouped_state_tensors())
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -537,15 +537,11 @@ class DiffusionGenerator(Generator):
         self.train_images = tensors["train_images"].numpy()
         self.train_labels = tensors["train_labels"].numpy().astype(np.int64)
         self.train_scheduler = self._new_train_scheduler()
-        keys = sorted({name.split(".")[1] for name in tensors if name.startswith("unet.")})
-        if keys:
+        if any(name.startswith("unet.") for name in tensors):
             arch = {k: tuple(v) if isinstance(v, list) else v for k, v in self.meta["unet"].items()}
-            self.unets = nn.ModuleDict()
-            for key in keys:
-                unet = build_unet(arch)
-                prefix = f"unet.{key}."
-                unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-                self.unets[key] = unet.eval().requires_grad_(False)
+            self.load_grouped_state(tensors, lambda key: {"unet": build_unet(arch)})
+            for unet in self.unets.values():
+                unet.requires_grad_(False)
 
     def save(self, directory: str | Path) -> None:
         """``config.json`` and ``weights.safetensors`` (images, labels), plus diffusers ``unet*/`` and ``scheduler/``."""
@@ -565,7 +561,7 @@ class DiffusionGenerator(Generator):
         generator = super().load(directory)
         directory = Path(directory)
         generator.unets = nn.ModuleDict()
-        for key in generator._unet_keys():
+        for key in generator.training_groups():
             folder = directory / _folder(key)
             if not folder.is_dir():
                 raise ValueError(f"{directory}: the UNet folder {folder.name}/ is missing")
@@ -575,17 +571,6 @@ class DiffusionGenerator(Generator):
         return generator
 
     # -- tests ---------------------------------------------------------------------------
-    @classmethod
-    def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """scheduler, steps, eta, guidance_scale, mode, strength, upscale (defaults from the config)."""
-        options = config_field_schemas(cls.Config, {"scheduler": "scheduler", "steps": "sample_steps", "eta": "eta",
-                                                    "guidance_scale": "guidance_scale", "strength": "strength",
-                                                    "upscale": "upscale", "upscale_method": "upscale_method"})
-        options["mode"] = {"enum": ["sample", "img2img"], "type": "string", "default": "sample", "title": "Mode",
-                           "description": "sample: new images from noise; img2img: noise a training image to "
-                                          "'strength' and denoise it (variations of your images)"}
-        return options
-
     @classmethod
     def tiny_config(cls) -> DiffusionConfig:
         """The tiny UNet, 10 steps of 8, 50 timesteps, 4 sampling steps: seconds on a CPU."""
@@ -634,6 +619,7 @@ class DDPMDiffusion(DiffusionGenerator):
     """Diffusion generator sampling with ancestral DDPM by default (the full chain)."""
 
     Config = DDPMConfig
+    SampleOptions = diffusion_sample_options("DDPMSampleOptions", DDPMConfig)
     summary = ("Diffusion (DDPM sampling): as ddim, but ancestral sampling over the full noise chain by "
                "default -- slower generation, sometimes more varied images.")
     description = ("Diffusion like ddim, but every image takes many more denoising steps: slower to generate, "

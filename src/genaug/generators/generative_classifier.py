@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..training import STEP_OBSERVER
+from .base import tensors_under
 
 
 def _as_features(x: np.ndarray) -> torch.Tensor:
@@ -117,7 +118,7 @@ class GenerativeClassifier:
         gc = cls(sigma=sigma, hidden=int(hidden), threshold=threshold)
         width = tensors["net.0.weight"].shape[1]
         gc.network = _network(width, int(hidden))
-        gc.network.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        gc.network.load_state_dict(tensors_under(tensors, "net."))
         gc.network.eval()
         gc.train_accuracy = accuracy
         return gc

@@ -44,7 +44,8 @@ from ..data.datasets import LabelledTable
 from .generative_classifier import GenerativeClassifier
 from ..progress import ProgressCallback
 from ..training import CHECKPOINT_DIR, Trainer, TrainingConfig, TrainingResult, latest_checkpoint
-from .base import Generator, Samples, config_field_schemas, register
+from .base import Samples, options_from_config, register, seeded_torch, tensors_under
+from .groups import ALL_CLASSES, GroupedGenerator, class_group, group_class
 from .latent_sampling import SamplerName, sample_latents
 
 # Below this many training rows a VAE uses LayerNorm under norm="auto": BatchNorm statistics
@@ -361,10 +362,14 @@ def _choose_norm(requested: str, rows: int) -> str:
 
 # --------------------------------------------------------------------------- generator
 @register("tabular_vae")
-class TabularVAE(Generator):
+class TabularVAE(GroupedGenerator):
     """Tabular VAE (seed 001): one VAE per class or one for all rows; four latent samplers."""
 
     Config = TabularVAEConfig
+    SampleOptions = options_from_config("TabularVAESampleOptions", TabularVAEConfig,
+                                        {name: name for name in SAMPLE_OPTIONS})
+    roles = {"vae": "networks"}
+    preselected = ("evaluate",)  # the generator to compare on a table
     data_kind = "table"
     summary = "VAE for table rows: one per class (PROBEN1 Multi-VAE) or one for all; mixed column types"
     description = ("For tables (rows of a CSV file), not images: learns each class's rows, numbers and "
@@ -376,15 +381,10 @@ class TabularVAE(Generator):
     def __init__(self, config=None, **overrides: Any):
         super().__init__(config, **overrides)
         self.encoding: Optional[TableEncoding] = None
-        self.networks: dict[str, TabularVAENetwork] = {}
+        self.networks = nn.ModuleDict()  # group key ("all" or "class<i>") -> VAE
         self.latent_means: dict[str, np.ndarray] = {}
         self.latent_labels: dict[str, np.ndarray] = {}
         self.filter: Optional[GenerativeClassifier] = None
-
-    @classmethod
-    def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """sampler, alpha, k, noise, discrete_decoding (the config's defaults)."""
-        return config_field_schemas(cls.Config, {n: n for n in SAMPLE_OPTIONS})
 
     def generative_classifier(self):
         """The real-vs-noise network trained with the model (``generative_classifier=true``); it
@@ -398,6 +398,12 @@ class TabularVAE(Generator):
         """Small network, few steps: fits in well under a second per VAE on a CPU."""
         return TabularVAEConfig(hidden=[16, 8], steps=30, batch_size=16, generative_classifier=True, gc_steps=20)
 
+    @classmethod
+    def tiny_variants(cls) -> dict[str, TabularVAEConfig]:
+        """Both modes, tiny: one VAE per class (with the filter) and one VAE for all rows."""
+        tiny = cls.tiny_config()
+        return {"per_class": tiny, "single": cls.Config(**{**tiny.model_dump(), "mode": "single", "generative_classifier": False})}
+
     # -- fit -----------------------------------------------------------------
     def fit(self, data: LabelledTable, *, progress: Optional[ProgressCallback] = None,
             checkpoints: Optional[Path] = None) -> "TabularVAE":
@@ -408,6 +414,12 @@ class TabularVAE(Generator):
         steps, its ``history.jsonl`` and ``losses.png``. A re-run of the same fit resumes an
         interrupted VAE where its last checkpoint left off and loads the finished ones.
         """
+        # A resumed VAE restores the torch RNG state of its checkpoint: keep the caller's.
+        with seeded_torch(self.config.seed):
+            return self._fit(data, progress, checkpoints)
+
+    def _fit(self, data: LabelledTable, progress: Optional[ProgressCallback],
+             checkpoints: Optional[Path]) -> "TabularVAE":
         self._check_data(data)
         cfg = self.config
         self.class_names = list(data.class_names)
@@ -415,7 +427,7 @@ class TabularVAE(Generator):
         x_all, t_all = self.encoding.encode(data.frame)
         beta = cfg.beta * cfg.latent_dim / len(self.encoding.columns) if cfg.beta_normalise else cfg.beta
         plan = self._training_plan(data)
-        self.networks, self.latent_means, self.latent_labels = {}, {}, {}
+        self.networks, self.latent_means, self.latent_labels = nn.ModuleDict(), {}, {}
         vae_meta: dict[str, dict] = {}
         results: dict[str, dict] = {}
         for number, (key, train_rows, own_rows) in enumerate(plan):
@@ -441,7 +453,7 @@ class TabularVAE(Generator):
         """(key, rows the VAE trains on, rows whose latents seed the samplers) per VAE."""
         if self.config.mode == "single":
             every = np.arange(len(data))
-            return [("all", every, every)]
+            return [(ALL_CLASSES, every, every)]
         plan = []
         for label in range(len(self.class_names)):
             own = np.flatnonzero(data.labels == label)
@@ -451,11 +463,11 @@ class TabularVAE(Generator):
             n_mix = min(int(round(self.config.mix_data * len(own))), len(others))
             rng = np.random.default_rng([self.config.seed, label, 1])
             mixed = np.sort(rng.choice(others, size=n_mix, replace=False)) if n_mix else others[:0]
-            plan.append((f"class{label}", np.concatenate([own, mixed]), own))
+            plan.append((class_group(label), np.concatenate([own, mixed]), own))
         return plan
 
     def _vae_seed(self, key: str) -> int:
-        return self.config.seed * 1_000_003 + (0 if key == "all" else 1 + int(key[len("class"):]))
+        return self.config.seed * 1_000_003 + (0 if key == ALL_CLASSES else 1 + group_class(key))
 
     def _train_one(self, x: np.ndarray, targets: np.ndarray, norm: str, beta: float, key: str,
                    checkpoints: Optional[Path], progress: Optional[ProgressCallback], offset: int,
@@ -548,37 +560,22 @@ class TabularVAE(Generator):
             return network.encode(torch.from_numpy(x))[0].numpy()
 
     # -- sample --------------------------------------------------------------
-    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
-               **options: Any) -> Samples:
-        """``n`` rows of class ``label`` (all classes, balanced, when None).
-
-        Options ``sampler``, ``alpha``, ``k``, ``noise``, ``discrete_decoding`` override the config
-        for this call. The same ``seed`` gives the same rows; ``seed=None`` draws fresh ones.
-        """
-        self._require_fitted()
-        cfg = self._sample_config(options)
+    def _sample(self, counts: dict[int, int], seed: int, options) -> Samples:
+        """Rows per class. Options ``sampler``, ``alpha``, ``k``, ``noise``, ``discrete_decoding``
+        override the config for this call; each class draws from its own stream of ``seed``."""
+        cfg = self.Config.model_validate({**self.config.model_dump(), **options.overrides()})
         sampler = cfg.effective_sampler()
-        entropy = np.random.SeedSequence(seed).entropy
         parts = []
-        for label_index, count in self.split_counts(n, label).items():
+        for label_index, count in counts.items():
             if count <= 0:
                 continue
-            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(label_index,)))
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(label_index,)))
             parts.append(self._sample_class(label_index, count, sampler, cfg, rng))
         if not parts:
             empty = self.encoding.decode(np.zeros((0, self.encoding.width), np.float32),
                                          np.random.default_rng(0), "argmax")
             return Samples(empty, np.zeros(0, dtype=np.int64), list(self.class_names), [])
         return Samples.concat(parts)
-
-    def _sample_config(self, options: dict[str, Any]) -> TabularVAEConfig:
-        unknown = sorted(set(options) - set(SAMPLE_OPTIONS))
-        if unknown:
-            raise ValueError(f"tabular_vae.sample: unknown option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(SAMPLE_OPTIONS)}"
-                             + (" (the generative classifier is a filter now: filters ['generative-classifier'], CLI --filter generative-classifier)"
-                                if "filter" in unknown else ""))
-        return self.Config.model_validate({**self.config.model_dump(), **options})
 
     def _sample_class(self, label_index: int, count: int, sampler: str, cfg: TabularVAEConfig,
                       rng: np.random.Generator) -> Samples:
@@ -602,11 +599,11 @@ class TabularVAE(Generator):
         """The VAE that generates ``label_index`` and which of its latent means belong to the class."""
         name = self.class_names[label_index]
         if self.config.mode == "single":
-            rows = np.flatnonzero(self.latent_labels["all"] == label_index)
+            rows = np.flatnonzero(self.latent_labels[ALL_CLASSES] == label_index)
             if len(rows) == 0:
                 raise ValueError(f"label: class '{name}' had no training rows; nothing to sample from")
-            return "all", rows
-        key = f"class{label_index}"
+            return ALL_CLASSES, rows
+        key = class_group(label_index)
         if key not in self.networks:
             raise ValueError(f"label: class '{name}' had no training rows, so it has no VAE")
         return key, np.arange(len(self.latent_means[key]))
@@ -614,9 +611,8 @@ class TabularVAE(Generator):
     # -- persistence ---------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Network weights, latent means and labels of the training rows, encoding statistics."""
-        tensors = dict(self.encoding.tensors())
-        for key, network in self.networks.items():
-            tensors.update({f"vae.{key}.{name}": value for name, value in network.state_dict().items()})
+        tensors = {**self.encoding.tensors(), **self.grouped_state_tensors()}
+        for key in self.networks:
             tensors[f"means.{key}"] = torch.from_numpy(np.ascontiguousarray(self.latent_means[key]))
             tensors[f"labels.{key}"] = torch.from_numpy(np.asarray(self.latent_labels[key], dtype=np.int64))
         if self.filter is not None:
@@ -626,14 +622,11 @@ class TabularVAE(Generator):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild the encoding and networks from ``state_tensors`` output and ``self.meta``."""
         self.encoding = TableEncoding.from_json(self.meta["columns"], tensors)
-        self.networks, self.latent_means, self.latent_labels = {}, {}, {}
-        for key, info in self.meta["vaes"].items():
-            network = TabularVAENetwork(self.encoding.width, self.config.hidden,
-                                        self.config.latent_dim, info["norm"])
-            prefix = f"vae.{key}."
-            network.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            self.networks[key] = network.eval()
+        self.load_grouped_state(tensors, lambda key: {"vae": TabularVAENetwork(
+            self.encoding.width, self.config.hidden, self.config.latent_dim, self.meta["vaes"][key]["norm"])})
+        self.latent_means, self.latent_labels = {}, {}
+        for key in self.networks:
             self.latent_means[key] = tensors[f"means.{key}"].numpy()
             self.latent_labels[key] = tensors[f"labels.{key}"].numpy()
-        filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
+        filter_tensors = tensors_under(tensors, "filter.")
         self.filter = GenerativeClassifier.from_state(filter_tensors) if filter_tensors else None

@@ -27,7 +27,8 @@ from ..data.datasets import LabelledData, LabelledImages
 from .generative_classifier import GenerativeClassifier
 from ..progress import ProgressCallback
 from ..training import Trainer, TrainingConfig
-from .base import Generator, Samples, config_field_schemas, count_parameters, register
+from .base import Samples, count_parameters, options_from_config, register, seeded_torch, tensors_under
+from .groups import ALL_CLASSES, GroupedGenerator, class_group, group_class
 from .images import images_to_tensor, tensor_to_images
 from .latent_sampling import SAMPLERS, sample_latents
 from .vae_networks import ConvVAE, vae_loss
@@ -69,22 +70,29 @@ class VAEConfig(TrainingConfig):
 def _training_sets(data: LabelledImages, mode: str, mix_data: float, rng: np.random.Generator):
     """(group key, training indices) of every VAE this mode trains: one group, or one per class."""
     if mode != "per_class":
-        return [("all", np.arange(len(data)))]
+        return [(ALL_CLASSES, np.arange(len(data)))]
     groups = []
     for cls in range(len(data.class_names)):
         own = np.flatnonzero(data.labels == cls)
         others = np.flatnonzero(data.labels != cls)
         n_mix = int(round(len(own) * mix_data / (1 - mix_data))) if mix_data else 0
         mixed = rng.choice(others, size=min(n_mix, len(others)), replace=False) if n_mix and len(others) else []
-        groups.append((str(cls), np.concatenate([own, np.asarray(mixed, dtype=np.int64)])))
+        groups.append((class_group(cls), np.concatenate([own, np.asarray(mixed, dtype=np.int64)])))
     return groups
 
 
+SAMPLE_OPTIONS = ("sampler", "alpha", "k", "noise")
+
+
 @register("vae")
-class ImageVAE(Generator):
+class ImageVAE(GroupedGenerator):
     """Convolutional VAE augmentation: single, per-class or conditional, with four latent samplers."""
 
     Config = VAEConfig
+    SampleOptions = options_from_config("VAESampleOptions", VAEConfig, {name: name for name in SAMPLE_OPTIONS})
+    roles = {"vae": "vaes"}
+    preselected = ("train", "evaluate")  # the first thing to try on images
+    uses_unlabeled_pool = ("single",)
     summary = "VAE: learns a smooth latent space; samples are variations of your images (good from a few images per class)."
     description = ("Fast to train; its images come out a little blurry. Good for digits and simple shapes, and "
                    "when you have only a few images per class.")
@@ -134,38 +142,39 @@ class ImageVAE(Generator):
         if unlabeled is not None and cfg.mode != "single":
             raise ValueError("unlabeled: an unlabeled pool is only used by mode 'single'")
         self.class_names = list(data.class_names)
+        self.filter = None  # a refit on other data must not keep the last fit's filter
         started = time.monotonic()
         rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        groups = _training_sets(data, cfg.mode, cfg.mix_data, rng)
-        pool = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
-        pool_tensor = images_to_tensor(pool)
-        labels_tensor = torch.from_numpy(data.labels)
-        early_states, losses, results = {}, {}, {}
-        self.vaes = nn.ModuleDict()
-        for g_index, (key, indices) in enumerate(groups):
-            if cfg.mode == "single" and unlabeled is not None:
-                indices = np.arange(len(pool))
-            vae = self._new_vae(data.image_shape)
-            early_states[key], result = self._train_one(
-                vae, key, pool_tensor, labels_tensor, indices, rng, data.image_shape, checkpoints, progress,
-                g_index * cfg.steps, cfg.steps * len(groups))
-            losses[key], results[key] = result.history[-1] if result.history else {}, result.summary()
-            self.vaes[key] = vae.eval()
-        self.fitted = True
-        self._encode_training_set(data)
-        if cfg.generative_classifier:
-            self.filter = self._train_filter(data, early_states, rng)
-        self.meta = {
-            "sources": list(data.sources), "image_shape": list(data.image_shape),
-            "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
-            "final_loss": {k: v for k, v in losses.items()}, "beta_used": self._beta(data.image_shape),
-            "training": results,
-            "train_seconds": round(time.monotonic() - started, 2),
-        }
-        if self.filter is not None:
-            self.meta["filter_train_accuracy"] = self.filter.train_accuracy
-        return self
+        with seeded_torch(cfg.seed):
+            groups = _training_sets(data, cfg.mode, cfg.mix_data, rng)
+            pool = data.images if unlabeled is None else np.concatenate([data.images, unlabeled])
+            pool_tensor = images_to_tensor(pool)
+            labels_tensor = torch.from_numpy(data.labels)
+            early_states, losses, results = {}, {}, {}
+            self.vaes = nn.ModuleDict()
+            for g_index, (key, indices) in enumerate(groups):
+                if cfg.mode == "single" and unlabeled is not None:
+                    indices = np.arange(len(pool))
+                vae = self._new_vae(data.image_shape)
+                early_states[key], result = self._train_one(
+                    vae, key, pool_tensor, labels_tensor, indices, rng, data.image_shape, checkpoints, progress,
+                    g_index * cfg.steps, cfg.steps * len(groups))
+                losses[key], results[key] = result.history[-1] if result.history else {}, result.summary()
+                self.vaes[key] = vae.eval()
+            self.fitted = True
+            self._encode_training_set(data)
+            if cfg.generative_classifier:
+                self.filter = self._train_filter(data, early_states, rng)
+            self.meta = {
+                "sources": list(data.sources), "image_shape": list(data.image_shape),
+                "unlabeled_pool_size": 0 if unlabeled is None else int(len(unlabeled)),
+                "final_loss": {k: v for k, v in losses.items()}, "beta_used": self._beta(data.image_shape),
+                "training": results,
+                "train_seconds": round(time.monotonic() - started, 2),
+            }
+            if self.filter is not None:
+                self.meta["filter_train_accuracy"] = self.filter.train_accuracy
+            return self
 
     def _train_one(self, vae: ConvVAE, key: str, images: torch.Tensor, labels: torch.Tensor,
                    indices: np.ndarray, rng: np.random.Generator, image_shape, checkpoints: Optional[Path],
@@ -230,10 +239,10 @@ class ImageVAE(Generator):
         x = images_to_tensor(data.images)
         labels = torch.from_numpy(data.labels)
         for cls_key, vae in self.vaes.items():
-            if cls_key == "all":
+            if cls_key == ALL_CLASSES:
                 idx = np.arange(len(data))
             else:
-                idx = np.flatnonzero(data.labels == int(cls_key))
+                idx = np.flatnonzero(data.labels == group_class(cls_key))
             for start in range(0, len(idx), 512):
                 part = idx[start:start + 512]
                 mu, _ = vae.encode(x[part], labels[part] if vae.n_classes else None)
@@ -261,7 +270,7 @@ class ImageVAE(Generator):
                 early = self._new_vae(data.image_shape)
                 early.load_state_dict(state)
                 early.eval()
-                idx = np.arange(len(data)) if key == "all" else np.flatnonzero(data.labels == int(key))
+                idx = np.arange(len(data)) if key == ALL_CLASSES else np.flatnonzero(data.labels == group_class(key))
                 x = images_to_tensor(data.images[idx])
                 y = torch.from_numpy(data.labels[idx]) if early.n_classes else None
                 mu, _ = early.encode(x, y)
@@ -271,15 +280,13 @@ class ImageVAE(Generator):
         return gc.fit(data.images, np.concatenate(reconstructions))
 
     # -- sample --------------------------------------------------------------
-    def sample(self, n: int, *, label: int | str | None = None, seed: Optional[int] = None,
-               **options: Any) -> Samples:
-        """``n`` images; options: sampler, alpha, k, noise (override the config). The generative
+    def _sample(self, counts: dict[int, int], seed: int, options) -> Samples:
+        """Images per class; options sampler, alpha, k, noise override the config. The generative
         classifier trained with the model is applied by the filter stage (``generative-classifier``)."""
-        self._require_fitted()
-        settings = self._sampler_settings(options)
+        settings = self._sampler_settings(options.overrides())
         rng = np.random.default_rng(seed)
         parts = []
-        for cls, count in self.split_counts(n, label).items():
+        for cls, count in counts.items():
             if count == 0:
                 continue
             parts.append(self._draw(cls, count, rng, settings))
@@ -290,11 +297,6 @@ class ImageVAE(Generator):
 
     def _sampler_settings(self, options: dict) -> dict:
         cfg = self.config
-        unknown = set(options) - {"sampler", "alpha", "k", "noise"}
-        if unknown:
-            hint = (" (the generative classifier is a filter now: filters ['generative-classifier'], CLI --filter generative-classifier)"
-                    if "filter" in unknown else "")
-            raise ValueError(f"vae: unknown sample options {sorted(unknown)}; known: sampler, alpha, k, noise{hint}")
         default = "noise" if cfg.mode == "single" else "prior"
         sampler = options.get("sampler") or cfg.sampler or default
         if sampler not in SAMPLERS:
@@ -307,13 +309,9 @@ class ImageVAE(Generator):
     @torch.no_grad()
     def _draw(self, cls: int, n: int, rng: np.random.Generator, settings: dict) -> Samples:
         cfg = self.config
-        if cfg.mode == "single":
-            # Class comes from the source example: search neighbours among that class only.
-            vae, candidates = self.vaes["all"], np.flatnonzero(self.train_labels == cls)
-        elif cfg.mode == "per_class":
-            vae, candidates = self.vaes[str(cls)], np.flatnonzero(self.train_labels == cls)
-        else:
-            vae, candidates = self.vaes["all"], np.flatnonzero(self.train_labels == cls)
+        # single mode: the class comes from the source example, so neighbours are searched among
+        # that class only (as in the other modes).
+        vae, candidates = self.vaes[self.group_of(cls)], np.flatnonzero(self.train_labels == cls)
         means = self.train_means[candidates] if len(candidates) else None
         z, source = sample_latents(settings["sampler"], n, means, rng, cfg.latent_dim, alpha=settings["alpha"],
                                    k=settings["k"], noise=settings["noise"])
@@ -329,8 +327,7 @@ class ImageVAE(Generator):
     # -- persistence ---------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """VAE weights per group, the latent means of the training set, the filter's weights."""
-        tensors = {f"vae.{key}.{name}": value for key, vae in self.vaes.items()
-                   for name, value in vae.state_dict().items()}
+        tensors = self.grouped_state_tensors()
         tensors["train_means"] = torch.from_numpy(self.train_means)
         tensors["train_labels"] = torch.from_numpy(self.train_labels)
         if self.filter is not None:
@@ -340,22 +337,11 @@ class ImageVAE(Generator):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild the VAE(s) and the filter from saved tensors."""
         shape = tuple(self.meta["image_shape"])
-        keys = sorted({name.split(".")[1] for name in tensors if name.startswith("vae.")})
-        self.vaes = nn.ModuleDict()
-        for key in keys:
-            vae = self._new_vae(shape)
-            prefix = f"vae.{key}."
-            vae.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            self.vaes[key] = vae.eval()
+        self.load_grouped_state(tensors, lambda key: {"vae": self._new_vae(shape)})
         self.train_means = tensors["train_means"].numpy()
         self.train_labels = tensors["train_labels"].numpy()
-        filter_tensors = {k[len("filter."):]: v for k, v in tensors.items() if k.startswith("filter.")}
+        filter_tensors = tensors_under(tensors, "filter.")
         self.filter = GenerativeClassifier.from_state(filter_tensors) if filter_tensors else None
-
-    @classmethod
-    def sample_options(cls) -> dict[str, dict[str, Any]]:
-        """sampler, alpha, k, noise (the config's defaults)."""
-        return config_field_schemas(cls.Config, {n: n for n in ("sampler", "alpha", "k", "noise")})
 
     def generative_classifier(self):
         """The real-vs-noise network trained with the model (``generative_classifier=true``): it judges pixels."""
@@ -366,3 +352,10 @@ class ImageVAE(Generator):
         """Two small conv levels, 30 steps, with the filter: seconds on a CPU."""
         return VAEConfig(channels=[4, 8], hidden=16, latent_dim=2, steps=30, batch_size=16,
                          generative_classifier=True, gc_steps=20)
+
+    @classmethod
+    def tiny_variants(cls) -> dict[str, VAEConfig]:
+        """Every mode, tiny: one VAE per class (with the filter), one conditional VAE, one VAE for all."""
+        tiny = cls.tiny_config()
+        return {"per_class": tiny, "conditional": cls.Config(**{**tiny.model_dump(), "mode": "conditional"}),
+                "single": cls.Config(**{**tiny.model_dump(), "mode": "single", "generative_classifier": False})}

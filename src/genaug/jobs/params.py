@@ -199,10 +199,8 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
                              "as the largest), so balancing adds nothing; ask for a number per class instead")
         if total == 0:
             raise ValueError("params: that asks for 0 images")
-        from ..generators.sample_options import check_sample_options
-
         try:
-            check_sample_options(row.kind, api.get_generator_class(row.kind).sample_options(), typed.options)
+            api.get_generator_class(row.kind).validate_sample_options(typed.options)
         except ValueError as error:
             raise ValueError(f"params.{error}") from None
         from ..filters import needs_reference, uses_generative_classifier

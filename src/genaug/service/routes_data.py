@@ -47,7 +47,10 @@ def kind_json(kind: str, cls) -> dict[str, Any]:
     return {"kind": kind, "summary": cls.summary, "description": cls.description or cls.summary,
             "presets": kind_presets(kind), "data_kind": cls.data_kind,
             "keeps_training_data": cls.keeps_training_data, "schema": cls.Config.model_json_schema(),
-            "defaults": defaults, "sample_options": cls.sample_options()}
+            "defaults": defaults, "sample_options": cls.sample_options(),
+            "preselected": list(cls.preselected),
+            "capabilities": {"unlabeled_pool_modes": list(cls.uses_unlabeled_pool),
+                             "warm_start": bool(cls.supports_warm_start)}}
 
 
 @router.get("/kinds", tags=["kinds"])

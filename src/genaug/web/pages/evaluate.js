@@ -73,7 +73,7 @@ export async function evaluatePage(view, { alive }, modelName) {
     kinds.filter((k) => !want || !k.data_kind || k.data_kind === want).forEach((k) => {
       const id = `eval-kind-${k.kind}`;
       add(kindsBox, h('div', { class: 'field field-check' },
-        h('input', { type: 'checkbox', id, value: k.kind, 'data-testid': id, checked: k.kind === 'classic' || k.kind === 'vae', 'aria-describedby': `${id}-help` }),
+        h('input', { type: 'checkbox', id, value: k.kind, 'data-testid': id, checked: (k.preselected || []).includes('evaluate'), 'aria-describedby': `${id}-help` }),
         h('label', { for: id }, k.kind),
         h('p', { class: 'help', id: `${id}-help` }, k.description || k.summary || '')));
     });

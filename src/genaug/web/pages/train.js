@@ -98,7 +98,7 @@ function kindStep(kinds) {
   const fieldset = h('fieldset', { class: 'kind-choice', 'data-testid': 'kind-choice' }, h('legend', {}, 'Generator kind'));
   kinds.forEach((k, i) => {
     const id = `kind-${k.kind}`;
-    const radio = h('input', { type: 'radio', name: 'kind', id, value: k.kind, 'data-testid': id, checked: k.kind === 'vae' || (i === 0 && !kinds.some((x) => x.kind === 'vae')), 'aria-describedby': `${id}-help` });
+    const radio = h('input', { type: 'radio', name: 'kind', id, value: k.kind, 'data-testid': id, checked: (k.preselected || []).includes('train') || (i === 0 && !kinds.some((x) => (x.preselected || []).includes('train'))), 'aria-describedby': `${id}-help` });
     add(fieldset, h('div', { class: 'field field-check kind-option' }, radio,
       h('label', { for: id }, h('strong', {}, k.kind), k.data_kind && k.data_kind !== 'images' ? ` (${k.data_kind})` : ''),
       h('p', { class: 'help', id: `${id}-help` }, k.description || k.summary || '')));
