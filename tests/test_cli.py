@@ -67,7 +67,7 @@ def test_kinds_lists_config_sample_options_and_capabilities():
     assert "can: --unlabeled in mode single; --parent (transfer)" in ddim
     for option in get_generator_class("ddim").sample_options():
         assert f"    {option} = " in ddim
-    classic = section("classic", "dcgan")
+    classic = section("classic", "dafusion")
     assert "sample options" not in classic and "can:" not in classic
 
 
@@ -236,3 +236,28 @@ def test_train_with_a_preset_and_overrides_on_top(home, digit_folder):
 
     bad = invoke("train", "digits-p", "--kind", "vae", "--name", "x", "--preset", "huge")
     assert bad.exit_code != 0 and "huge" in bad.output and "standard" in bad.output
+
+
+def test_dafusion_trains_and_generates_on_a_local_stable_diffusion_folder(home, digit_folder, tmp_path, monkeypatch):
+    """`genaug train DATA --kind dafusion --set model_path=DIR` end to end on the tiny random model;
+    without a model path the error says what to set."""
+    from genaug.generators.dafusion_tiny import tiny_stable_diffusion
+
+    monkeypatch.delenv("GENAUG_SD_MODEL", raising=False)
+    result = invoke("train", digit_folder, "--kind", "dafusion", "--name", "nopath", "--set", "steps=2")
+    assert result.exit_code == 1
+    assert "model_path: dafusion needs a local Stable Diffusion folder" in result.output and "GENAUG_SD_MODEL" in result.output
+    model = tiny_stable_diffusion()
+    result = invoke("train", digit_folder, "--kind", "dafusion", "--name", "df", "--set", f"model_path={model}",
+                    "--set", "resolution=32", "--set", "steps=3", "--set", "batch_size=2", "--set", "sample_steps=4",
+                    "--set", "checkpoint_every=0")
+    assert result.exit_code == 0, result.output
+    listed = {m["name"]: m for m in json.loads(invoke("models", "--json").output)}
+    assert listed["df"]["status"] == "ready" and listed["df"]["kind"] == "dafusion"
+    out = tmp_path / "generated"
+    result = invoke("generate", "df", "--n-per-class", "2", "--out", out, "--seed", "0", "--set", "strength=0.75",
+                    "--no-filter")
+    assert result.exit_code == 0, result.output
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 6 and {row["strength"] for row in manifest} == {0.75}
+    assert all(row["token"].startswith("<genaug-c") and row["source"] for row in manifest)
