@@ -8,6 +8,7 @@ regular diffusers folder, once per process and seed.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -84,4 +85,5 @@ def tiny_stable_diffusion(seed: int = 0) -> Path:
     folder = Path(tempfile.gettempdir()) / f"genaug-tiny-sd-v{TINY_VERSION}-s{seed}-{os.getpid()}"
     if not (folder / "model_index.json").is_file():
         build_tiny_stable_diffusion(folder, seed)
+        atexit.register(shutil.rmtree, folder, True)  # this process made it: it cleans it up
     return folder
