@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -84,3 +86,54 @@ def test_bad_inputs_are_clear_errors():
         supcon_loss(FEATURES, LABELS, negatives=torch.ones(1, 3), negative_sources=torch.tensor([0]))
     with pytest.raises(ValueError, match="temperature"):
         supcon_loss(FEATURES, LABELS, temperature=0)
+
+
+# -- the supcon classifier ----------------------------------------------------------------------
+from genaug.data import LabelledImages, few_shot_subset, load_digits_dataset, stratified_split  # noqa: E402
+from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate  # noqa: E402
+from genaug.evaluate.classifiers import resolve_classifier  # noqa: E402
+from genaug.evaluate.contrastive import train_supcon_classifier  # noqa: E402
+from genaug.evaluate.image_classifier import ClassifierBudget, TrainingLedger, predict_images  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def three_digits():
+    data = load_digits_dataset()
+    keep = np.flatnonzero(data.labels < 3)
+    train, test = stratified_split(LabelledImages(data.images[keep], data.labels[keep], data.class_names[:3]), 0.3,
+                                   seed=0)
+    return few_shot_subset(train, 8, seed=0), test
+
+
+def test_supcon_learns_under_the_budget_and_negatives_change_what_it_learns(three_digits):
+    few, test = three_digits
+    budget = ClassifierBudget(steps=40, batch_size=16)
+    ledger = TrainingLedger()
+    model = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget, ledger=ledger)
+    assert ledger.as_dict() == {"steps": 40, "examples": 640, "examples_per_step": 16}
+    accuracy = (predict_images(model, test.images) == test.labels).mean()
+    assert accuracy > 0.6, accuracy  # three classes: chance is 1/3
+    again = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    # Near-OOD negatives (here: inverted digits said to come from class 0) enter the loss.
+    inverted = 255 - few.images[:6]
+    with_negatives = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget, negatives=inverted,
+                                             negative_sources=np.zeros(6, np.int64))
+    assert not torch.equal(with_negatives.encoder[0].weight, model.encoder[0].weight)
+
+
+def test_the_runner_trains_supcon_arms_with_the_same_budget(three_digits, tmp_path):
+    few, test = three_digits
+    spec = GeneratorSpec(label="classic", kind="classic", config={"preset": "mild"},
+                         variants=[SampleVariant(label="copies", ratio=1.0)])
+    protocol = Protocol(shots=[4], seeds=[0], classifier_steps=10, classifier_batch=16, classifier="supcon",
+                        arms=["real", "real+synthetic"])
+    result = evaluate(few, test, [spec], protocol, cache_dir=tmp_path)
+    arms = {cell["arm"]: cell for cell in result["cells"]}
+    assert set(arms) == {"real", "real+synthetic[classic/copies]"}
+    for cell in arms.values():
+        assert cell["classifier"] == "supcon"
+        assert cell["budget_used"] == {"steps": 10, "examples_per_step": 16, "examples": 160}
+    assert "contrastive" in resolve_classifier("supcon", "images").description
+    with pytest.raises(ValueError, match="not a classifier for table"):
+        resolve_classifier("supcon", "table")

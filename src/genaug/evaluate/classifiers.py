@@ -2,7 +2,9 @@
 
 Images: ``cnn`` (a small CNN from scratch, the seed theses' setting), ``lite0-linear`` (frozen
 EfficientNet-Lite0 ImageNet features + a linear head), ``lite0-finetune`` (the whole network
-fine-tuned). Tables: ``mlp``, ``gbm``. Both: a user classifier ``my_module:train_fn``.
+fine-tuned), ``supcon`` (the CNN's body trained with SupCon on two augmented views, then a linear
+probe: seed 000's protocol; its ``real`` arm is ``supcon-real``, ``real+synthetic`` adds the
+generated images as extra positives of their class, and ``cnn``'s ``real`` arm is ``ce-real``). Tables: ``mlp``, ``gbm``. Both: a user classifier ``my_module:train_fn``.
 
 The user hook: an importable callable ::
 
@@ -30,13 +32,14 @@ import numpy as np
 from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, TrainingLedger, predict_images, \
     train_image_classifier
 
-IMAGE_CLASSIFIERS = ("cnn", "lite0-linear", "lite0-finetune")
+IMAGE_CLASSIFIERS = ("cnn", "lite0-linear", "lite0-finetune", "supcon")
 TABLE_CLASSIFIERS = ("mlp", "gbm")
 DEFAULT_CLASSIFIER = {"images": "cnn", "table": "mlp"}
 PLAIN_NAMES = {
     "cnn": "a small CNN trained from scratch",
     "lite0-linear": "a linear head on frozen EfficientNet-Lite0 ImageNet features",
     "lite0-finetune": "EfficientNet-Lite0 (ImageNet) fine-tuned end to end",
+    "supcon": "the small CNN trained with supervised contrastive learning, then a linear probe",
     "mlp": "an MLP (two hidden layers)",
     "gbm": "gradient-boosted trees (sklearn HistGradientBoosting)",
 }
@@ -77,6 +80,10 @@ def resolve_classifier(name: Optional[str], data_kind: str) -> ClassifierChoice:
                          f"{', '.join(builtin)} or give your own as module:function")
     if name == "cnn":
         version = f"cnn-{CLASSIFIER_VERSION}"
+    elif name == "supcon":
+        from .contrastive import SUPCON_VERSION
+
+        version = f"supcon-{SUPCON_VERSION}-cnn-{CLASSIFIER_VERSION}"
     elif name.startswith("lite0"):
         from ..pretrained.lite0 import LITE0_VERSION
 
@@ -146,6 +153,11 @@ def train_and_predict(choice: ClassifierChoice, real_x: Any, real_y: np.ndarray,
                   real_fraction=real_fraction, ledger=ledger)
     if choice.name == "cnn":
         model = train_image_classifier(real_x, real_y, n_classes, **common)
+        return predict_images(model, test_x), ledger.as_dict()
+    if choice.name == "supcon":
+        from .contrastive import train_supcon_classifier
+
+        model = train_supcon_classifier(real_x, real_y, n_classes, **common)
         return predict_images(model, test_x), ledger.as_dict()
     from .lite0 import train_lite0_finetune, train_lite0_linear
 

@@ -20,8 +20,13 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from ..generators.images import images_to_tensor
+from .image_classifier import ClassifierBudget, SmallCNN, TrainingLedger, batch_indices
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.1,
@@ -70,3 +75,95 @@ def supcon_loss(features: torch.Tensor, labels: torch.Tensor, *, temperature: fl
         raise ValueError("supcon: no anchor has a positive (every class needs at least two views)")
     per_anchor = -(log_probability * positive).sum(dim=1)[has_positive] / counts[has_positive]
     return per_anchor.mean()
+
+
+# -- the supcon classifier ------------------------------------------------------------------
+# Bump when the encoder, the views or the probe change: cached evaluation cells carry it.
+SUPCON_VERSION = 1
+SUPCON_TEMPERATURE = 0.1
+PROJECTION_DIM = 128
+
+
+class SupConNetwork(nn.Module):
+    """The small CNN's convolutional body as encoder, an MLP projection head for the loss, and a
+    linear probe on the encoder's features for the predictions."""
+
+    def __init__(self, in_channels: int, n_classes: int, width: int):
+        super().__init__()
+        self.encoder = SmallCNN(in_channels, n_classes, width).features
+        features = width * 4 * 16
+        self.projection = nn.Sequential(nn.Linear(features, features), nn.ReLU(), nn.Linear(features, PROJECTION_DIM))
+        self.probe = nn.Linear(features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of the linear probe."""
+        return self.probe(self.encoder(x))
+
+
+def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
+                            budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
+                            synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
+                            real_fraction: Optional[float] = 0.5, ledger: Optional[TrainingLedger] = None,
+                            negatives: Optional[np.ndarray] = None, negative_sources: Optional[np.ndarray] = None,
+                            negative_weight: float = 1.0, temperature: float = SUPCON_TEMPERATURE) -> SupConNetwork:
+    """SupCon, then a linear probe, under the CNN's budget rule.
+
+    Stage 1 (``budget.steps`` steps of ``budget.batch_size`` images drawn by ``batch_indices``):
+    two augmented views of every image (the arm's classic augmentation, else the strong preset),
+    encoder + projection head trained with ``supcon_loss``; synthetic images join their class as
+    extra views (positives); near-OOD ``negatives`` (made from the classes ``negative_sources``),
+    when given, add ``budget.batch_size // 2`` of them per step to their source class's
+    denominators. Stage 2: the encoder is frozen and a linear probe learns on one view of the
+    same batches for ``budget.steps`` steps. Returns the network in eval mode."""
+    from ..generators.classic import ClassicConfig, build_augmentation
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = images_to_tensor(real)
+    y = torch.from_numpy(np.asarray(real_labels, dtype=np.int64))
+    n_real, n_syn = len(x), 0
+    if synthetic is not None and len(synthetic):
+        x = torch.cat([x, images_to_tensor(synthetic)])
+        y = torch.cat([y, torch.from_numpy(np.asarray(synthetic_labels, dtype=np.int64))])
+        n_syn = len(synthetic)
+    if n_real + n_syn == 0:
+        raise ValueError("classifier: no training images")
+    views = augment if augment is not None else build_augmentation(ClassicConfig(preset="strong"), x.shape[-1])
+    negative_x = None if negatives is None or not len(negatives) else images_to_tensor(negatives)
+    negative_y = None if negative_x is None else torch.from_numpy(np.asarray(negative_sources, dtype=np.int64))
+    model = SupConNetwork(x.shape[1], n_classes, budget.width)
+    optimiser = torch.optim.Adam([*model.encoder.parameters(), *model.projection.parameters()], lr=budget.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, budget.steps)
+    model.train()
+    for _ in range(budget.steps):
+        idx = torch.from_numpy(batch_indices(rng, n_real, n_syn, budget.batch_size, real_fraction))
+        xb, yb = x[idx], y[idx]
+        with torch.no_grad():
+            both = views(torch.cat([xb, xb])).clamp(0, 1)
+        projected = model.projection(model.encoder(both))
+        kwargs = {}
+        if negative_x is not None:
+            pick = torch.from_numpy(rng.integers(0, len(negative_x), size=max(1, budget.batch_size // 2)))
+            with torch.no_grad():
+                negative_views = views(negative_x[pick]).clamp(0, 1)
+            kwargs = dict(negatives=model.projection(model.encoder(negative_views)), negative_sources=negative_y[pick],
+                          negative_weight=negative_weight)
+        loss = supcon_loss(projected, torch.cat([yb, yb]), temperature=temperature, **kwargs)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if ledger is not None:
+            ledger.record(len(yb))
+    model.eval()
+    model.encoder.requires_grad_(False)
+    probe_optimiser = torch.optim.Adam(model.probe.parameters(), lr=budget.lr)
+    for _ in range(budget.steps):
+        idx = torch.from_numpy(batch_indices(rng, n_real, n_syn, budget.batch_size, real_fraction))
+        with torch.no_grad():
+            features = model.encoder(views(x[idx]).clamp(0, 1))
+        loss = F.cross_entropy(model.probe(features), y[idx])
+        probe_optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        probe_optimiser.step()
+    return model.eval()

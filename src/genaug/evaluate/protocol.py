@@ -115,7 +115,7 @@ class Protocol(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     arms: Optional[list[str]] = Field(None, description="arms to run; None = every arm that exists for the data "
                                                         "(no classic augmentation for tables)")
-    classifier: Optional[str] = Field(None, description="cnn, lite0-linear, lite0-finetune (images); mlp, gbm "
+    classifier: Optional[str] = Field(None, description="cnn, lite0-linear, lite0-finetune, supcon (images); mlp, gbm "
                                                         "(tables); or module:function (yours). None = cnn / mlp")
     classifier_steps: int = Field(1500, ge=1, description="optimisation steps (boosting iterations for gbm), every arm")
     classifier_batch: int = Field(64, ge=1, description="examples per step, every arm (drawn with replacement)")

@@ -46,7 +46,7 @@ class EvaluationRequest(BaseModel):
     seeds: Optional[list[int]] = Field(None, min_length=1, max_length=10)
     per_class: Optional[int] = Field(None, ge=1, le=10_000, description="synthetic images per class (default 1:1)")
     classifier: Optional[str] = Field(None, max_length=200,
-                                      description="cnn, lite0-linear, lite0-finetune; mlp, gbm (tables); module:function")
+                                      description="cnn, lite0-linear, lite0-finetune, supcon; mlp, gbm (tables); module:function")
     classifier_steps: Optional[int] = Field(None, ge=1, le=20_000)
     model: Optional[str] = Field(None, max_length=128, description="a stored model: does its data help?")
     quick: bool = Field(False, description="a first answer in minutes: n = 10, 3 seeds, one small generator")

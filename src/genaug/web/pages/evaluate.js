@@ -16,6 +16,7 @@ const CLASSIFIERS = {
     ['cnn', 'Small CNN from scratch (fast; the theses’ setting)'],
     ['lite0-linear', 'Pretrained EfficientNet-Lite0, linear head (what most people with few images deploy)'],
     ['lite0-finetune', 'Pretrained EfficientNet-Lite0, fine-tuned end to end (slowest)'],
+    ['supcon', 'Small CNN trained contrastively (SupCon), then a linear probe (generated images join as extra views)'],
   ],
   table: [['mlp', 'MLP'], ['gbm', 'Gradient-boosted trees']],
 };
