@@ -419,3 +419,22 @@ def test_evaluate_with_an_unlabeled_pool_spec(monkeypatch):
     assert all(c["unlabeled_pool"] == len(train) and c["kind"] == "ddim" for c in synthetic)
     assert fits == [len(train)]  # fitted once per seed on the whole training split ...
     assert swaps == [10, 20]  # ... and given each few-shot subset's examples
+
+
+def test_cross_class_img2img_starts_from_another_class_and_keeps_the_requested_label(model, per_class_model, digits,
+                                                                                     single_model):
+    """Images moved off their class (seed 000's near-OOD negatives): class 0's images denoised toward class 1."""
+    samples = model.sample(6, label=1, seed=3, mode="img2img", strength=0.6, source_class=digits.class_names[0])
+    assert (samples.labels == 1).all()
+    class0 = {digits.sources[i] for i in np.flatnonzero(digits.labels == 0)}
+    assert {p["source"] for p in samples.provenance} <= class0
+    assert {p["source_class"] for p in samples.provenance} == {digits.class_names[0]}
+    same_class = model.sample(6, label=1, seed=3, mode="img2img", strength=0.6)
+    assert not np.array_equal(samples.data, same_class.data) and "source_class" not in same_class.provenance[0]
+    assert len(per_class_model.sample(2, label=2, seed=0, mode="img2img", source_class=0)) == 2
+    with pytest.raises(ValueError, match="source_class: img2img across classes needs mode='img2img'"):
+        model.sample(2, label=1, seed=0, source_class=0)  # mode sample
+    with pytest.raises(ValueError, match="source_class"):
+        single_model.sample(2, label=1, seed=0, source_class=0)
+    with pytest.raises(ValueError, match="source_class: 'nope' is not one of the classes"):
+        model.sample(2, label=1, seed=0, mode="img2img", source_class="nope")

@@ -139,16 +139,22 @@ class _SampleOptions(pydantic.BaseModel):
     upscale: int = Field(ge=1, le=8)
     upscale_method: Literal["bicubic", "lanczos"]
     batch_size: int = Field(ge=1, le=MAX_SAMPLE_BATCH)
+    source_class: Optional[int] = None
 
 
 class DiffusionSampleOptions(SampleOptions):
     """Base of the diffusion kinds' sample options (the fields come from each kind's config)."""
 
     aliases = {"sampler": "scheduler"}  # the CLI's generic name for it
-    # Declared after the evaluation cells of the benchmarks were cached (it was always accepted).
-    identity_defaults_exclude = frozenset({"batch_size"})
+    # Declared after the evaluation cells of the benchmarks were cached (batch_size was always
+    # accepted; source_class is new and off by default).
+    identity_defaults_exclude = frozenset({"batch_size", "source_class"})
 
 
+_SOURCE_CLASS = (Optional[int | str], Field(
+    None, description="img2img across classes: start from an image of this class (name or index) and denoise it "
+                      "toward the requested class -- images moved off their class, e.g. near-OOD negatives "
+                      "(seed 000); empty: the requested class's own images"))
 _SAMPLE_MODE = (Literal["sample", "img2img"], Field(
     "sample", description="sample: new images from noise; img2img: noise a training image to 'strength' and "
                           "denoise it (variations of your images)"))
@@ -159,7 +165,8 @@ def diffusion_sample_options(name: str, config_class: type[pydantic.BaseModel]) 
     return options_from_config(name, config_class, {
         "scheduler": "scheduler", "steps": "sample_steps", "eta": "eta", "guidance_scale": "guidance_scale",
         "strength": "strength", "upscale": "upscale", "upscale_method": "upscale_method",
-        "batch_size": "sample_batch_size"}, base=DiffusionSampleOptions, mode=_SAMPLE_MODE)
+        "batch_size": "sample_batch_size"}, base=DiffusionSampleOptions, mode=_SAMPLE_MODE,
+        source_class=_SOURCE_CLASS)
 
 
 def _folder(key: str) -> str:
@@ -408,6 +415,12 @@ class DiffusionGenerator(GroupedGenerator):
         scheduler = options.get("scheduler", cfg.scheduler)
         default_steps = cfg.sample_steps or (50 if scheduler == "ddim" else cfg.num_train_timesteps)
         single = cfg.mode == "single"
+        if options.get("source_class") is not None:
+            try:
+                options = {**options, "source_class": self.label_index(options["source_class"])}
+            except ValueError:
+                raise ValueError(f"source_class: {options['source_class']!r} is not one of the classes "
+                                 f"{self.class_names}") from None
         values = {"scheduler": scheduler, "steps": default_steps, "eta": cfg.eta,
                   "mode": "img2img" if single else "sample",
                   "guidance_scale": cfg.guidance_scale, "strength": cfg.strength, "upscale": cfg.upscale,
@@ -429,6 +442,9 @@ class DiffusionGenerator(GroupedGenerator):
             what = "one unconditional UNet per class" if cfg.mode == "per_class" else "one unconditional UNet"
             raise ValueError(f"guidance_scale: classifier-free guidance needs mode 'conditional' "
                              f"(this model of mode '{cfg.mode}' has {what})")
+        if chosen.source_class is not None and (chosen.mode != "img2img" or single):
+            raise ValueError("source_class: img2img across classes needs mode='img2img' and a model of mode "
+                             "'conditional' or 'per_class' (a 'single' model has no class to denoise toward)")
         if chosen.steps > cfg.num_train_timesteps:
             raise ValueError(f"steps: at most {cfg.num_train_timesteps} (the model's training timesteps), "
                              f"got {chosen.steps}")
@@ -470,9 +486,10 @@ class DiffusionGenerator(GroupedGenerator):
         labels = torch.full((n,), cls, dtype=torch.long) if conditional else None
         init, timesteps, sources = None, None, [None] * n
         if chosen.mode == "img2img":
-            candidates = np.flatnonzero(self.train_labels == cls)
+            start = cls if chosen.source_class is None else chosen.source_class
+            candidates = np.flatnonzero(self.train_labels == start)
             if not len(candidates):
-                raise ValueError(f"img2img: class {self.class_names[cls]!r} has no training images to start from")
+                raise ValueError(f"img2img: class {self.class_names[start]!r} has no training images to start from")
             picked = candidates[rng.integers(0, len(candidates), size=n)]
             init = images_to_tensor(self.train_images[picked]).mul_(2).sub_(1)
             timesteps = img2img_timesteps(scheduler, chosen.steps, chosen.strength)
@@ -491,6 +508,8 @@ class DiffusionGenerator(GroupedGenerator):
             entry = dict(common)
             if chosen.mode == "img2img":
                 entry.update(source=source, strength=chosen.strength, denoising_steps=len(timesteps))
+                if chosen.source_class is not None:
+                    entry["source_class"] = self.class_names[chosen.source_class]
             provenance.append(entry)
         return Samples(images, np.full(n, cls, np.int64), list(self.class_names), provenance)
 
