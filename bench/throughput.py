@@ -105,9 +105,10 @@ def bench_ddim(size: int, config: dict, batch: int, steps: int, repeats: int, tr
     from diffusers import DDIMScheduler
 
     generator, train_rate = _fit("ddim", {**config, "batch_size": 16}, size, 3, train_steps)
-    unet = generator.unets["class0"] if hasattr(generator, "unets") else None
+    unets = generator.role_modules("unet")
+    unet = unets["class0"] if "class0" in unets else None
     if unet is None:
-        raise RuntimeError("ddim generator: expected per-class UNets in .unets")
+        raise RuntimeError("ddim generator: expected per-class UNets (group class0)")
     unet.eval()
 
     def plain() -> None:

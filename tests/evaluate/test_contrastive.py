@@ -115,10 +115,13 @@ def test_supcon_learns_under_the_budget_and_negatives_change_what_it_learns(thre
     assert accuracy > 0.6, accuracy  # three classes: chance is 1/3
     again = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    # Near-OOD negatives (here: inverted digits said to come from class 0) enter the loss.
+    # Near-OOD negatives (here: inverted digits said to come from class 0) change the run only through
+    # the loss: at weight 0 it trains exactly as without them, at weight 1 it learns something else.
     inverted = 255 - few.images[:6]
-    with_negatives = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget, negatives=inverted,
-                                             negative_sources=np.zeros(6, np.int64))
+    negatives = dict(negatives=inverted, negative_sources=np.zeros(6, np.int64))
+    ignored = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget, negative_weight=0.0, **negatives)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ignored.state_dict().values()))
+    with_negatives = train_supcon_classifier(few.images, few.labels, 3, seed=0, budget=budget, **negatives)
     assert not torch.equal(with_negatives.encoder[0].weight, model.encoder[0].weight)
 
 

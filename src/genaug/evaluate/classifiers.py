@@ -3,8 +3,11 @@
 Images: ``cnn`` (a small CNN from scratch, the seed theses' setting), ``lite0-linear`` (frozen
 EfficientNet-Lite0 ImageNet features + a linear head), ``lite0-finetune`` (the whole network
 fine-tuned), ``supcon`` (the CNN's body trained with SupCon on two augmented views, then a linear
-probe: seed 000's protocol; its ``real`` arm is ``supcon-real``, ``real+synthetic`` adds the
-generated images as extra positives of their class, and ``cnn``'s ``real`` arm is ``ce-real``). Tables: ``mlp``, ``gbm``. Both: a user classifier ``my_module:train_fn``.
+probe: seed 000's protocol; read its ``real`` arm as seed 000's supcon-real and ``real+synthetic``
+as supcon + synthetic positives (generated images join their class as extra views); ``cnn``'s
+``real`` arm is the ce-real baseline. Every supcon arm sees augmented views -- the strong preset,
+or the protocol's classic preset in ``+classic`` arms -- so under supcon ``real`` vs
+``real+classic`` compares two augmentation presets, not augmentation against none). Tables: ``mlp``, ``gbm``. Both: a user classifier ``my_module:train_fn``.
 
 The user hook: an importable callable ::
 

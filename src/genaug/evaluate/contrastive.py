@@ -130,6 +130,9 @@ def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes
         raise ValueError("classifier: no training images")
     views = augment if augment is not None else build_augmentation(ClassicConfig(preset="strong"), x.shape[-1])
     negative_x = None if negatives is None or not len(negatives) else images_to_tensor(negatives)
+    # The negatives' draws (which, their views) come from streams of their own, so adding them
+    # changes the run only through the loss (weight 0 trains exactly as without negatives).
+    negative_rng = np.random.default_rng([seed, 1])
     negative_y = None if negative_x is None else torch.from_numpy(np.asarray(negative_sources, dtype=np.int64))
     model = SupConNetwork(x.shape[1], n_classes, budget.width)
     optimiser = torch.optim.Adam([*model.encoder.parameters(), *model.projection.parameters()], lr=budget.lr)
@@ -143,8 +146,9 @@ def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes
         projected = model.projection(model.encoder(both))
         kwargs = {}
         if negative_x is not None:
-            pick = torch.from_numpy(rng.integers(0, len(negative_x), size=max(1, budget.batch_size // 2)))
-            with torch.no_grad():
+            pick = torch.from_numpy(negative_rng.integers(0, len(negative_x), size=max(1, budget.batch_size // 2)))
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(negative_rng.integers(2 ** 31)))
                 negative_views = views(negative_x[pick]).clamp(0, 1)
             kwargs = dict(negatives=model.projection(model.encoder(negative_views)), negative_sources=negative_y[pick],
                           negative_weight=negative_weight)

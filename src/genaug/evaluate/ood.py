@@ -3,7 +3,7 @@
 Scores (higher = more in-distribution), from a classifier's logits or features:
 - ``max_softmax``: the largest softmax probability (Hendrycks & Gimpel 2017).
 - ``energy``: the negative free energy T * logsumexp(logits / T) (Liu et al. 2020).
-- ``mahalanobis``: minus the smallest Mahalanobis distance to a class mean of the training
+- ``mahalanobis``: minus the smallest squared Mahalanobis distance to a class mean of the training
   features, with one covariance shared by the classes (Lee et al. 2018).
 - ``knn``: minus the distance to the k-th nearest training feature, every feature L2-normalised
   (Sun et al. 2022).
@@ -31,7 +31,8 @@ def ood_metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, floa
         raise ValueError("ood_metrics: scores must be finite")
     labels = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
     scores = np.concatenate([scores_in, scores_out])
-    fpr, tpr, _ = roc_curve(labels, scores)
+    # Every threshold kept: with ties, the dropped points can be the one where TPR first reaches 95 %.
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return {"auroc": float(roc_auc_score(labels, scores)),
             "fpr95": float(fpr[np.searchsorted(tpr, TPR_LEVEL, side="left")]),
             "aupr_in": float(average_precision_score(labels, scores)),

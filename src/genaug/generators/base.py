@@ -77,7 +77,8 @@ class SampleOptions(pydantic.BaseModel):
     An option left out of a call takes the model's own config value (``overrides()`` holds only
     the options a call set), so a field's ``default`` here documents the kind's default config."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    # strict: a JSON true or "3" is not a number (ints still pass for float options).
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     # Other names a call may use for an option ({alias: option}), e.g. the CLI's generic "sampler".
     aliases: ClassVar[dict[str, str]] = {}

@@ -53,7 +53,6 @@ REQUIRED_PARTS = {
     "scheduler": ("scheduler_config.json",),
 }
 STACKED_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
-SAMPLE_OPTIONS = ("strength", "guidance_scale", "steps", "augmentation", "prompt")
 # Consecutive steps with a non-finite loss (fp16 overflow) before the fit gives up.
 MAX_NAN_STEPS = 20
 _FINGERPRINTS: dict[tuple, str] = {}
@@ -275,6 +274,7 @@ class DAFusion(Generator):
         vae.to(device)
         unet.to(device)
         text_encoder.to(device)
+        original, keep = original.to(device), keep.to(device)
         latent_mean, latent_std = self._encode(vae, data.images, device)
         labels = torch.from_numpy(data.labels.astype(np.int64))
         prompt_ids = torch.stack([self._prompt_ids(tokenizer, c) for c in range(len(self.class_names))])
@@ -285,7 +285,11 @@ class DAFusion(Generator):
         settings = cfg.model_copy(update={"mixed_precision": precision, "ema_decay": 0.0})
         trainer = Trainer(settings, phase="dafusion-tokens", modules={"embeddings": embeddings},
                           optimisers={"embeddings": optimiser}, rng=rng, work_dir=checkpoints, progress=progress,
-                          images_per_step=cfg.batch_size, stage="fit dafusion")
+                          images_per_step=cfg.batch_size, stage="fit dafusion",
+                          # The latent and noise draws travel in the checkpoints: a resumed run goes on
+                          # exactly as an uninterrupted one would.
+                          extra_state=(lambda: {"noise": noise_generator.get_state()},
+                                       lambda state: noise_generator.set_state(state["noise"])))
         optimiser = trainer.optimisers["embeddings"]
         prediction = noise_scheduler.config.get("prediction_type", "epsilon")
         scaling = float(vae.config.get("scaling_factor", 0.18215))

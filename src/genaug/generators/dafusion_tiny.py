@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
+from .base import seeded_torch
 
 TINY_VERSION = "1"
 # Merges that make a few words single tokens (the rest is spelled byte by byte).
@@ -50,8 +50,7 @@ def build_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = tiny_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_torch(seed):
         text_encoder = CLIPTextModel(CLIPTextConfig(
             vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4,
             num_hidden_layers=2, max_position_embeddings=MAX_LENGTH, bos_token_id=tokenizer.bos_token_id,

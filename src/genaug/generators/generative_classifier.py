@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..training import STEP_OBSERVER
-from .base import tensors_under
+from .base import seeded_torch, tensors_under
 
 
 def _as_features(x: np.ndarray) -> torch.Tensor:
@@ -58,8 +58,7 @@ class GenerativeClassifier:
     def fit(self, real: np.ndarray, extra_noise: Optional[np.ndarray] = None) -> "GenerativeClassifier":
         """Train on ``real`` examples vs generated noise (plus ``extra_noise``, e.g. early reconstructions)."""
         rng = np.random.default_rng(self.seed)
-        with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's RNG untouched
-            torch.manual_seed(self.seed)
+        with seeded_torch(self.seed):  # seeded weights, the caller's RNGs untouched
             return self._fit(real, extra_noise, rng)
 
     def _fit(self, real: np.ndarray, extra_noise: Optional[np.ndarray], rng: np.random.Generator) -> "GenerativeClassifier":
