@@ -60,3 +60,11 @@ def test_report_separates_an_obvious_outlier_set():
     assert set(report) == {"max_softmax", "energy", "mahalanobis", "knn"}
     assert report["mahalanobis"]["auroc"] > 0.99 and report["knn"]["auroc"] > 0.99
     assert report["energy"]["auroc"] > 0.9
+
+
+def test_fpr95_with_tied_scores_takes_the_first_threshold_that_accepts_95_percent():
+    # 20 in-distribution scores: 18 high ones, then 5 and 3; the OOD set ties with those two.
+    scores_in = list(range(10, 28)) + [5, 3]
+    scores_out = [5, 3] + list(range(-20, -2))
+    # 95 % of 20 = 19 accepted: threshold 5, which also accepts one OOD score (5): 1/20.
+    assert ood_metrics(scores_in, scores_out)["fpr95"] == pytest.approx(1 / 20)
