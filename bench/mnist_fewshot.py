@@ -243,6 +243,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--variant: unknown {unknown}; known: {sorted(known)}")
     torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)  # the report and its plots go there
     train, test = load_mnist()
     if args.quick:
         test = test.subset(range(500))
