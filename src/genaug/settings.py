@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
                                       description="largest networks a job may train (parameters; ~16 bytes each)")
     heartbeat_timeout: float = Field(30.0, gt=0, description="seconds without a heartbeat before a job is re-queued")
     job_threads: int = Field(0, ge=0, description="torch threads per job process (0: torch's default)")
+    models_dir: Optional[Path] = Field(None, description="folder of pretrained models (e.g. Stable Diffusion folders "
+                                                        "for dafusion) that jobs may name by subfolder; none: jobs "
+                                                        "may not name one")
 
     def max_extracted_bytes(self) -> int:
         """What one uploaded archive may expand to: twice the upload limit (images barely compress)."""

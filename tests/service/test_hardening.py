@@ -58,6 +58,11 @@ def test_every_parameter_is_checked_when_submitted(service, trained):
                    "config": {**TINY_VAE, "channels": [100000, 100000]}}, 422, "params.config: these networks"),
         ("evaluate", {"dataset": "hard", "generators": [{"kind": "vae", "config": {"steps": 10**15}}]}, 422,
          "params.generators[0].config.steps"),
+        # a pretrained model is named within the service's models folder (none here), never by server path
+        ("train", {"dataset": "hard", "kind": "dafusion", "name": "sd", "config": {"model_path": "/etc"}}, 422,
+         "params.config.model_path: this service offers no pretrained models"),
+        ("evaluate", {"dataset": "hard", "generators": [{"kind": "dafusion", "config": {"model_path": "/usr"}}]},
+         422, "params.generators[0].config.model_path"),
     ]
     with service.client() as client:
         before = len(client.get("/api/jobs").json())
@@ -224,3 +229,26 @@ def test_archive_bombs_are_refused_at_once_inside_genaug_home(tmp_path, module_d
         assert not any((service.home / "uploads").iterdir())  # and inside it, nothing is left
     finally:
         stop_service(service)
+
+
+def test_a_pretrained_model_path_stays_inside_the_models_folder(tmp_path):
+    """dafusion's model_path in a job: a subfolder of the service's models folder, resolved there;
+    an absolute path, a way out (..) or a missing model is refused without saying what exists."""
+    from genaug.jobs.params import confine_model_path
+
+    models = tmp_path / "models"
+    (models / "sd-tiny" / "unet").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    resolved = confine_model_path({"model_path": "sd-tiny", "steps": 3}, models, "params.config")
+    assert resolved == {"model_path": str((models / "sd-tiny").resolve()), "steps": 3}
+    assert confine_model_path({"steps": 3}, models, "params.config") == {"steps": 3}  # the server's default model
+    for name in (str(outside), "../secret", "sd-tiny/../../secret", "~/x", "", "sd-tiny/unet/../.."):
+        with pytest.raises(ValueError) as refused:
+            confine_model_path({"model_path": name}, models, "params.config")
+        message = str(refused.value)
+        assert message.startswith("params.config.model_path:") and str(tmp_path) not in message, message
+    with pytest.raises(ValueError, match="the service has no model 'nope'"):
+        confine_model_path({"model_path": "nope"}, models, "params.config")
+    with pytest.raises(ValueError, match="offers no pretrained models"):
+        confine_model_path({"model_path": "sd-tiny"}, None, "params.config")

@@ -9,6 +9,7 @@ that passes is unlikely to fail for a reason the person could have been told at 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,6 +32,30 @@ class SubmitLimits:
     max_generate_n: int = 10_000
     max_train_steps: int = 200_000
     max_model_parameters: int = 300_000_000
+    # The only folder whose subfolders a job may name as a pretrained model (dafusion's model_path);
+    # None: jobs may not name one (the server's GENAUG_SD_MODEL, when set, is still the default).
+    models_dir: Optional[Path] = None
+
+
+def confine_model_path(config: dict[str, Any], models_dir: Optional[Path], field: str) -> dict[str, Any]:
+    """A job's config with its ``model_path`` (a kind that reads pretrained weights from disk) checked
+    against the service's models folder: a job names a subfolder of it, never a server path, and
+    the answer never says what exists elsewhere. Returns the config with the path resolved."""
+    name = config.get("model_path")
+    if name is None:
+        return config
+    if models_dir is None:
+        raise ValueError(f"{field}.model_path: this service offers no pretrained models (its administrator sets "
+                         f"GENAUG_MODELS_DIR); leave model_path empty to use the server's default model, if any")
+    text = str(name)
+    if not text or text.startswith(("/", "~", "\\")) or any(part in ("", ".", "..") for part in text.split("/")):
+        raise ValueError(f"{field}.model_path: name a model of the service's models folder (e.g. "
+                         f"'stable-diffusion-v1-5'), not a path")
+    root = Path(models_dir).resolve()
+    resolved = (root / text).resolve()
+    if root not in resolved.parents or not resolved.is_dir():
+        raise ValueError(f"{field}.model_path: the service has no model {text!r}")
+    return {**config, "model_path": str(resolved)}
 
 
 class TrainParams(BaseModel):
@@ -144,7 +169,7 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
     from ..store.registry import READY, TRAINING, Registry
 
     if max_generate_n is not None:
-        limits = SubmitLimits(max_generate_n, limits.max_train_steps, limits.max_model_parameters)
+        limits = SubmitLimits(max_generate_n, limits.max_train_steps, limits.max_model_parameters, limits.models_dir)
     max_generate_n = limits.max_generate_n
     typed = parse_params(job_type, params)
     if job_type in ("train", "evaluate") and not dataset_dir(typed.dataset, home).is_dir():
@@ -157,6 +182,9 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
         data_kind, image_shape, class_names = stored_dataset_shape(typed.dataset, home)
         _check_data_kind(typed.kind, data_kind, "params.kind", typed.dataset)
         check_config_size(typed.kind, validated.model_dump(mode="json"), image_shape, class_names, limits)
+        if "model_path" in type(validated).model_fields:
+            validated = validated.model_copy(update=confine_model_path(
+                validated.model_dump(mode="json"), limits.models_dir, "params.config"))
         with Registry.open(home) as registry:
             existing = registry.find(typed.name)
         if existing is not None and existing.name == typed.name:
@@ -229,6 +257,9 @@ def check_params(job_type: str, params: dict[str, Any], home, *, limits: SubmitL
             _check_data_kind(spec.kind, data_kind, f"params.generators[{index}].kind", typed.dataset)
             check_config_size(spec.kind, validated.model_dump(mode="json"), image_shape, class_names, limits,
                               field=f"params.generators[{index}].config")
+            if "model_path" in type(validated).model_fields:
+                spec.config = confine_model_path(dict(spec.config), limits.models_dir,
+                                                 f"params.generators[{index}].config")
         if typed.model is not None:
             with Registry.open(home) as registry:
                 row = registry.find(typed.model)

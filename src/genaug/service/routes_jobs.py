@@ -74,7 +74,8 @@ def _job(state: State, job_id: str) -> JobRow:
 def create_job(request_body: JobRequest, state: State, caller: Writer) -> dict[str, Any]:
     """Queue a train, generate or evaluate job (params are checked now, not when it runs)."""
     settings = state.settings
-    limits = SubmitLimits(settings.max_generate_n, settings.max_train_steps, settings.max_model_parameters)
+    limits = SubmitLimits(settings.max_generate_n, settings.max_train_steps, settings.max_model_parameters,
+                          settings.models_dir)
     try:
         params = check_params(request_body.type, request_body.params, state.home, limits=limits)
     except NameTakenError as error:
