@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..generators.images import images_to_tensor
-from .image_classifier import ClassifierBudget, SmallCNN, TrainingLedger, batch_indices
+from .image_classifier import ClassifierBudget, SmallCNN, TrainingLedger, batch_indices, training_tensors
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.1,
@@ -119,15 +119,7 @@ def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x = images_to_tensor(real)
-    y = torch.from_numpy(np.asarray(real_labels, dtype=np.int64))
-    n_real, n_syn = len(x), 0
-    if synthetic is not None and len(synthetic):
-        x = torch.cat([x, images_to_tensor(synthetic)])
-        y = torch.cat([y, torch.from_numpy(np.asarray(synthetic_labels, dtype=np.int64))])
-        n_syn = len(synthetic)
-    if n_real + n_syn == 0:
-        raise ValueError("classifier: no training images")
+    x, y, n_real, n_syn = training_tensors(real, real_labels, synthetic, synthetic_labels)
     views = augment if augment is not None else build_augmentation(ClassicConfig(preset="strong"), x.shape[-1])
     negative_x = None if negatives is None or not len(negatives) else images_to_tensor(negatives)
     # The negatives' draws (which, their views) come from streams of their own, so adding them

@@ -96,6 +96,22 @@ def batch_indices(rng: np.random.Generator, n_real: int, n_synthetic: int, batch
                            n_real + rng.integers(0, n_synthetic, size=batch - n_r)])
 
 
+def training_tensors(real: np.ndarray, real_labels: np.ndarray, synthetic: Optional[np.ndarray],
+                     synthetic_labels: Optional[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(images [0, 1] NCHW, labels, how many real, how many synthetic): the real images first, then
+    the synthetic ones (the order ``batch_indices`` draws from)."""
+    x = images_to_tensor(real)
+    y = torch.from_numpy(np.asarray(real_labels, dtype=np.int64))
+    n_real, n_syn = len(x), 0
+    if synthetic is not None and len(synthetic):
+        x = torch.cat([x, images_to_tensor(synthetic)])
+        y = torch.cat([y, torch.from_numpy(np.asarray(synthetic_labels, dtype=np.int64))])
+        n_syn = len(synthetic)
+    if n_real + n_syn == 0:
+        raise ValueError("classifier: no training images")
+    return x, y, n_real, n_syn
+
+
 def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
                            budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                            synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
@@ -107,15 +123,7 @@ def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes:
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x = images_to_tensor(real)
-    y = torch.from_numpy(np.asarray(real_labels, dtype=np.int64))
-    n_real, n_syn = len(x), 0
-    if synthetic is not None and len(synthetic):
-        x = torch.cat([x, images_to_tensor(synthetic)])
-        y = torch.cat([y, torch.from_numpy(np.asarray(synthetic_labels, dtype=np.int64))])
-        n_syn = len(synthetic)
-    if n_real + n_syn == 0:
-        raise ValueError("classifier: no training images")
+    x, y, n_real, n_syn = training_tensors(real, real_labels, synthetic, synthetic_labels)
     model = SmallCNN(x.shape[1], n_classes, budget.width)
     ema = copy.deepcopy(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
