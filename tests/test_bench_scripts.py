@@ -107,3 +107,26 @@ def test_quality_utility_reads_a_flowers_run_and_computes_nothing(tmp_path):
     assert len(arms) == len(cells)
     assert (tmp_path / "out" / "issue14" / "quality_utility_flowers_s2-cnn.png").stat().st_size > 10_000
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.json"))
+
+
+def test_contrastive_ood_quick_reports_every_arm_with_ood_columns_and_resumes(tmp_path):
+    """Seed 000's benchmark at --quick budgets: every arm of item 2 (ce-real, supcon-real, + positives,
+    + negatives, + cross-class negatives) and the lite0-linear reference, OOD metrics on the held-out
+    digits and on flowers, the negatives' quality card; a report-only rerun computes nothing."""
+    first = run_bench("contrastive_ood.py", tmp_path, "--datasets", "mnist")
+    assert "fit ddim" in first
+    report = json.loads((tmp_path / "out" / "contrastive_ood_quick.json").read_text())
+    rows = report["summary"]["mnist"]["ood"]
+    assert {(r["classifier"], r["arm"]) for r in rows} == {
+        ("cnn", "real"), ("lite0-linear", "real"), ("supcon", "real"), ("supcon", "real+synthetic[ddim/pos0.2]"),
+        ("supcon", "real+synthetic[ddim/pos0.2+neg0.5]"), ("supcon", "real+synthetic[ddim/pos0.2+cross0.5]")}
+    assert all(set(r["sets"]) == {"near", "far"} for r in rows)
+    negatives = [c for c in report["cells"] if c.get("variant", "").startswith("pos0.2+")]
+    assert len(negatives) == 2 and all(c["negatives"]["quality"]["samples"] > 0 for c in negatives)
+    md = (tmp_path / "out" / "contrastive_ood_quick.md").read_text()
+    assert "mnist n=3: supcon + positives vs supcon-real: accuracy" in md
+    assert "near-OOD (held-out classes): AUROC" in md and "How near is near" in md
+
+    again = run_bench("contrastive_ood.py", tmp_path, "--datasets", "mnist", "--report-only")
+    assert "fit " not in again and not re.search(r"\d+/\d+ n=\d+ seed=", again)
+    assert json.loads((tmp_path / "out" / "contrastive_ood_quick.json").read_text())["summary"] == report["summary"]

@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 
-from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, TrainingLedger, predict_images, \
+from .image_classifier import CLASSIFIER_VERSION, ClassifierBudget, TrainingLedger, module_classifier, \
     train_image_classifier
 
 IMAGE_CLASSIFIERS = ("cnn", "lite0-linear", "lite0-finetune", "supcon")
@@ -141,32 +141,56 @@ def train_and_predict(choice: ClassifierChoice, real_x: Any, real_y: np.ndarray,
 
     Returns (test predictions, what the training loop consumed: steps, examples per step).
     """
-    ledger = TrainingLedger()
     if choice.user_fn is not None:
         return _run_user(choice, real_x, real_y, n_classes, test_x, seed, budget, synthetic_x, synthetic_y,
                          augment)
+    model, used = train_classifier(choice, real_x, real_y, n_classes, seed=seed, budget=budget,
+                                   synthetic_x=synthetic_x, synthetic_y=synthetic_y, augment=augment,
+                                   real_fraction=real_fraction, feature_cache=feature_cache)
+    return np.asarray(model(test_x)), used
+
+
+def train_classifier(choice: ClassifierChoice, real_x: Any, real_y: np.ndarray, n_classes: int, *, seed: int,
+                     budget: ClassifierBudget, synthetic_x: Any = None, synthetic_y: Optional[np.ndarray] = None,
+                     augment=None, real_fraction: Optional[float] = 0.5, feature_cache: Optional[dict] = None,
+                     negatives: Optional[dict] = None) -> tuple[Callable[[Any], np.ndarray], dict]:
+    """Train a built-in classifier on one arm's data: returns (the trained classifier -- call it to
+    predict; an image classifier is a ``TrainedClassifier`` whose ``outputs`` give logits and
+    features --, what the training loop consumed).
+
+    ``negatives``: near-OOD negatives for ``supcon`` only -- ``{"images", "sources", "weight",
+    "to"}`` (``contrastive.train_supcon_classifier``)."""
+    if choice.user_fn is not None:
+        raise ValueError(f"classifier {choice.name}: a user classifier is trained by train_and_predict")
+    if negatives is not None and choice.name != "supcon":
+        raise ValueError(f"classifier {choice.name}: near-OOD negatives need the supcon classifier")
+    ledger = TrainingLedger()
     if choice.data_kind == "table":
         from .table_classifiers import train_table_classifier
 
         x = real_x if synthetic_x is None else np.concatenate([real_x, synthetic_x])
         y = real_y if synthetic_y is None else np.concatenate([real_y, synthetic_y])
         predict = train_table_classifier(choice.name, x, y, n_classes, seed, budget.steps, ledger=ledger)
-        return np.asarray(predict(test_x)), ledger.as_dict()
+        return predict, ledger.as_dict()
     common = dict(seed=seed, budget=budget, synthetic=synthetic_x, synthetic_labels=synthetic_y, augment=augment,
                   real_fraction=real_fraction, ledger=ledger)
     if choice.name == "cnn":
-        model = train_image_classifier(real_x, real_y, n_classes, **common)
-        return predict_images(model, test_x), ledger.as_dict()
+        return module_classifier(train_image_classifier(real_x, real_y, n_classes, **common)), ledger.as_dict()
     if choice.name == "supcon":
         from .contrastive import train_supcon_classifier
 
-        model = train_supcon_classifier(real_x, real_y, n_classes, **common)
-        return predict_images(model, test_x), ledger.as_dict()
+        extra = {} if negatives is None else dict(
+            negatives=negatives["images"], negative_sources=negatives["sources"],
+            negative_weight=negatives["weight"], negatives_for=negatives["to"])
+        model = train_supcon_classifier(real_x, real_y, n_classes, **common, **extra)
+        used = ledger.as_dict()
+        if negatives is not None:
+            used["negatives"] = len(negatives["images"])
+        return module_classifier(model), used
     from .lite0 import train_lite0_finetune, train_lite0_linear
 
     trainer = train_lite0_linear if choice.name == "lite0-linear" else train_lite0_finetune
-    predict = trainer(real_x, real_y, n_classes, feature_cache=feature_cache, **common)
-    return np.asarray(predict(test_x)), ledger.as_dict()
+    return trainer(real_x, real_y, n_classes, feature_cache=feature_cache, **common), ledger.as_dict()
 
 
 def _run_user(choice, real_x, real_y, n_classes, test_x, seed, budget, synthetic_x, synthetic_y, augment):

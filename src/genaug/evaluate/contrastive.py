@@ -99,13 +99,19 @@ class SupConNetwork(nn.Module):
         """Class logits of the linear probe."""
         return self.probe(self.encoder(x))
 
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probe logits, encoder features): the OOD scores read both."""
+        features = self.encoder(x)
+        return self.probe(features), features
+
 
 def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
                             budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                             synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
                             real_fraction: Optional[float] = 0.5, ledger: Optional[TrainingLedger] = None,
                             negatives: Optional[np.ndarray] = None, negative_sources: Optional[np.ndarray] = None,
-                            negative_weight: float = 1.0, temperature: float = SUPCON_TEMPERATURE) -> SupConNetwork:
+                            negative_weight: float = 1.0, negatives_for: Literal["source", "all"] = "source",
+                            temperature: float = SUPCON_TEMPERATURE) -> SupConNetwork:
     """SupCon, then a linear probe, under the CNN's budget rule.
 
     Stage 1 (``budget.steps`` steps of ``budget.batch_size`` images drawn by ``batch_indices``):
@@ -113,7 +119,7 @@ def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes
     encoder + projection head trained with ``supcon_loss``; synthetic images join their class as
     extra views (positives); near-OOD ``negatives`` (made from the classes ``negative_sources``),
     when given, add ``budget.batch_size // 2`` of them per step to their source class's
-    denominators. Stage 2: the encoder is frozen and a linear probe learns on one view of the
+    denominators (every anchor's with ``negatives_for="all"``). Stage 2: the encoder is frozen and a linear probe learns on one view of the
     same batches for ``budget.steps`` steps. Returns the network in eval mode."""
     from ..generators.classic import ClassicConfig, build_augmentation
 
@@ -143,7 +149,7 @@ def train_supcon_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes
                 torch.manual_seed(int(negative_rng.integers(2 ** 31)))
                 negative_views = views(negative_x[pick]).clamp(0, 1)
             kwargs = dict(negatives=model.projection(model.encoder(negative_views)), negative_sources=negative_y[pick],
-                          negative_weight=negative_weight)
+                          negative_weight=negative_weight, negatives_for=negatives_for)
         loss = supcon_loss(projected, torch.cat([yb, yb]), temperature=temperature, **kwargs)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -74,13 +74,18 @@ def fitted_key(fit: str, real_fingerprint: str, seed: int, classic: Optional[dic
 
 def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fingerprint: str,
                   test_fingerprint: str, spec: Optional["GeneratorSpec"] = None,
-                  variant: Optional["SampleVariant"] = None) -> str:
-    """Hash of everything that decides a cell's value except n, seed and the arm's name."""
+                  variant: Optional["SampleVariant"] = None, ood: Optional[dict[str, str]] = None) -> str:
+    """Hash of everything that decides a cell's value except n, seed and the arm's name; ``ood``:
+    the fingerprints of the OOD sets by name (when the cells score OOD detection)."""
     relevant: dict[str, Any] = {
         # quality_samples adds numbers to a cell without changing its score (a cell cached without
         # them is recomputed when they are asked for: see evaluate()).
         "protocol": protocol.model_dump(mode="json", exclude={"shots", "seeds", "arms", "quality_samples"}),
         "classifier": classifier.version, "train": train_fingerprint, "test": test_fingerprint}
+    if ood:  # only when asked: cells without OOD sets hash as before
+        from .ood import OOD_VERSION
+
+        relevant["ood"] = {"sets": dict(ood), "version": OOD_VERSION}
     if spec is not None:
         assert variant is not None, "a generator arm's identity needs its sample variant"
         relevant["generator"] = {"kind": spec.kind, "version": get_generator_class(spec.kind).version,
@@ -89,7 +94,7 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                                  # a stored model is identified by its registry id (its weights)
                                  "model": None if spec.model is None else spec.model.id}
         # No filters: the variant hashes as it did before filters existed (older cells stay valid).
-        excluded = {"label", "options", "arms"} | (set() if variant.filters else {"filters"})
+        excluded = {"label", "options", "arms", "negatives"} | (set() if variant.filters else {"filters"})
         options = sample_options(spec, variant)
         if (spec.kind in FORMER_FILTER_OPTION and validated_config(spec).get("generative_classifier") is True
                 and not uses_generative_classifier(variant.filters)):
@@ -100,6 +105,14 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
             # the classifier the old default draw was unfiltered and hashed as it does now.
             options = {**options, "filter": False}
         relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
+        if variant.negatives is not None:  # absent otherwise: cells without negatives hash as before
+            from .contrastive import SUPCON_VERSION
+            from .protocol import NEGATIVE_SEED_OFFSET, negatives_variant
+
+            relevant["variant"]["negatives"] = {
+                **variant.negatives.model_dump(mode="json", exclude={"options"}),
+                "options": sample_options(spec, negatives_variant(spec, variant)),
+                "seed_offset": NEGATIVE_SEED_OFFSET, "supcon": SUPCON_VERSION}
         if variant.filters:
             from ..filters.stage import DRAW_MARGIN, MAX_ROUNDS
             from ..pretrained.lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION

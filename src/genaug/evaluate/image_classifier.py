@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -69,6 +69,11 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for images in [0, 1]."""
         return self.head(self.dropout(self.features(x)))
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits, the flattened features the head reads) for images in [0, 1]."""
+        features = self.features(x)
+        return self.head(self.dropout(features)), features
 
 
 @dataclass
@@ -150,6 +155,38 @@ def train_image_classifier(real: np.ndarray, real_labels: np.ndarray, n_classes:
             for b_ema, b in zip(ema.buffers(), model.buffers()):
                 b_ema.copy_(b)
     return ema.eval()
+
+
+class TrainedClassifier:
+    """A trained image classifier as the runner uses it: ``outputs(images)`` gives (class logits,
+    penultimate features) of uint8 NHWC images, as numpy arrays (the OOD scores read both); calling
+    it gives the predicted class indices."""
+
+    def __init__(self, outputs: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]):
+        self.outputs = outputs
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Predicted class per uint8 image."""
+        images = np.asarray(images)
+        if len(images) == 0:
+            return np.zeros(0, np.int64)
+        return self.outputs(images)[0].argmax(1)
+
+
+def module_classifier(model: nn.Module, batch: int = 1000) -> TrainedClassifier:
+    """A network with ``embed(x) -> (logits, features)`` (the CNN, the supcon network) in eval mode,
+    as a ``TrainedClassifier``."""
+    model.eval()
+
+    @torch.no_grad()
+    def outputs(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = [], []
+        for start in range(0, len(images), batch):
+            lg, ft = model.embed(images_to_tensor(images[start:start + batch]))
+            logits.append(lg.numpy())
+            features.append(ft.numpy())
+        return np.concatenate(logits), np.concatenate(features)
+    return TrainedClassifier(outputs)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ The backbone, its input policy and the feature cache: ``genaug.pretrained.lite0`
 from __future__ import annotations
 
 import copy
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from torch import nn
 
 from ..generators.images import images_to_tensor
 from ..pretrained.lite0 import LITE0_FEATURE_DIM, Lite0Backbone, lite0_features, load_lite0_backbone
-from .image_classifier import ClassifierBudget, TrainingLedger, batch_indices
+from .image_classifier import ClassifierBudget, TrainedClassifier, TrainingLedger, batch_indices, module_classifier
 
 # Fine-tuning: a small rate for the pretrained backbone, a larger one for the new head (used
 # instead of budget.lr; the usual transfer-learning choice, not tuned here).
@@ -67,14 +67,14 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
                        budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                        synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
                        real_fraction: Optional[float] = 0.5, ledger: Optional[TrainingLedger] = None,
-                       feature_cache: Optional[dict] = None) -> Callable[[np.ndarray], np.ndarray]:
+                       feature_cache: Optional[dict] = None) -> TrainedClassifier:
     """A linear head on frozen EfficientNet-Lite0 features, trained for ``budget.steps`` steps of
     ``budget.batch_size`` examples (Adam at ``budget.lr``, cosine schedule, EMA head).
 
     Without ``augment`` the features of the real and synthetic arrays are computed once (through
     ``feature_cache`` when given) and batches index into them; with it every batch is augmented
-    and its features computed on the fly. Returns ``predict(uint8 images) -> class indices``
-    (test features also go through ``feature_cache``)."""
+    and its features computed on the fly. Returns a ``TrainedClassifier`` (call it to predict;
+    ``outputs`` gives logits and Lite0 features; test features also go through ``feature_cache``)."""
     real, n_syn, y = _training_data(real, real_labels, synthetic, synthetic_labels)
     n_real = len(real)
     # Loaded before seeding: building the network draws from torch's RNG on the first load only.
@@ -109,13 +109,11 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
         _ema_update(ema, head, step, budget.ema_decay)
     ema.eval()
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        if len(images) == 0:
-            return np.zeros(0, np.int64)
+    def outputs(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features = lite0_features(np.asarray(images), cache=feature_cache)
         with torch.inference_mode():
-            return ema(torch.from_numpy(lite0_features(images, cache=feature_cache))).argmax(1).numpy()
-    return predict
+            return ema(torch.from_numpy(features)).numpy(), features
+    return TrainedClassifier(outputs)
 
 
 class _Lite0Classifier(nn.Module):
@@ -128,17 +126,21 @@ class _Lite0Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.backbone(x)))
 
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(x)
+        return self.head(self.dropout(features)), features
+
 
 def train_lite0_finetune(real: np.ndarray, real_labels: np.ndarray, n_classes: int, *, seed: int,
                          budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                          synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
                          real_fraction: Optional[float] = 0.5, ledger: Optional[TrainingLedger] = None,
-                         feature_cache: Optional[dict] = None) -> Callable[[np.ndarray], np.ndarray]:
+                         feature_cache: Optional[dict] = None) -> TrainedClassifier:
     """EfficientNet-Lite0 (a copy of the pretrained backbone) plus a new head, all trained for
     ``budget.steps`` steps of ``budget.batch_size`` examples: Adam at ``LITE0_FINETUNE_BACKBONE_LR``
     (backbone) and ``LITE0_FINETUNE_HEAD_LR`` (head), cosine schedule, BatchNorm in train mode,
     EMA of all weights (BatchNorm statistics copied). ``feature_cache`` is accepted for a common
-    signature and not used. Returns ``predict(uint8 images) -> class indices`` (eval mode)."""
+    signature and not used. Returns a ``TrainedClassifier`` (eval mode; call it to predict)."""
     del feature_cache
     real, n_syn, y = _training_data(real, real_labels, synthetic, synthetic_labels)
     n_real = len(real)
@@ -170,11 +172,4 @@ def train_lite0_finetune(real: np.ndarray, real_labels: np.ndarray, n_classes: i
         _ema_update(ema, model, step, budget.ema_decay)
     ema.eval()
 
-    def predict(images: np.ndarray, batch: int = 64) -> np.ndarray:
-        images = np.asarray(images)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch):
-                out.append(ema(images_to_tensor(images[start:start + batch])).argmax(1).numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
-    return predict
+    return module_classifier(ema, batch=64)

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 SCORES = ("max_softmax", "energy", "mahalanobis", "knn")
+# Bump when a score or metric changes: evaluation cells that report OOD detection carry it.
+OOD_VERSION = 1
 TPR_LEVEL = 0.95
 
 
@@ -68,12 +70,16 @@ class MahalanobisScore:
         # A little ridge: few-shot features have fewer examples than dimensions.
         scale = np.trace(covariance) / len(covariance) if np.trace(covariance) > 0 else 1.0
         covariance = covariance + shrinkage * scale * np.eye(len(covariance))
-        self.precision = np.linalg.pinv(covariance)
+        # Whitening W with W W^T = covariance^-1: the distance is a Euclidean one after x -> x W, so
+        # scoring costs one (rows x dims x dims) product instead of one per class.
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        self.whiten = eigenvectors / np.sqrt(np.maximum(eigenvalues, np.finfo(float).tiny))
+        self.whitened_means = self.means @ self.whiten
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Minus the smallest squared Mahalanobis distance to a class mean, per row."""
-        diff = np.asarray(features, float)[:, None, :] - self.means[None, :, :]
-        distances = np.einsum("ncd,de,nce->nc", diff, self.precision, diff)
+        x = np.asarray(features, float) @ self.whiten
+        distances = np.stack([((x - mean) ** 2).sum(axis=1) for mean in self.whitened_means], axis=1)
         return -distances.min(axis=1)
 
 

@@ -35,7 +35,7 @@ from ..generators.base import Samples, generator_kinds, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
-from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict
+from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
 from .identity import cell_identity, fit_identity, fitted_key, sample_options, validated_config
 from .image_classifier import ClassifierBudget
 from .metrics import classification_metrics, encode_predictions
@@ -50,6 +50,23 @@ TABLE_ARMS = ("real", "synthetic", "real+synthetic")
 def default_arms(data: LabelledData) -> list[str]:
     """Every arm that exists for this kind of data."""
     return list(ALL_ARMS if isinstance(data, LabelledImages) else TABLE_ARMS)
+
+
+class NearOODNegatives(BaseModel):
+    """Near-OOD negatives for the ``supcon`` classifier (seed 000 ch. 3.1): drawn from the variant's
+    fitted generator at settings that move a sample off its class (e.g. img2img at a higher
+    strength, or across classes), they only enlarge the SupCon denominators of the anchors of
+    their source class (or of every anchor); never anchors, never positives."""
+
+    model_config = ConfigDict(extra="forbid")
+    options: dict[str, Any] = Field(default_factory=dict, description="sample() options of the negatives, "
+                                                                      "e.g. {'strength': 0.5}")
+    per_class: int = Field(..., ge=1, description="negatives made from each class")
+    cross_class: bool = Field(False, description="class A's images denoised toward the next class (the kind's "
+                                                 "source_class option); their source is A")
+    weight: float = Field(1.0, ge=0, description="weight of a negative in the denominators")
+    to: Literal["source", "all"] = Field("source", description="whose denominators: the anchors of the "
+                                                               "negative's source class, or every anchor")
 
 
 class SampleVariant(BaseModel):
@@ -73,6 +90,9 @@ class SampleVariant(BaseModel):
                                                                  "'near-copy', fitted on the arm's real training "
                                                                  "images only; 'generative-classifier', the one the "
                                                                  "generator trained with; genaug.filters)")
+
+    negatives: Optional[NearOODNegatives] = Field(None, description="near-OOD negatives from the same generator "
+                                                                   "(supcon classifier only)")
 
     @field_validator("filters")
     @classmethod
@@ -204,21 +224,36 @@ class CellCache:
 class _Trainer:
     """Trains and scores the protocol's classifier on one arm's data, under the one budget."""
 
-    def __init__(self, protocol: Protocol, classifier: ClassifierChoice, test: LabelledData):
+    def __init__(self, protocol: Protocol, classifier: ClassifierChoice, test: LabelledData,
+                 ood: Optional[dict[str, LabelledImages]] = None):
         self.protocol, self.classifier, self.test = protocol, classifier, test
+        self.ood = dict(ood or {})
         self.feature_cache: dict = {}  # frozen-backbone features of arrays seen before (the test set, real images)
 
     def run(self, real: LabelledData, synthetic: Optional[Samples], classic: bool, seed: int,
-            unused: Optional[LabelledData] = None) -> dict:
-        """One cell: train on ``real`` (+ ``synthetic``), score on the test split and, when given,
-        on ``unused`` (training examples the few-shot draw left out)."""
+            unused: Optional[LabelledData] = None, negatives: Optional[dict] = None) -> dict:
+        """One cell: train on ``real`` (+ ``synthetic``; + near-OOD ``negatives`` for supcon), score on
+        the test split and, when given, on ``unused`` (training examples the few-shot draw left out);
+        with OOD sets, also how well the classifier's scores tell the test split from each of them."""
         started = time.process_time()
         p = self.protocol
         scored = self.test if unused is None or len(unused) == 0 else _concat(self.test, unused)
         budget = ClassifierBudget(steps=p.classifier_steps, batch_size=p.classifier_batch, lr=p.classifier_lr,
                                   ema_decay=p.ema_decay)
         n_classes = len(real.class_names)
-        if isinstance(real, LabelledImages):
+        ood = None
+        if isinstance(real, LabelledImages) and (self.ood or negatives is not None):
+            augment = build_augmentation(p.classic, real.images.shape[1]) if classic else None
+            model, used = train_classifier(
+                self.classifier, real.images, real.labels, n_classes, seed=seed, budget=budget,
+                synthetic_x=None if synthetic is None else synthetic.data,
+                synthetic_y=None if synthetic is None else synthetic.labels,
+                augment=augment, real_fraction=p.real_fraction, feature_cache=self.feature_cache,
+                negatives=negatives)
+            y_pred = np.asarray(model(scored.images))
+            if self.ood:
+                ood = ood_scores(model, real.images, real.labels, self.test.images, self.ood)
+        elif isinstance(real, LabelledImages):
             augment = build_augmentation(p.classic, real.images.shape[1]) if classic else None
             y_pred, used = train_and_predict(
                 self.classifier, real.images, real.labels, n_classes, scored.images, seed=seed, budget=budget,
@@ -240,6 +275,8 @@ class _Trainer:
         if unused is not None and len(unused):
             cell["unused"] = {"accuracy": float(np.mean(unused_pred == unused.labels)), "n": len(unused),
                               "counts": unused.counts()}
+        if ood is not None:
+            cell["ood"] = ood
         cell["classifier"] = self.classifier.name
         cell["budget_used"] = used
         cell["cpu_seconds"] = round(time.process_time() - started, 2)
@@ -248,13 +285,40 @@ class _Trainer:
         return cell
 
 
+def knn_neighbours(n_train: int) -> int:
+    """k of the k-NN OOD score for a training set of ``n_train`` images: Sun et al. use k = 50 on
+    CIFAR's 50,000 images and a fixed share of ImageNet; a few-shot set gets a tenth of its size,
+    at least 1 and at most 50."""
+    return max(1, min(50, n_train // 10))
+
+
+def ood_scores(model, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+               ood: dict[str, LabelledImages]) -> dict:
+    """Every OOD score's AUROC / FPR95 / AUPR of the test split (in-distribution) against each OOD set,
+    from the trained classifier's logits and features; Mahalanobis and k-NN are fitted on the arm's
+    real training images (``{"sets": {name: {score: metrics}}, "knn_k": k}``)."""
+    from .ood import ood_report
+
+    train_logits, train_features = model.outputs(train_images)
+    del train_logits
+    in_logits, in_features = model.outputs(test_images)
+    k = knn_neighbours(len(train_images))
+    sets = {}
+    for name, data in ood.items():
+        out_logits, out_features = model.outputs(data.images)
+        sets[name] = ood_report(in_logits, in_features, out_logits, out_features, train_features,
+                                np.asarray(train_labels), k=k)
+    return {"sets": sets, "knn_k": k, "n_in": len(test_images), "n_out": {n: len(d) for n, d in ood.items()}}
+
+
 def check_plan(train: LabelledData, test: LabelledData, generators: list[GeneratorSpec],
-               protocol: Protocol) -> tuple[list[str], ClassifierChoice]:
+               protocol: Protocol, ood: Optional[dict[str, LabelledData]] = None) -> tuple[list[str], ClassifierChoice]:
     """Refuse, before any work, what cannot run: returns (arms, classifier).
 
     Unknown arms, classic augmentation of tables, an unknown classifier, an invalid generator
     config or sample option, a pool for a kind or mode that cannot use one, a generator kind
-    for the other kind of data.
+    for the other kind of data, near-OOD negatives without the supcon classifier, OOD sets
+    that are not images of the training images' shape or a classifier without logits and features.
     """
     if train.class_names != test.class_names:
         raise ValueError("evaluate: training and test split have different class names")
@@ -271,6 +335,7 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
                              f"for table rows; use {', '.join(TABLE_ARMS)}")
     classifier = resolve_classifier(protocol.classifier, data_kind)
     _check_class_names("shot_classes", protocol.shot_classes, train.class_names)
+    _check_ood_sets(ood, train, classifier)
     for spec in generators:  # fail before hours of work, not after
         _check_class_names(f"generator '{spec.label}': classes", spec.classes, train.class_names)
         if protocol.score_unused and spec.unlabeled_pool:
@@ -305,7 +370,52 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
             if bad:
                 raise ValueError(f"generator '{spec.label}' variant '{variant.label}': arms {bad} are not "
                                  f"generator arms ({', '.join(GENERATOR_ARMS)})")
+            if variant.negatives is not None:
+                _check_negatives(spec, variant, classifier, data_kind)
     return arms, classifier
+
+
+def negatives_variant(spec: GeneratorSpec, variant: SampleVariant) -> SampleVariant:
+    """The variant's near-OOD negatives as a sample variant of their own (their options, their count)."""
+    negatives = variant.negatives
+    return SampleVariant(label=f"{variant.label}/negatives", options=dict(negatives.options),
+                         per_class=negatives.per_class)
+
+
+def _check_negatives(spec: GeneratorSpec, variant: SampleVariant, classifier: ClassifierChoice,
+                     data_kind: str) -> None:
+    where = f"generator '{spec.label}' variant '{variant.label}': negatives"
+    if classifier.name != "supcon":
+        raise ValueError(f"{where}: near-OOD negatives enter the SupCon loss; they need --classifier supcon "
+                         f"(this run trains {classifier.name})")
+    if data_kind != "images":
+        raise ValueError(f"{where}: near-OOD negatives need images")
+    sample_options(spec, negatives_variant(spec, variant))  # unknown option names refused here
+    if variant.negatives.cross_class:
+        if "source_class" not in get_generator_class(spec.kind).sample_options():
+            raise ValueError(f"{where}: cross_class needs a kind that denoises one class's images toward another "
+                             f"(a source_class sample option); {spec.kind} has none")
+        if variant.negatives.options.get("source_class") is not None:
+            raise ValueError(f"{where}: cross_class sets source_class itself; leave it out of the options")
+        if spec.unlabeled_pool:
+            raise ValueError(f"{where}: cross_class needs a class-conditional model, not a pool-trained one")
+
+
+def _check_ood_sets(ood: Optional[dict[str, LabelledData]], train: LabelledData,
+                    classifier: ClassifierChoice) -> None:
+    if not ood:
+        return
+    if not isinstance(train, LabelledImages):
+        raise ValueError("ood: OOD detection is measured on images only")
+    if classifier.user_fn is not None or classifier.data_kind != "images":
+        raise ValueError(f"ood: the OOD scores read a classifier's logits and features; classifier "
+                         f"{classifier.name} does not give them (use cnn, supcon, lite0-linear or lite0-finetune)")
+    for name, data in ood.items():
+        if not name or not isinstance(data, LabelledImages) or len(data) == 0:
+            raise ValueError(f"ood: set '{name}' must be a non-empty set of images")
+        if data.images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(f"ood: set '{name}' has images of shape {data.images.shape[1:]}, the training "
+                             f"images are {train.images.shape[1:]}; resize them first")
 
 
 def _check_class_names(field: str, names: Optional[list[str]], class_names: list[str]) -> None:
@@ -363,7 +473,8 @@ def _few_shot_indices(train: LabelledData, n: int, seed: int, classes: Optional[
 def evaluate(train: LabelledData, test: LabelledData, generators: list[GeneratorSpec], protocol: Protocol, *,
              dataset_name: str = "data", cache_dir: Optional[Path] = None,
              progress: Optional[ProgressCallback] = None, keep_samples: bool = True,
-             cached_only: bool = False, stored: Optional[dict[str, Any]] = None) -> dict:
+             cached_only: bool = False, stored: Optional[dict[str, Any]] = None,
+             ood: Optional[dict[str, LabelledImages]] = None) -> dict:
     """Run every (n, seed, arm) cell and return ``{"cells": [...], "samples": {...}, ...}``.
 
     ``train`` is the training split (few-shot subsets and unlabeled pools come from it);
@@ -376,8 +487,13 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
     ``stored``: fitted generators by spec label, for specs with a ``model`` (a registry model
     evaluated as trained; ``genaug.api.evaluate_model`` loads it and checks the test split
     does not overlap its training data).
+
+    ``ood``: named sets of images none of the classes describe (near-OOD: classes held out of the
+    same dataset; far-OOD: another dataset), images of the training images' shape; every cell
+    then also reports how well the classifier's scores (max softmax, energy, Mahalanobis, k-NN)
+    tell the test split from each set (``ood_scores``). They reach no generator and no training.
     """
-    arms, classifier = check_plan(train, test, generators, protocol)
+    arms, classifier = check_plan(train, test, generators, protocol, ood)
     stored = dict(stored or {})
     for spec in generators:
         if spec.model is not None:
@@ -389,7 +505,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                                  f"{list(train.class_names)}")
     train_fp, test_fp = train.fingerprint(), test.fingerprint()
     cache = CellCache(cache_dir, dataset_name)
-    trainer = _Trainer(protocol, classifier, test)
+    trainer = _Trainer(protocol, classifier, test, ood)
+    ood_fps = None if not ood else {name: data.fingerprint() for name, data in ood.items()}
     gen_arms = [a for a in arms if a in GENERATOR_ARMS]
     plan = [(n, seed) for n in protocol.shots for seed in protocol.seeds]
     total = len(plan) * (sum(a in arms for a in BASE_ARMS)
@@ -407,7 +524,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             progress(ProgressEvent("evaluate", done, total, message=message,
                                    eta_seconds=None if eta is None else round(eta, 1)))
 
-    base_identity = cell_identity(protocol, classifier, train_fp, test_fp)
+    base_identity = cell_identity(protocol, classifier, train_fp, test_fp, ood=ood_fps)
     for n, seed in plan:
         real, left_out = draw_training_set(train, n, seed, protocol.shot_classes)
         unused = left_out if protocol.score_unused else None
@@ -427,7 +544,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
         for spec in generators:
             spec_arms = [(arm_name(base, spec, v), base, v) for v in spec.variants for base in gen_arms
                          if v.arms is None or base in v.arms]
-            identities = {name: cell_identity(protocol, classifier, train_fp, test_fp, spec, v)
+            identities = {name: cell_identity(protocol, classifier, train_fp, test_fp, spec, v, ood=ood_fps)
                           for name, _, v in spec_arms}
             cached = {name: cache.get(n, seed, name, identities[name]) for name, _, _ in spec_arms}
             if protocol.quality_samples:  # a cell cached without these quality numbers is computed again
@@ -458,8 +575,14 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         quality = arm_quality(real, samples, protocol.quality_samples, seed,
                                               trainer.feature_cache) \
                             if protocol.quality_samples else None
-                        drawn[variant.label] = (counts, samples, quality)
-                    counts, samples, quality = drawn[variant.label]
+                        negatives = None
+                        if variant.negatives is not None:
+                            negatives = _sample_negatives(generator, spec, variant, real, sampled, seed)
+                            if protocol.quality_samples:  # how near is "near": the card against their source classes
+                                negatives["quality"] = arm_quality(real, negatives["samples"], protocol.quality_samples,
+                                                                   seed, trainer.feature_cache)
+                        drawn[variant.label] = (counts, samples, quality, negatives)
+                    counts, samples, quality, negatives = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
@@ -469,7 +592,14 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         kept = real
                         if variant.replace_real:  # the generated examples stand in for their classes' real ones
                             kept = real.subset(np.flatnonzero(~np.isin(real.labels, list(counts))))
-                        cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused)
+                        cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused,
+                                           None if negatives is None else negatives["train"])
+                    if negatives is not None:
+                        cell["negatives"] = {"per_class": {int(c): int(k) for c, k in negatives["counts"].items()},
+                                             "weight": variant.negatives.weight, "to": variant.negatives.to,
+                                             "cross_class": variant.negatives.cross_class,
+                                             **({"quality": negatives.get("quality")} if protocol.quality_samples
+                                                else {})}
                     cell.update({"generator": spec.label, "variant": variant.label, "kind": spec.kind,
                                  "generator_fit_cpu_seconds": fit_seconds,
                                  "filter_stats": samples.stats, "filters": list(variant.filters),
@@ -673,6 +803,38 @@ def _sample(generator, counts: dict[int, int], variant: SampleVariant, seed: int
 def _relabelled(part: Samples, cls: int, real: LabelledData) -> Samples:
     """A generator's draw labelled with the data's class index (the filters judge by it)."""
     return Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names), part.provenance, part.stats)
+
+
+# Negatives draw from a seed stream of their own (offset from the positives' seed * 1000 + class).
+NEGATIVE_SEED_OFFSET = 500
+
+
+def _sample_negatives(generator, spec: GeneratorSpec, variant: SampleVariant, real: LabelledImages,
+                      sampled: list[int], seed: int) -> dict:
+    """The variant's near-OOD negatives: ``per_class`` made from each sampled class c -- with its
+    options, or with ``cross_class`` c's images denoised toward the next sampled class. Labelled
+    by their source class c (the SupCon loss keeps them out of every anchor and positive)."""
+    negatives = variant.negatives
+    own = (lambda c: c) if spec.classes is None else (lambda c: spec.classes.index(real.class_names[c]))
+    parts, counts = [], {}
+    for i, cls in enumerate(sampled):
+        options = dict(negatives.options)
+        target = cls
+        if negatives.cross_class:
+            if len(sampled) < 2:
+                raise ValueError(f"generator '{spec.label}' variant '{variant.label}': cross_class negatives need "
+                                 "at least two classes")
+            target = sampled[(i + 1) % len(sampled)]
+            options["source_class"] = own(cls)
+        part = generator.sample(negatives.per_class, label=own(target),
+                                seed=seed * 1000 + NEGATIVE_SEED_OFFSET + cls, **options)
+        parts.append(Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names),
+                             part.provenance, part.stats))
+        counts[cls] = len(part)
+    samples = Samples.concat(parts)
+    return {"samples": samples, "counts": counts,
+            "train": {"images": np.asarray(samples.data), "sources": samples.labels, "weight": negatives.weight,
+                      "to": negatives.to}}
 
 
 def arm_quality(real: LabelledData, samples: Samples, per_class: int, seed: int,
