@@ -4,8 +4,8 @@ out-of-distribution detection.
 
 - mnist: digits 0-7 in distribution, 8 and 9 held out (near-OOD), flowers in grayscale at 28 px
   (far-OOD); n in {5, 20} per class.
-- flowers: daisy, dandelion, rose, sunflower in distribution, tulip held out (near-OOD), MNIST
-  digits in RGB at 64 px (far-OOD); n in {10, 50} per class.
+- flowers (at 32 px, the CPU budget): daisy, dandelion, rose, sunflower in distribution, tulip held
+  out (near-OOD), MNIST digits in RGB at 32 px (far-OOD); n in {10, 50} per class.
 
 Arms, every one trained for the same steps on the same batch size: ``ce-real`` (the CNN with
 cross-entropy), ``supcon-real``, ``supcon + positives`` (img2img of the n labelled images at
@@ -41,12 +41,16 @@ FLOWERS_IN = ["daisy", "dandelion", "rose", "sunflower"]
 FLOWERS_NEAR = "tulip"
 FAR_IMAGES = 1000
 FLOWERS_TEST_PER_CLASS = 100
-# The UNets a CPU affords (mnist_fewshot.py's SMALL_UNET at 28 px; flowers.py's UNET_64_CPU at 64 px).
+# Flowers at 32 px: at 64 px the DDIM fits and the supcon arms would take ~4x as long (about 3.5 h
+# on one CPU core for the 36 cells); every arm and the OOD sets use the same size.
+FLOWERS_SIZE = 32
+# The UNets a CPU affords (mnist_fewshot.py's SMALL_UNET at 28 px; its three-level analogue at 32 px).
 UNET = {"mnist": {"block_out_channels": [16, 32, 64], "layers_per_block": 1, "attention_resolution": 7,
                   "norm_num_groups": 8, "flip": False},
-        "flowers": {"block_out_channels": [16, 32, 64, 64], "layers_per_block": 1, "attention_resolution": 8,
+        "flowers": {"block_out_channels": [16, 32, 64], "layers_per_block": 1, "attention_resolution": 8,
                     "norm_num_groups": 8}}
-FIT_STEPS = {"mnist": 1500, "flowers": 1500}
+# (steps, batch) of the DDIM fit.
+FIT = {"mnist": (1500, 32), "flowers": (1500, 32)}
 SHOTS = {"mnist": [5, 20], "flowers": [10, 50]}
 PER_REAL = 10  # synthetic positives (and negatives) per real image
 SAMPLE_STEPS = 20
@@ -98,10 +102,11 @@ def mnist_split(quick: bool):
 
 def flowers_split(quick: bool):
     """(train, test of the four in-distribution flowers -- 100 test images each, split seed 0 --,
-    {"near": every tulip, "far": MNIST test digits in RGB at 64 px})."""
+    {"near": every tulip, "far": MNIST test digits in RGB}), all at FLOWERS_SIZE px."""
     from flowers import load_flowers
 
     data = load_flowers()
+    data = LabelledImages(resized(data.images, FLOWERS_SIZE, 3), data.labels, data.class_names, data.sources)
     inside = _restrict(data, FLOWERS_IN)
     rng = np.random.default_rng(0)
     test_idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(inside.labels == c), FLOWERS_TEST_PER_CLASS,
@@ -111,7 +116,7 @@ def flowers_split(quick: bool):
     tulips = data.images[data.labels == data.class_names.index(FLOWERS_NEAR)]
     _, mnist_test = load_mnist()
     far = resized(mnist_test.images[np.sort(np.random.default_rng(0).choice(len(mnist_test), FAR_IMAGES,
-                                                                            replace=False))], 64, 3)
+                                                                            replace=False))], FLOWERS_SIZE, 3)
     if quick:
         test, tulips, far = test.subset(range(0, len(test), 10)), tulips[:40], far[:40]
     return train, test, {"near": _ood_set(tulips, "tulip"), "far": _ood_set(far, "mnist-rgb")}
@@ -131,7 +136,7 @@ def ddim_spec(dataset: str, n: int, quick: bool) -> GeneratorSpec:
         options=off, per_class=per_class, cross_class=cross)})
         for label, cross in (("pos0.2+neg0.5", False), ("pos0.2+cross0.5", True))]
     return GeneratorSpec(label="ddim", kind="ddim", variants=variants, config=dict(
-        mode="conditional", **unet, steps=4 if quick else FIT_STEPS[dataset], batch_size=16 if quick else 32,
+        mode="conditional", **unet, steps=4 if quick else FIT[dataset][0], batch_size=16 if quick else FIT[dataset][1],
         label_dropout=0.1, checkpoint_every=250))
 
 
@@ -269,8 +274,9 @@ def main() -> None:
     payload = {"benchmark": "seed 000: supcon + synthetic positives / near-OOD negatives, OOD detection",
                "machine": machine(), "wall_seconds_this_invocation": round(time.time() - started, 1),
                "budgets": {"classifier_steps": 10 if args.quick else args.steps, "classifier_batch": 64,
-                           "ddim_fit_steps": FIT_STEPS, "unet": UNET, "per_real_image": PER_REAL,
-                           "sample_steps": SAMPLE_STEPS, "far_images": FAR_IMAGES},
+                           "ddim_fit_steps_batch": FIT, "unet": UNET, "per_real_image": PER_REAL,
+                           "sample_steps": SAMPLE_STEPS, "far_images": FAR_IMAGES,
+                           "flowers_size": FLOWERS_SIZE},
                "summary": summaries, "cells": all_cells}
     write_json(args.out / f"{name}.json", payload)
     intro = [f"Command: `{payload['machine']['command']}`; CPU, {payload['machine']['threads']} torch thread(s). "

@@ -69,13 +69,42 @@ def pytest_report_header(config):
     return f"genaug test database: {test_database()}"
 
 
+NO_DATABASE_SKIP_REASON = ("no_database: this test never opens the registry database (checked in the SQLite run); "
+                           "a second database adds nothing")
+
+
 def pytest_collection_modifyitems(config, items):
     if test_database() == "sqlite":
         return
     skip = pytest.mark.skip(reason=SQLITE_ONLY_SKIP_REASON)
+    skip_no_database = pytest.mark.skip(reason=NO_DATABASE_SKIP_REASON)
     for item in items:
         if item.get_closest_marker("sqlite_only"):
             item.add_marker(skip)
+        elif item.get_closest_marker("no_database"):
+            item.add_marker(skip_no_database)
+
+
+@pytest.fixture(autouse=True)
+def _no_database_guard(request):
+    """A test marked ``no_database`` runs once (SQLite run only), so it must really never open the
+    registry: every engine it creates in this process is recorded, and one is a failure."""
+    if request.node.get_closest_marker("no_database") is None:
+        yield
+        return
+    from genaug.store import registry
+
+    opened = []
+    original = registry._create_engine
+
+    def recording(url):
+        opened.append(url)
+        return original(url)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(registry, "_create_engine", recording)
+        yield
+    assert not opened, ("this test is marked no_database but opened the registry database; remove the marker "
+                        "so that it also runs on PostgreSQL")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,9 @@ from genaug.filters import FilterStage, default_filters, parse_filter
 from genaug.generators.generative_classifier import GenerativeClassifier
 from genaug.generators.base import Samples
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def _digits():
     train, test = stratified_split(load_digits_dataset(), 0.3, seed=0)

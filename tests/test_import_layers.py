@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import genaug
+
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = Path(genaug.__file__).resolve().parent

@@ -10,6 +10,9 @@ from genaug import presets
 from genaug.presets import EstimateBusyError, describe_seconds, estimate_training, kind_presets, with_progress_grids
 from genaug.training import save_image_grid
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def test_every_preset_validates_and_grows_from_quick_to_best():
     assert kind_presets("classic") == []  # nothing to train

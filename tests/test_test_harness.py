@@ -178,3 +178,49 @@ def test_postgresql_run_fails_when_the_server_does_not_start(tmp_path):
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
     output = done.stdout + done.stderr
     assert "could not start the test PostgreSQL server" in output and "passed" not in output
+
+
+# -- no_database: run once, and only when it really never opens the registry ----------------
+
+INNER_ROOT_CONFTEST = f"""
+import importlib.util
+import sys
+
+sys.path.insert(0, {str(TESTS)!r})
+spec = importlib.util.spec_from_file_location("genaug_root_conftest", {str(TESTS / "conftest.py")!r})
+root = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(root)
+globals().update({{k: v for k, v in vars(root).items() if not k.startswith("__")}})
+"""
+INNER_NO_DATABASE = """
+import pytest
+from genaug.store import Registry
+
+@pytest.mark.no_database
+def test_marked_but_opens_the_registry(tmp_path):
+    Registry.open(tmp_path)
+
+@pytest.mark.no_database
+def test_marked_and_never_opens_it():
+    pass
+
+def test_unmarked_opens_it(tmp_path):
+    Registry.open(tmp_path)
+"""
+
+
+def test_a_no_database_test_that_opens_the_registry_fails(tmp_path):
+    from conftest import NO_DATABASE_SKIP_REASON
+
+    (tmp_path / "conftest.py").write_text(INNER_ROOT_CONFTEST)
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_NO_DATABASE))
+    env = {k: v for k, v in os.environ.items() if k not in ("GENAUG_CI", "GENAUG_TEST_DATABASE")}
+    done = run_pytest(["-q", "-rA", "-o", "addopts=", "-p", "no:randomly"], tmp_path, env)
+    counts = outcome_counts(done.stdout)
+    counts.pop("warnings", None)  # the inner project does not register the markers
+    # The offending test's own body passes; the guard fails it at teardown (an error).
+    assert counts == {"passed": 3, "error": 1}, done.stdout + done.stderr
+    assert re.search(r"ERROR test_inner.py::test_marked_but_opens_the_registry\b", done.stdout), done.stdout
+    assert "marked no_database but opened the registry database" in done.stdout
+    # Its skip in the PostgreSQL run is not one that CI turns into a failure.
+    assert not names_external_requirement(NO_DATABASE_SKIP_REASON)

@@ -12,6 +12,9 @@ from genaug.progress import ProgressEvent
 from genaug.training import (EMA, Trainer, TrainingConfig, image_grid, latest_checkpoint, load_matching_weights,
                              read_history)
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def _regression(seed: int = 0):
     """A tiny real learning problem: fit y = X w with an MLP; batches drawn from the trainer's rng."""

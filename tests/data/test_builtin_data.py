@@ -8,6 +8,9 @@ import pytest
 
 from genaug.data import few_shot_subset, load_digits_dataset, load_mnist, stratified_split
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def digits():

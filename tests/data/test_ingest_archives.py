@@ -15,6 +15,9 @@ from _sample_files import png_bytes
 
 from genaug.data import IngestError, ingest
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture()
 def private_tempdir(tmp_path, monkeypatch) -> Path:

@@ -11,6 +11,9 @@ from PIL import Image, ImageFile
 
 from genaug.data import FileVerdict, ImagePolicy, IngestError, IngestReport, ingest
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def _index(result, relative: str) -> int:
     """Position of the image that came from ``relative`` in the ingested dataset."""

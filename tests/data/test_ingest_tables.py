@@ -7,6 +7,9 @@ import pytest
 
 from genaug.data import IngestError, LabelledImages, LabelledTable, find_data_file, ingest, load_proben1
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 # --------------------------------------------------------------------------------------
 # .npz

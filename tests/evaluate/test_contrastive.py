@@ -10,6 +10,9 @@ import torch
 
 from genaug.evaluate.contrastive import supcon_loss
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 E = math.e
 # Two views per class: class 0 along x, class 1 along y. With temperature 1 an anchor's logits are
 # 1 (its positive), 0, 0 (the other class): loss per anchor -log(e / (e + 1 + 1)) = log(1 + 2/e).

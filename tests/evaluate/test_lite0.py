@@ -13,6 +13,9 @@ from genaug.evaluate import lite0 as lite0_classifiers
 from genaug.pretrained import lite0
 from genaug.evaluate.image_classifier import ClassifierBudget, TrainingLedger
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def _digits(per_class: int, offset: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """sklearn digits as uint8 (N, size, size, 1), ``per_class`` of each class from ``offset`` on."""

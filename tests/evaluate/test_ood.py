@@ -8,6 +8,9 @@ import pytest
 
 from genaug.evaluate.ood import KNNScore, MahalanobisScore, energy, max_softmax, ood_metrics, ood_report
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def test_metrics_match_a_hand_worked_case():
     # in: 0.9 0.8 0.7, out: 0.6 0.85. Pairs with in > out: 4 of 6.

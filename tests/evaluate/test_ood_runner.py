@@ -14,6 +14,9 @@ from genaug.evaluate.ood import SCORES
 from genaug.evaluate.protocol import NearOODNegatives, knn_neighbours
 from genaug.generators.diffusion import DDIMDiffusion
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 IN_CLASSES = 6
 
 

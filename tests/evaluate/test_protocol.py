@@ -10,6 +10,9 @@ from genaug.data import load_digits_dataset, stratified_split
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise, write_report
 from genaug.evaluate.metrics import classification_metrics, mean_interval, paired_difference
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def digits_split():

@@ -6,10 +6,14 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from genaug.evaluate import write_report
 from genaug.evaluate.report import markdown_table, safe_file_name, summarise, table_cell
 from genaug.service.routes_jobs import SAFE_FILE
+
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
 
 # A generator label a user may type: a pipe, a slash, a space and a non-ASCII letter.
 LABEL = "vae|big ü/x"

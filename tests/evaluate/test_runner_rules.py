@@ -16,6 +16,9 @@ from genaug.evaluate.metrics import decode_predictions, encode_predictions
 from genaug.evaluate.summary import result_warnings
 from genaug.generators.vae import ImageVAE
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=20, batchnorm=False)
 
 

@@ -10,6 +10,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from genaug.evaluate.statistics import (bootstrap_interval, evaluation_warnings, holm_adjust, metric_value,
                                         paired_bootstrap_difference)
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def _predictions(y_true, n_classes, correct_rate, rng):
     """Predictions that are right for about ``correct_rate`` of the examples, random otherwise."""

@@ -8,6 +8,9 @@ import pytest
 from genaug.data import LabelledTable, load_proben1
 from genaug.evaluate.table_classifiers import encode_tables, train_table_classifier
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def thyroid() -> tuple[LabelledTable, LabelledTable]:

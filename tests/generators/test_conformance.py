@@ -14,6 +14,9 @@ from genaug.data import LabelledImages, LabelledTable, load_digits_dataset, few_
 from genaug.generators.base import Generator, Samples, generator_kinds, load_generator
 from genaug.generators.groups import GroupedGenerator
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 
 def shipped_kinds() -> dict:

@@ -16,6 +16,9 @@ from genaug.generators.dafusion import STACKED_STRENGTHS, DAFusion, load_compone
 from genaug.generators.dafusion_tiny import tiny_stable_diffusion
 from genaug.training import CHECKPOINT_DIR, latest_checkpoint
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def digits() -> LabelledImages:

@@ -14,6 +14,9 @@ from genaug.generators.dcgan_networks import (DCGANDiscriminator, DCGANGenerator
 from genaug.generators.diffaugment import diff_augment, parse_policy
 from genaug.generators.images import images_to_tensor
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 torch.set_num_threads(1)
 
 

@@ -17,6 +17,9 @@ from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate
 from genaug.generators.base import NotFittedError, get_generator_class, load_generator
 from genaug.generators.diffusion import DDIMDiffusion, DDPMDiffusion, DiffusionGenerator
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def digits() -> LabelledImages:

@@ -14,6 +14,9 @@ from genaug.generators.base import load_generator
 from genaug.generators.latent_sampling import SAMPLERS
 from genaug.generators.tabular import TabularVAE
 
+# Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
+pytestmark = pytest.mark.no_database
+
 
 def load_proben1_train(name: str) -> LabelledTable:
     """Training + validation rows of ``<name>1.dt``; skips the test where the shared data is absent."""
