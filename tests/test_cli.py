@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import genaug
 from genaug.cli import app
 from genaug.data import load_digits_dataset
 
@@ -261,3 +262,23 @@ def test_dafusion_trains_and_generates_on_a_local_stable_diffusion_folder(home, 
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(manifest) == 6 and {row["strength"] for row in manifest} == {0.75}
     assert all(row["token"].startswith("<genaug-c") and row["source"] for row in manifest)
+
+
+def test_the_solver_is_chosen_at_generation_time(home, digit_folder, tmp_path):
+    """One trained DDIM, sampled with DPM-Solver++ and UniPC through the CLI and the API; each
+    image's manifest line names the solver and the steps; an unknown solver is a clear error."""
+    assert invoke("ingest", digit_folder, "--name", "digits-solvers").exit_code == 0
+    result = invoke("train", "digits-solvers", "--kind", "ddim", "--name", "dd", "--set", "preset=tiny",
+                    "--set", "steps=10", "--set", "mode=conditional")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "dpm"
+    result = invoke("generate", "dd", "--n-per-class", 2, "--out", out, "--set", "solver=dpm++2m", "--set", "steps=5")
+    assert result.exit_code == 0, result.output
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 6 and {(m["scheduler"], m["steps"]) for m in manifest} == {("dpm++2m", 5)}
+    via_api = genaug.generate("dd", tmp_path / "unipc", n_per_class=1, solver="unipc", steps=4)
+    assert sum(via_api.counts.values()) == 3
+    lines = (tmp_path / "unipc" / "manifest.jsonl").read_text().splitlines()
+    assert {(json.loads(line)["scheduler"], json.loads(line)["steps"]) for line in lines} == {("unipc", 4)}
+    result = invoke("generate", "dd", "--n-per-class", 1, "--out", tmp_path / "bad", "--set", "solver=heun")
+    assert result.exit_code != 0 and "scheduler" in result.output and "Traceback" not in result.output

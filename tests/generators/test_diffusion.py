@@ -152,6 +152,42 @@ def test_ddpm_and_ddim_schedulers_both_work_and_differ(model, per_class_model):
     assert model.sample(1, seed=0, sampler="ddpm").provenance[0]["scheduler"] == "ddpm"
 
 
+@pytest.mark.parametrize("solver", ["dpm++2m", "dpm++2m-karras", "unipc", "euler"])
+def test_every_solver_samples_from_noise_and_by_img2img_reproducibly(model, solver):
+    """Solvers chosen at generation time (issue 16): the same trained UNet, another diffusers solver."""
+    fresh = model.sample(5, label=1, seed=4, solver=solver, steps=6)
+    assert fresh.data.shape == (5, 8, 8, 1) and (fresh.labels == 1).all()
+    np.testing.assert_array_equal(fresh.data, model.sample(5, label=1, seed=4, solver=solver, steps=6).data)
+    assert not np.array_equal(fresh.data, model.sample(5, label=1, seed=5, solver=solver, steps=6).data)
+    assert {p["scheduler"] for p in fresh.provenance} == {solver}
+    assert not np.array_equal(fresh.data, model.sample(5, label=1, seed=4, solver="ddim", steps=6).data)
+    varied = model.sample(5, label=1, seed=4, solver=solver, steps=6, mode="img2img", strength=0.5)
+    assert {p["denoising_steps"] for p in varied.provenance} == {3}
+    assert {p["sampler"] for p in varied.provenance} == {f"{solver}-img2img"}
+    np.testing.assert_array_equal(varied.data, model.sample(5, label=1, seed=4, solver=solver, steps=6,
+                                                            mode="img2img", strength=0.5).data)
+
+
+def test_a_multistep_solver_runs_exactly_the_img2img_tail(model, monkeypatch):
+    """img2img with a multistep solver starts its step index at the tail (diffusers' set_begin_index):
+    the UNet is called once per remaining timestep, and those are the schedule's last ones."""
+    import genaug.generators.diffusion_sampling as sampling
+
+    seen = []
+    original = sampling.denoise
+
+    def recording(unet, scheduler, **kwargs):
+        seen.append((list(scheduler.timesteps), list(kwargs["timesteps"])))
+        image = original(unet, scheduler, **kwargs)
+        seen.append(scheduler.step_index)
+        return image
+    monkeypatch.setattr("genaug.generators.diffusion.denoise", recording)
+    model.sample(2, label=1, seed=0, solver="dpm++2m", steps=10, mode="img2img", strength=0.3)
+    (schedule, tail), last_index = seen
+    assert tail == schedule[7:] and len(tail) == 3
+    assert last_index == 10  # it stepped from index 7 to the end
+
+
 def test_steps_and_eta_change_the_output(model):
     four = model.sample(6, seed=9, steps=4)
     eight = model.sample(6, seed=9, steps=8)
@@ -169,7 +205,7 @@ def test_bad_sample_options_are_clear_errors(model):
     with pytest.raises(ValueError, match="steps"):
         model.sample(2, seed=0, steps=51)  # the tiny model has 50 training timesteps
     with pytest.raises(ValueError, match="scheduler"):
-        model.sample(2, seed=0, scheduler="euler")
+        model.sample(2, seed=0, scheduler="heun")
     with pytest.raises(NotFittedError, match="fit"):
         DDIMDiffusion(DDIMDiffusion.tiny_config()).sample(1, seed=0)
 

@@ -68,6 +68,11 @@ SCHEDULER_DIR = "scheduler"
 GRID_SAMPLES = 32
 GRID_STEPS = 25
 MAX_SAMPLE_BATCH = 64
+# The solvers of diffusion_sampling.SCHEDULERS (a Literal, so that the JSON schema lists them).
+Solver = Literal["ddim", "ddpm", "dpm++2m", "dpm++2m-karras", "unipc", "euler"]
+SOLVER_HELP = ("sampler (solver): ddim (few steps, the same image for the same seed), ddpm (many steps, each adds "
+               "fresh noise), dpm++2m / dpm++2m-karras (DPM-Solver++ 2M: DDIM-50 quality in fewer steps), unipc, "
+               "euler (Karras et al.'s ODE Euler)")
 _SINGLE_STRENGTH = ("strength: mode 'single' needs a strength below 1 -- its unconditional UNet takes a "
                     "sample's class from the source image, and strength 1 ignores the source; got {}")
 
@@ -100,7 +105,7 @@ class DiffusionConfig(TrainingConfig):
     label_dropout: float = Field(0.1, ge=0, lt=1, description="conditional: share of training labels replaced by the null class (enables classifier-free guidance)")
     flip: bool = Field(True, description="random horizontal flips during training (turn off for digits, text, ...)")
     # -- sampling defaults (each can be overridden per sample() call) --------------------
-    scheduler: Literal["ddim", "ddpm"] = Field("ddim", description="sampler: ddim (few steps, the same image for the same seed) or ddpm (many steps, each adds fresh noise)")
+    scheduler: Solver = Field("ddim", description=SOLVER_HELP)
     sample_steps: Optional[int] = Field(None, ge=1, description="denoising steps (None: 50 for ddim, num_train_timesteps for ddpm); sample option 'steps'")
     eta: float = Field(0.0, ge=0, le=1, description="DDIM noise: 0 = deterministic DDIM, 1 = DDPM-like")
     guidance_scale: float = Field(1.0, ge=0, description="conditional: classifier-free guidance weight (1 = plain conditional, 0 = unconditional, >1 = stronger class features)")
@@ -122,7 +127,7 @@ class DiffusionConfig(TrainingConfig):
 class DDPMConfig(DiffusionConfig):
     """Settings of the ``ddpm`` kind: as ``ddim``, but sampling with DDPM by default."""
 
-    scheduler: Literal["ddim", "ddpm"] = Field("ddpm", description="sampler: ddpm (many steps, each adds fresh noise) or ddim (few steps, the same image for the same seed)")
+    scheduler: Solver = Field("ddpm", description=SOLVER_HELP)
 
 
 class _SampleOptions(pydantic.BaseModel):
@@ -130,7 +135,7 @@ class _SampleOptions(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    scheduler: Literal["ddim", "ddpm"]
+    scheduler: Solver
     steps: int = Field(ge=1)
     eta: float = Field(ge=0, le=1)
     guidance_scale: float = Field(ge=0)
@@ -145,7 +150,7 @@ class _SampleOptions(pydantic.BaseModel):
 class DiffusionSampleOptions(SampleOptions):
     """Base of the diffusion kinds' sample options (the fields come from each kind's config)."""
 
-    aliases = {"sampler": "scheduler"}  # the CLI's generic name for it
+    aliases = {"sampler": "scheduler", "solver": "scheduler"}  # the CLI's generic names for it
     # Declared after the evaluation cells of the benchmarks were cached (batch_size was always
     # accepted; source_class is new and off by default).
     identity_defaults_exclude = frozenset({"batch_size", "source_class"})
@@ -413,7 +418,7 @@ class DiffusionGenerator(GroupedGenerator):
     def _sample_options(self, options: dict[str, Any]) -> _SampleOptions:
         cfg = self.config
         scheduler = options.get("scheduler", cfg.scheduler)
-        default_steps = cfg.sample_steps or (50 if scheduler == "ddim" else cfg.num_train_timesteps)
+        default_steps = cfg.sample_steps or (cfg.num_train_timesteps if scheduler == "ddpm" else 50)
         single = cfg.mode == "single"
         if options.get("source_class") is not None:
             try:
