@@ -1,0 +1,173 @@
+"""Quality against time of the diffusion solvers (issue 16 item 1): for each solver (ddim, dpm++2m,
+dpm++2m-karras, unipc, euler) at 5-50 steps, images/s and KID of the generated images against the
+model's training images and a held-out set, on trained DDIMs of the benchmarks:
+
+- flowers: the per-class DDIM of flowers scenario 2, seed 0 (150 training tulips, 64 px, the
+  1.1 M-parameter CPU UNet, 3,000 steps), kept under ``bench/cache/flowers/fitted/`` by
+  ``bench/flowers.py``; held out: every other tulip of the data set.
+- mnist: the class-conditional DDIM of ``bench/contrastive_ood.py`` (MNIST digits 0-7, n = 20 per
+  class, seed 0; 28 px, 0.7 M parameters, 1,500 steps), kept under ``bench/cache/fitted/``; held
+  out: the MNIST test digits 0-7.
+
+KID in the EfficientNet-Lite0 feature space (``genaug.quality``), mean and standard deviation
+over 100 random subsets of half the generated images; the same seeds for every solver (the same
+starting noise). Resumable: each (model, solver, steps) point is cached in the results JSON.
+
+    python bench/solvers.py --models flowers,mnist --images 100
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import CACHE_DIR, RESULTS_DIR, machine, setup, write_json
+from genaug.generators.base import get_generator_class
+from genaug.quality import image_features
+from genaug.quality.distances import kid
+
+SOLVERS = ("ddim", "dpm++2m", "dpm++2m-karras", "unipc", "euler")
+STEPS = (5, 10, 20, 50)
+MARK_BEGIN = "<!-- solvers: written by bench/solvers.py -->"
+MARK_END = "<!-- /solvers -->"
+
+
+def _digest(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def find_fit(root: Path, kind_mode: str, n_images: int) -> Path:
+    """The kept fit under ``root`` whose config has this mode and which learned ``n_images`` images."""
+    from safetensors.numpy import load_file
+
+    for folder in sorted(root.glob("ddim-*")):
+        config = json.loads((folder / "config.json").read_text())["config"]
+        if config.get("mode") != kind_mode or not (folder / "fit.json").exists():
+            continue
+        if len(load_file(str(folder / "weights.safetensors"))["train_labels"]) == n_images:
+            return folder
+    raise SystemExit(f"solvers: no kept {kind_mode} DDIM fit of {n_images} images under {root}; run the benchmark "
+                     "that makes it first (see the module docstring)")
+
+
+def flowers_model():
+    """(the flowers scenario-2 tulip DDIM, its training images, the held-out tulips)."""
+    from flowers import load_flowers
+
+    folder = find_fit(CACHE_DIR / "flowers" / "fitted", "per_class", 150)
+    model = get_generator_class("ddim").load(folder)
+    train = model.train_images
+    seen = {_digest(image) for image in train}
+    data = load_flowers()
+    tulips = data.images[data.labels == data.class_names.index("tulip")]
+    held_out = np.stack([image for image in tulips if _digest(image) not in seen])
+    return model, train, held_out, [0]
+
+
+def mnist_model():
+    """(the contrastive_ood MNIST DDIM of n = 20, seed 0, its training images, MNIST test digits 0-7)."""
+    from genaug.data import load_mnist
+
+    folder = find_fit(CACHE_DIR / "fitted", "conditional", 160)
+    model = get_generator_class("ddim").load(folder)
+    _, test = load_mnist()
+    return model, model.train_images, test.images[test.labels < 8], list(range(8))
+
+
+def point(model, classes: list[int], images: int, solver: str, steps: int) -> tuple[np.ndarray, float]:
+    """``images`` generated from noise with this solver (split over ``classes``), and the wall seconds."""
+    per_class = int(np.ceil(images / len(classes)))
+    started = time.perf_counter()
+    parts = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps).data for c in classes]
+    return np.concatenate(parts)[:images], time.perf_counter() - started
+
+
+def kid_of(reference: np.ndarray, generated_features: np.ndarray, cache: dict, key: str) -> dict:
+    if key not in cache:
+        cache[key] = image_features(reference, "lite0")
+    half = max(2, len(generated_features) // 2)
+    result = kid(cache[key], generated_features, subsets=100, subset_size=half, seed=0)
+    return {"mean": result.mean, "std": result.std}
+
+
+def table(name: str, points: dict) -> list[str]:
+    lines = [f"### {name}", "", "| solver | steps | images/s | KID vs training [± sd] | KID vs held-out [± sd] |",
+             "|---|---|---|---|---|"]
+    for key in sorted(points, key=lambda k: (SOLVERS.index(k.split("@")[0]), int(k.split("@")[1]))):
+        p = points[key]
+        lines.append(f"| {p['solver']} | {p['steps']} | {p['images_per_second']:.2f} | "
+                     f"{p['kid_train']['mean']:.4f} ± {p['kid_train']['std']:.4f} | "
+                     f"{p['kid_held_out']['mean']:.4f} ± {p['kid_held_out']['std']:.4f} |")
+    return lines
+
+
+def verdict(points: dict) -> list[str]:
+    """The issue's target: a solver at DDIM-50's KID (within 2 sd of it) in <= 1/5 of its time."""
+    reference = points.get("ddim@50")
+    if reference is None:
+        return []
+    limit = reference["kid_held_out"]["mean"] + 2 * reference["kid_held_out"]["std"]
+    fast = [p for p in points.values() if p["kid_held_out"]["mean"] <= limit and p["key"] != "ddim@50"]
+    if not fast:
+        return ["No solver reached DDIM-50's held-out KID (within 2 sd) at fewer steps."]
+    best = min(fast, key=lambda p: p["seconds"])
+    ratio = best["seconds"] / reference["seconds"]
+    return [f"Fastest at DDIM-50's held-out KID (≤ {limit:.4f}): {best['solver']} with {best['steps']} steps, "
+            f"{ratio:.2f} of DDIM-50's wall time ({'meets' if ratio <= 0.2 else 'misses'} the ≤ 1/5 target)."]
+
+
+def main() -> None:
+    parser = setup(__doc__)
+    parser.add_argument("--models", default="flowers,mnist")
+    parser.add_argument("--images", type=int, default=100, help="generated images per point")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out_json = args.out / ("solvers_quick.json" if args.quick else "solvers.json")
+    stored = json.loads(out_json.read_text()) if out_json.exists() else {}
+    results = stored.get("models", {})
+    steps = (2, 4) if args.quick else STEPS
+    images = 8 if args.quick else args.images
+    for name in args.models.split(","):
+        model, train, held_out, classes = (flowers_model if name == "flowers" else mnist_model)()
+        points = results.setdefault(name, {"images": images, "points": {}})["points"]
+        features: dict = {}
+        for solver in SOLVERS:
+            for count in steps:
+                key = f"{solver}@{count}"
+                if key in points:
+                    continue
+                generated, seconds = point(model, classes, images, solver, count)
+                gen_features = image_features(generated, "lite0")
+                points[key] = {"key": key, "solver": solver, "steps": count, "seconds": round(seconds, 2),
+                               "images_per_second": images / seconds,
+                               "kid_train": kid_of(train, gen_features, features, "train"),
+                               "kid_held_out": kid_of(held_out, gen_features, features, "held_out")}
+                print(f"{name} {key}: {images / seconds:.2f} images/s, KID held-out "
+                      f"{points[key]['kid_held_out']['mean']:.4f}", flush=True)
+                write_json(out_json, {"machine": machine(), "models": results})
+    md = [MARK_BEGIN, "## Diffusion solvers: quality against time (issue 16)", "",
+          f"`{machine()['command']}`, CPU, {torch.get_num_threads()} torch thread(s); written by `bench/solvers.py` "
+          "(its docstring names the models). KID in Lite0 features, mean ± sd over 100 random half-subsets of "
+          "the generated images; images/s = generated images / wall seconds of sample() (the other benchmarks "
+          "shared the machine).", ""]
+    for name, entry in results.items():
+        md += table(f"{name} ({entry['images']} images per point)", entry["points"]) + [""]
+        md += [f"- {line}" for line in verdict(entry["points"])] + [""]
+    md.append(MARK_END)
+    section = "\n".join(md)
+    target = args.out / ("throughput_quick.md" if args.quick else "throughput.md")
+    text = target.read_text() if target.exists() else ""
+    if MARK_BEGIN in text:
+        text = text[:text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    target.write_text(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
