@@ -32,6 +32,10 @@ from genaug.quality.distances import kid
 
 SOLVERS = ("ddim", "dpm++2m", "dpm++2m-karras", "unipc", "euler")
 STEPS = (5, 10, 20, 50)
+# Speed options (issue 16 item 2), each against fp32 eager on the same model, solver and seeds.
+SPEED_SOLVER, SPEED_STEPS = "ddim", 20
+SPEED = {"fp32": {}, "bf16": {"precision": "bf16"}, "channels-last": {"channels_last": True},
+         "bf16+channels-last": {"precision": "bf16", "channels_last": True}}
 MARK_BEGIN = "<!-- solvers: written by bench/solvers.py -->"
 MARK_END = "<!-- /solvers -->"
 
@@ -78,11 +82,11 @@ def mnist_model():
     return model, model.train_images, test.images[test.labels < 8], list(range(8))
 
 
-def point(model, classes: list[int], images: int, solver: str, steps: int) -> tuple[np.ndarray, float]:
+def point(model, classes: list[int], images: int, solver: str, steps: int, **options) -> tuple[np.ndarray, float]:
     """``images`` generated from noise with this solver (split over ``classes``), and the wall seconds."""
     per_class = int(np.ceil(images / len(classes)))
     started = time.perf_counter()
-    parts = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps).data for c in classes]
+    parts = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps, **options).data for c in classes]
     return np.concatenate(parts)[:images], time.perf_counter() - started
 
 
@@ -102,6 +106,23 @@ def table(name: str, points: dict) -> list[str]:
         lines.append(f"| {p['solver']} | {p['steps']} | {p['images_per_second']:.2f} | "
                      f"{p['kid_train']['mean']:.4f} ± {p['kid_train']['std']:.4f} | "
                      f"{p['kid_held_out']['mean']:.4f} ± {p['kid_held_out']['std']:.4f} |")
+    return lines
+
+
+def speed_table(speed: dict) -> list[str]:
+    """Each speed option against fp32 eager: images/s, speed-up, KID (held-out) and whether it lies
+    within 2 sd of fp32's."""
+    base = speed.get("fp32")
+    lines = [f"Speed options ({SPEED_SOLVER}, {next(iter(speed.values()))['steps']} steps; the same seeds):", "",
+             "| option | images/s | × fp32 eager | KID vs held-out [± sd] | within fp32's 2 sd |", "|---|---|---|---|---|"]
+    for label, p in speed.items():
+        ratio = p["images_per_second"] / base["images_per_second"] if base else float("nan")
+        within = ""
+        if base:
+            within = "yes" if abs(p["kid_held_out"]["mean"] - base["kid_held_out"]["mean"]) <= \
+                2 * base["kid_held_out"]["std"] else "no"
+        lines.append(f"| {label} | {p['images_per_second']:.2f} | {ratio:.2f} | {p['kid_held_out']['mean']:.4f} ± "
+                     f"{p['kid_held_out']['std']:.4f} | {within} |")
     return lines
 
 
@@ -149,6 +170,19 @@ def main() -> None:
                 print(f"{name} {key}: {images / seconds:.2f} images/s, KID held-out "
                       f"{points[key]['kid_held_out']['mean']:.4f}", flush=True)
                 write_json(out_json, {"machine": machine(), "models": results})
+        speed = results[name].setdefault("speed", {})
+        for label, options in SPEED.items():
+            if label in speed:
+                continue
+            count = steps[-1] if args.quick else SPEED_STEPS
+            generated, seconds = point(model, classes, images, SPEED_SOLVER, count, **options)
+            gen_features = image_features(generated, "lite0")
+            speed[label] = {"key": label, "solver": SPEED_SOLVER, "steps": count, "seconds": round(seconds, 2),
+                            "images_per_second": images / seconds, "options": options,
+                            "kid_train": kid_of(train, gen_features, features, "train"),
+                            "kid_held_out": kid_of(held_out, gen_features, features, "held_out")}
+            print(f"{name} speed {label}: {images / seconds:.2f} images/s", flush=True)
+            write_json(out_json, {"machine": machine(), "models": results})
     md = [MARK_BEGIN, "## Diffusion solvers: quality against time (issue 16)", "",
           f"`{machine()['command']}`, CPU, {torch.get_num_threads()} torch thread(s); written by `bench/solvers.py` "
           "(its docstring names the models). KID in Lite0 features, mean ± sd over 100 random half-subsets of "
@@ -157,6 +191,8 @@ def main() -> None:
     for name, entry in results.items():
         md += table(f"{name} ({entry['images']} images per point)", entry["points"]) + [""]
         md += [f"- {line}" for line in verdict(entry["points"])] + [""]
+        if entry.get("speed"):
+            md += speed_table(entry["speed"]) + [""]
     md.append(MARK_END)
     section = "\n".join(md)
     target = args.out / ("throughput_quick.md" if args.quick else "throughput.md")

@@ -188,6 +188,30 @@ def test_a_multistep_solver_runs_exactly_the_img2img_tail(model, monkeypatch):
     assert last_index == 10  # it stepped from index 7 to the end
 
 
+def test_bf16_and_channels_last_sample_nearly_the_same_images_and_bf16_falls_back_where_unsupported(model,
+                                                                                                     monkeypatch):
+    import genaug.generators.diffusion_sampling as sampling
+
+    fp32 = model.sample(6, label=1, seed=2, steps=6)
+    assert "precision" not in fp32.provenance[0]  # the default draw's manifest is unchanged
+    last = model.sample(6, label=1, seed=2, steps=6, channels_last=True)
+    assert np.abs(last.data.astype(int) - fp32.data).max() <= 2  # the same images up to rounding
+    assert last.provenance[0]["channels_last"] is True
+    assert all(p.is_contiguous() for p in model.unets[model.group_of(1)].parameters())  # layout restored
+    monkeypatch.setattr(sampling, "bf16_supported", lambda device: True)
+    bf16 = model.sample(6, label=1, seed=2, steps=6, precision="bf16")
+    assert bf16.provenance[0]["precision"] == "bf16"
+    assert not np.array_equal(bf16.data, fp32.data)  # another arithmetic ...
+    assert np.abs(bf16.data.astype(float) - fp32.data).mean() < 12  # ... for nearly the same images
+    monkeypatch.setattr(sampling, "bf16_supported", lambda device: False)
+    with pytest.warns(RuntimeWarning, match="bf16 is not supported natively"):
+        fallback = model.sample(6, label=1, seed=2, steps=6, precision="bf16")
+    np.testing.assert_array_equal(fallback.data, fp32.data)
+    assert fallback.provenance[0]["precision"] == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        model.sample(1, seed=0, precision="fp16")
+
+
 def test_steps_and_eta_change_the_output(model):
     four = model.sample(6, seed=9, steps=4)
     eight = model.sample(6, seed=9, steps=8)
