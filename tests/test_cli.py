@@ -282,3 +282,19 @@ def test_the_solver_is_chosen_at_generation_time(home, digit_folder, tmp_path):
     assert {(json.loads(line)["scheduler"], json.loads(line)["steps"]) for line in lines} == {("unipc", 4)}
     result = invoke("generate", "dd", "--n-per-class", 1, "--out", tmp_path / "bad", "--set", "solver=heun")
     assert result.exit_code != 0 and "scheduler" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_on_the_dask_executor_runs_the_grid_on_local_workers(home, digit_folder, tmp_path):
+    out = tmp_path / "report"
+    result = invoke("evaluate", digit_folder, "-g", "classic", "--shots", "3", "--seeds", "0,1", "--steps", "5",
+                    "--executor", "dask", "--cache", tmp_path / "cells", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Recommendation:" in result.output and (out / "results.md").exists()
+    cells = list((tmp_path / "cells").rglob("seed=*/*.json"))
+    assert {c.parent.name for c in cells} == {"seed=0", "seed=1"}
+    arms = {c.stem for c in cells}
+    assert len(cells) == 2 * len(arms) and {"real", "real+classic"} < arms  # every arm, both seeds
+    result = invoke("evaluate", digit_folder, "-g", "classic", "--executor", "dask", "--out", out)
+    assert result.exit_code != 0 and "give --cache" in result.output
+    result = invoke("evaluate", digit_folder, "--executor", "ray", "--cache", tmp_path / "c", "--out", out)
+    assert result.exit_code != 0 and "executor: 'ray' is not one of" in result.output

@@ -734,14 +734,24 @@ def safe_dataset_name(path: str | os.PathLike) -> str:
 
 def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_dir: Path, *,
                      dataset_name: str = "data", title: Optional[str] = None, cache_dir: Optional[Path] = None,
-                     progress: Optional[ProgressCallback] = None, home: Optional[Path] = None) -> dict:
+                     progress: Optional[ProgressCallback] = None, home: Optional[Path] = None,
+                     executor: Optional[str] = None) -> dict:
     """Run an ``evaluate.request.EvaluationRequest`` (what ``genaug evaluate`` / ``recommend`` and the
     service's evaluate jobs ask for) on ``train`` (everything is fitted and chosen on it) and ``test`` (scored
     once), write the report into ``out_dir`` and return ``write_report``'s answer plus
-    ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``."""
+    ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``.
+
+    ``executor``: ``local`` (default), ``dask`` or ``dask://HOST:PORT`` (``evaluate.executors``: the
+    grid's seeds fanned out over dask workers; needs ``cache_dir``; compare and quick runs only)."""
+    from .evaluate.executors import parse_executor, run_on_dask
     from .evaluate.protocol import evaluate
     from .evaluate.report import write_report
 
+    where, address = parse_executor(executor)
+    if where != "local" and (request.model is not None or request.select):
+        raise ValueError("executor: --model and --select run locally; the dask executor runs a compare or --quick grid")
+    if where != "local" and cache_dir is None:
+        raise ValueError("executor dask: give --cache, a folder every worker can read and write")
     protocol = request.protocol(train)
     title = title or f"genaug evaluation: {dataset_name}"
     selection = None
@@ -757,6 +767,10 @@ def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_
                                   cache_dir=cache_dir, progress=progress)
         result = selection["final"]
         mode = "select"
+    elif where == "dask":
+        result = run_on_dask(train, test, request.generator_specs(train), protocol, address=address,
+                             dataset_name=dataset_name, cache_dir=Path(cache_dir), progress=progress)
+        mode = "quick" if request.quick else "compare"
     else:
         result = evaluate(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,
                           cache_dir=cache_dir, progress=progress)

@@ -393,7 +393,8 @@ def _split(data: str, test_fraction: float):
     return dataset, test
 
 
-def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Path], test_fraction: float) -> None:
+def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Path], test_fraction: float,
+                 executor: Optional[str] = None) -> None:
     """Build the request (errors name the option), run it, print the answer first, then the table."""
     import pydantic
 
@@ -410,7 +411,7 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
     try:
         with ProgressBars() as bars:
             written = evaluate_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
-                                       progress=bars)
+                                       progress=bars, executor=executor)
     except (ValueError, LookupError, ModelNotReadyError) as error:
         fail(str(error))
     show_answer(written)
@@ -467,18 +468,22 @@ def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (
              steps: Optional[int] = typer.Option(None, help="classifier training steps per arm (default 1000; quick 300)"),
              out: Path = typer.Option(Path("genaug-report"), help="report folder"),
              cache: Optional[Path] = typer.Option(None, help="cell cache folder: rerun resumes"),
-             test_fraction: float = typer.Option(0.2, help="test share when the data has no test split")):
+             test_fraction: float = typer.Option(0.2, help="test share when the data has no test split"),
+             executor: str = typer.Option("local", help="where the cells run: local, dask (2 local worker processes "
+                                                        "on 127.0.0.1) or dask://HOST:PORT (a running scheduler; "
+                                                        "--cache must be a folder every worker shares)")):
     """Does synthetic data help? The same classifier, same budget, on your images alone, with classic
     augmentation and with generated images; the answer comes first, in one sentence per n.
 
     Examples: `genaug evaluate flowers --quick`, `genaug evaluate digits -g vae -g ddim --shots 5,10`,
-    `genaug evaluate flowers --model flowers-vae`, `genaug evaluate flowers --select --classifier lite0-linear`.
+    `genaug evaluate flowers --model flowers-vae`, `genaug evaluate flowers --select --classifier lite0-linear`,
+    `genaug evaluate digits -g vae --executor dask --cache ./cells`.
     """
     fields = {"generators": _generators(generator), "model": model, "select": select, "quick": quick,
               "select_kinds": None if select_kinds is None else [k.strip() for k in select_kinds.split(",")],
               "classifier": classifier, "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds"),
               "per_class": per_class, "classifier_steps": steps}
-    _run_request(data, fields, out, cache, test_fraction)
+    _run_request(data, fields, out, cache, test_fraction, executor)
 
 
 @app.command()
