@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, RESULTS_DIR, machine, setup, write_json
+from _common import CACHE_DIR, machine, setup, write_json
 from genaug.generators.base import get_generator_class
 from genaug.quality import image_features
 from genaug.quality.distances import kid
@@ -44,13 +44,13 @@ def _digest(image: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def find_fit(root: Path, kind_mode: str, n_images: int) -> Path:
-    """The kept fit under ``root`` whose config has this mode and which learned ``n_images`` images."""
+def find_fit(root: Path, kind_mode: str, n_images: int, seed: int = 0) -> Path:
+    """The kept fit under ``root`` whose config has this mode and seed and which learned ``n_images`` images."""
     from safetensors.numpy import load_file
 
     for folder in sorted(root.glob("ddim-*")):
         config = json.loads((folder / "config.json").read_text())["config"]
-        if config.get("mode") != kind_mode or not (folder / "fit.json").exists():
+        if config.get("mode") != kind_mode or config.get("seed") != seed or not (folder / "fit.json").exists():
             continue
         if len(load_file(str(folder / "weights.safetensors"))["train_labels"]) == n_images:
             return folder
@@ -85,12 +85,18 @@ def mnist_model():
 def point(model, classes: list[int], images: int, solver: str, steps: int, **options) -> tuple[np.ndarray, float]:
     """``images`` generated from noise with this solver (split over ``classes``), and the wall seconds."""
     per_class = int(np.ceil(images / len(classes)))
+    model.sample(1, label=classes[0], seed=0, solver=solver, steps=1, **options)  # warm-up, not timed
     started = time.perf_counter()
-    parts = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps, **options).data for c in classes]
-    return np.concatenate(parts)[:images], time.perf_counter() - started
+    draws = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps, **options) for c in classes]
+    seconds = time.perf_counter() - started
+    used = draws[0].provenance[0].get("precision", "fp32")
+    if options.get("precision", "fp32") != used:
+        raise SystemExit(f"solvers: asked for {options['precision']}, sampling ran in {used} (no native bf16 here)")
+    return np.concatenate([d.data for d in draws])[:images], seconds
 
 
 def kid_of(reference: np.ndarray, generated_features: np.ndarray, cache: dict, key: str) -> dict:
+    """KID of the generated features against ``reference`` images (features cached under ``key``)."""
     if key not in cache:
         cache[key] = image_features(reference, "lite0")
     half = max(2, len(generated_features) // 2)
@@ -99,6 +105,7 @@ def kid_of(reference: np.ndarray, generated_features: np.ndarray, cache: dict, k
 
 
 def table(name: str, points: dict) -> list[str]:
+    """The markdown table of one model's (solver, steps) points."""
     lines = [f"### {name}", "", "| solver | steps | images/s | KID vs training [± sd] | KID vs held-out [± sd] |",
              "|---|---|---|---|---|"]
     for key in sorted(points, key=lambda k: (SOLVERS.index(k.split("@")[0]), int(k.split("@")[1]))):

@@ -11,6 +11,11 @@ names it (set with monkeypatch, so subprocesses a test starts inherit it) and it
 after the test. Tests marked ``sqlite_only`` are skipped in that run. If the server cannot be
 started there, the session fails -- it never quietly falls back to SQLite.
 
+``no_database``: a module or test that never opens the registry runs in the SQLite run only. The
+guard records every engine created while the test body and its function-scoped fixtures run, in
+this process; it does not see module- or session-scoped fixtures (they run before it) or
+subprocesses, so mark only code that starts neither with the registry.
+
 Fixtures: ``database_url`` (autouse) is the test's database URL: the PostgreSQL URL, or None in
 the SQLite run (meaning: the default SQLite file under ``$GENAUG_HOME``). A module whose
 module-scoped fixtures fill the registry overrides it with one database for the whole module::

@@ -71,3 +71,17 @@ def test_fpr95_with_tied_scores_takes_the_first_threshold_that_accepts_95_percen
     scores_out = [5, 3] + list(range(-20, -2))
     # 95 % of 20 = 19 accepted: threshold 5, which also accepts one OOD score (5): 1/20.
     assert ood_metrics(scores_in, scores_out)["fpr95"] == pytest.approx(1 / 20)
+
+
+def test_mahalanobis_by_whitening_equals_the_precision_matrix_form_when_dims_exceed_examples():
+    rng = np.random.default_rng(3)
+    features, labels = rng.normal(size=(12, 40)), np.repeat(np.arange(3), 4)
+    score = MahalanobisScore(features, labels)
+    means = np.stack([features[labels == c].mean(0) for c in range(3)])
+    centred = features - means[labels]
+    covariance = centred.T @ centred / len(features)
+    covariance += 1e-6 * np.trace(covariance) / 40 * np.eye(40)
+    precision = np.linalg.pinv(covariance)
+    x = rng.normal(size=(7, 40))
+    expected = -np.min([np.einsum("nd,de,ne->n", x - m, precision, x - m) for m in means], axis=0)
+    np.testing.assert_allclose(score.score(x), expected, rtol=1e-6)

@@ -11,7 +11,8 @@ from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate
 from genaug.evaluate.classifiers import resolve_classifier
 from genaug.evaluate.identity import cell_identity
 from genaug.evaluate.ood import SCORES
-from genaug.evaluate.protocol import NearOODNegatives, knn_neighbours
+from genaug.evaluate.ood import knn_neighbours
+from genaug.evaluate.protocol import NearOODNegatives
 from genaug.generators.diffusion import DDIMDiffusion
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
@@ -67,12 +68,14 @@ def test_ood_sets_enter_the_cell_identity_and_a_changed_set_recomputes(split, tm
     without = cell_identity(protocol, classifier, *fps)
     with_sets = cell_identity(protocol, classifier, *fps, ood={k: v.fingerprint() for k, v in ood.items()})
     assert without != with_sets
-    first = evaluate(train, test, [], protocol, cache_dir=tmp_path, ood=ood)
+    evaluate(train, test, [], protocol, cache_dir=tmp_path, ood=ood)
+    (cell_file,) = tmp_path.rglob("real.json")
+    written = cell_file.stat().st_mtime_ns
     again = evaluate(train, test, [], protocol, cache_dir=tmp_path, ood=ood)
-    assert again["cells"][0]["cpu_seconds"] == first["cells"][0]["cpu_seconds"]  # read from the cache
+    assert cell_file.stat().st_mtime_ns == written and "ood" in again["cells"][0]  # read from the cache
     changed = dict(ood, far=ood["far"].subset(range(50)))
     other = evaluate(train, test, [], protocol, cache_dir=tmp_path, ood=changed)
-    assert other["cells"][0]["ood"]["n_out"]["far"] == 50
+    assert other["cells"][0]["ood"]["n_out"]["far"] == 50 and cell_file.stat().st_mtime_ns != written
 
 
 def test_ood_sets_are_refused_when_they_cannot_be_scored(split):
@@ -112,14 +115,14 @@ def test_the_negatives_arm_trains_on_the_same_positives_with_negatives_added(spl
     positive = {"strength": 0.2, "steps": 4, "mode": "img2img"}
     spec = ddim_spec([
         SampleVariant(label="pos", options=positive, per_class=3, arms=["real+synthetic"]),
-        SampleVariant(label="pos+neg0", options=positive, per_class=3, arms=["real+synthetic"],
+        SampleVariant(label="pos+neg0", options=positive, per_class=3, arms=["real+synthetic", "synthetic"],
                       negatives=NearOODNegatives(options={**positive, "strength": 0.5}, per_class=4, weight=0.0)),
         SampleVariant(label="pos+cross", options=positive, per_class=3, arms=["real+synthetic"],
                       negatives=NearOODNegatives(options=positive | {"strength": 0.6}, per_class=4,
                                                  cross_class=True, to="all")),
     ])
     protocol = Protocol(shots=[3], seeds=[0], classifier_steps=12, classifier_batch=16, classifier="supcon",
-                        arms=["real", "real+synthetic"], quality_samples=4)
+                        arms=["real", "real+synthetic", "synthetic"], quality_samples=4)
     result = evaluate(train, test, [spec], protocol, cache_dir=tmp_path, ood=ood)
     cells = {c["arm"]: c for c in result["cells"]}
     pos, zero, cross = (cells[f"real+synthetic[ddim/{v}]"] for v in ("pos", "pos+neg0", "pos+cross"))
@@ -127,6 +130,9 @@ def test_the_negatives_arm_trains_on_the_same_positives_with_negatives_added(spl
         assert cell["budget_used"]["steps"] == 12 and cell["budget_used"]["examples_per_step"] == 16
         assert "ood" in cell
     assert "negatives" not in pos and "negatives" not in pos["budget_used"]
+    # The synthetic-only arm of a variant with negatives trains with them too (its cell says so).
+    only = cells["synthetic[ddim/pos+neg0]"]
+    assert only["budget_used"]["negatives"] == 4 * IN_CLASSES and only["negatives"]["weight"] == 0.0
     assert zero["budget_used"]["negatives"] == cross["budget_used"]["negatives"] == 4 * IN_CLASSES
     assert zero["negatives"]["per_class"] == {c: 4 for c in range(IN_CLASSES)}
     assert cross["negatives"]["cross_class"] is True and cross["negatives"]["to"] == "all"
@@ -163,3 +169,24 @@ def test_summarise_ood_spreads_over_seeds_and_pairs_differences_by_seed():
     table = ood_table(list(rows.values()), "near", "auroc", {"supcon/x": "plain x"})
     assert "plain x" in table and "(mixed)" in table and "+0.015" in table
     assert better("fpr95", -0.1) and not better("auroc", -0.1) and better("auroc", 0.1)
+
+
+def test_aliases_and_explicit_defaults_of_new_options_hash_like_the_plain_spelling(split, monkeypatch):
+    train, test, _ = split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=5)
+    classifier = resolve_classifier("cnn", "images")
+    fps = train.fingerprint(), test.fingerprint()
+    spec = ddim_spec([SampleVariant()])
+
+    def identity(**options):
+        return cell_identity(protocol, classifier, *fps, spec, SampleVariant(options=options))
+    assert identity(solver="dpm++2m") == identity(scheduler="dpm++2m") != identity()
+    assert identity(precision="fp32", channels_last=False) == identity()
+    assert identity(precision="bf16") != identity()
+    # Where bf16 would fall back to fp32, an evaluation asking for it is refused (its identity would lie).
+    import genaug.generators.diffusion_sampling as sampling
+
+    monkeypatch.setattr(sampling, "bf16_supported", lambda device: False)
+    bf16 = ddim_spec([SampleVariant(options={"precision": "bf16"}, per_class=2)])
+    with pytest.raises(ValueError, match="options.precision: bf16 is not native on this machine"):
+        evaluate(train, test, [bf16], protocol)

@@ -173,19 +173,26 @@ def test_a_multistep_solver_runs_exactly_the_img2img_tail(model, monkeypatch):
     the UNet is called once per remaining timestep, and those are the schedule's last ones."""
     import genaug.generators.diffusion_sampling as sampling
 
-    seen = []
+    seen = {}
     original = sampling.denoise
 
     def recording(unet, scheduler, **kwargs):
-        seen.append((list(scheduler.timesteps), list(kwargs["timesteps"])))
-        image = original(unet, scheduler, **kwargs)
-        seen.append(scheduler.step_index)
+        calls = []
+        hook = unet.register_forward_hook(lambda *args: calls.append(1))
+        try:
+            image = original(unet, scheduler, **kwargs)
+        finally:
+            hook.remove()
+        tail = kwargs["timesteps"]
+        seen.update(schedule=list(scheduler.timesteps), tail=None if tail is None else list(tail), calls=len(calls),
+                    begin=scheduler.begin_index, end=scheduler.step_index)
         return image
     monkeypatch.setattr("genaug.generators.diffusion.denoise", recording)
     model.sample(2, label=1, seed=0, solver="dpm++2m", steps=10, mode="img2img", strength=0.3)
-    (schedule, tail), last_index = seen
-    assert tail == schedule[7:] and len(tail) == 3
-    assert last_index == 10  # it stepped from index 7 to the end
+    assert seen["tail"] == seen["schedule"][7:] and seen["calls"] == 3
+    assert (seen["begin"], seen["end"]) == (7, 10)  # it started at index 7 and stepped to the end
+    model.sample(2, label=1, seed=0, solver="dpm++2m", steps=10)
+    assert (seen["tail"], seen["calls"], seen["begin"], seen["end"]) == (None, 10, 0, 10)
 
 
 def test_bf16_and_channels_last_sample_nearly_the_same_images_and_bf16_falls_back_where_unsupported(model,

@@ -7,7 +7,8 @@ still fitted once per seed. Each task runs the ordinary runner on its seed with 
 ``cache_dir``, which every worker must be able to read and write (a local folder for a LocalCluster,
 a shared file system for a cluster); cells land there as they do locally. The result is then read
 back from the cache in the usual order (``evaluate(..., cached_only=True)``), so a fanned-out run
-gives the same cells as a local one, and a worker that dies loses only its unfinished cells: the
+gives the same cells as a local one (not the sample grids: the workers keep no samples), and a
+worker that dies loses only its unfinished cells: the
 next run recomputes exactly those. Each task trains with one torch thread (two tasks on two cores
 do not fight over them, and the numbers match a local one-thread run).
 
@@ -36,16 +37,20 @@ def parse_executor(value: Optional[str]) -> tuple[str, Optional[str]]:
 
 
 def _run_seed(train, test, generators, protocol, seed: int, dataset_name: str, cache_dir: str,
-              ood: Optional[dict]) -> int:
-    """One task: every cell of ``seed`` into the shared cache; returns how many cells it holds."""
+              ood: Optional[dict]) -> list[tuple]:
+    """One task: every cell of ``seed`` into the shared cache; returns their (n, seed, arm)."""
     import torch
 
     from .protocol import evaluate
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    result = evaluate(train, test, generators, protocol.model_copy(update={"seeds": [seed]}),
-                      dataset_name=dataset_name, cache_dir=Path(cache_dir), keep_samples=False, ood=ood)
-    return len(result["cells"])
+    try:
+        result = evaluate(train, test, generators, protocol.model_copy(update={"seeds": [seed]}),
+                          dataset_name=dataset_name, cache_dir=Path(cache_dir), keep_samples=False, ood=ood)
+    finally:
+        torch.set_num_threads(threads)  # a shared worker runs other work after this task
+    return [(c["n"], c["seed"], c["arm"]) for c in result["cells"]]
 
 
 def run_on_dask(train, test, generators: list, protocol, *, address: Optional[str], dataset_name: str,
@@ -64,6 +69,9 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
     from .protocol import check_plan, evaluate
 
     check_plan(train, test, generators, protocol, ood)  # refuse before starting a cluster
+    # Absolute: a remote worker would resolve a relative folder in its own working directory.
+    cache_dir = Path(cache_dir).resolve()
+    seeds = list(dict.fromkeys(protocol.seeds))  # a repeated seed would run twice on the same cell files
     cluster = None
     if address is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -71,11 +79,18 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
     started = time.monotonic()
     try:
         with Client(cluster if cluster is not None else address) as client:
-            futures = {client.submit(_run_seed, train, test, generators, protocol, seed, dataset_name,
-                                     str(cache_dir), ood, pure=False, key=f"genaug-seed-{seed}-{time.time_ns()}"): seed
-                       for seed in protocol.seeds}
+            # The data travels to the workers once, not once per task.
+            data = client.scatter([train, test, generators, ood], broadcast=True)
+            futures = {client.submit(_run_seed, *data[:3], protocol, seed, dataset_name, str(cache_dir), data[3],
+                                     pure=False, key=f"genaug-seed-{seed}-{time.time_ns()}"): seed
+                       for seed in seeds}
+            computed: set[tuple] = set()
             for done, future in enumerate(as_completed(futures), start=1):
-                future.result()  # a task's error is raised here, naming what went wrong
+                try:
+                    computed.update(future.result())
+                except Exception as error:  # noqa: BLE001 -- re-raised with the seed it belongs to
+                    raise RuntimeError(f"executor dask: seed {futures[future]} failed on a worker: "
+                                       f"{type(error).__name__}: {error}") from error
                 if progress is not None:
                     progress(ProgressEvent("evaluate", done, len(futures),
                                            message=f"seed {futures[future]} done on a dask worker",
@@ -85,6 +100,12 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
             cluster.close()
     result = evaluate(train, test, generators, protocol, dataset_name=dataset_name, cache_dir=cache_dir,
                       cached_only=True, ood=ood)
+    missing = computed - {(c["n"], c["seed"], c["arm"]) for c in result["cells"]}
+    if missing:  # e.g. a worker with another genaug version wrote cells under other identities
+        shown = ", ".join(f"n={n} seed={s} {arm}" for n, s, arm in sorted(missing, key=str)[:5])
+        raise RuntimeError(f"executor dask: {len(missing)} cell(s) the workers computed are not in the cache "
+                           f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug "
+                           "and share that folder?")
     result["executor"] = {"name": "dask", "address": address or f"LocalCluster({workers} workers, 127.0.0.1)",
                           "wall_seconds": round(time.monotonic() - started, 1)}
     return result

@@ -44,7 +44,9 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     """The variant's sample options over the kind's declared defaults; unknown names refused."""
     cls = get_generator_class(spec.kind)
     declared = cls.sample_options()
-    unknown = sorted(set(variant.options) - set(declared))
+    aliases = cls.SampleOptions.aliases
+    given = {aliases.get(name, name): value for name, value in variant.options.items()}  # "solver" -> "scheduler"
+    unknown = sorted(set(given) - set(declared))
     if "filter" in unknown and spec.kind in FORMER_FILTER_OPTION:
         raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the 'filter' option is gone; the "
                          "generative classifier is a filter now: SampleVariant(filters=['generative-classifier'])")
@@ -54,7 +56,10 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     left_out = cls.SampleOptions.identity_defaults_exclude
     defaults = {name: schema["default"] for name, schema in declared.items()
                 if "default" in schema and name not in left_out}
-    return {**defaults, **variant.options}
+    # An option left out of the identity at its default is left out too when given at its default.
+    given = {name: value for name, value in given.items()
+             if not (name in left_out and "default" in declared[name] and declared[name]["default"] == value)}
+    return {**defaults, **given}
 
 
 def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
@@ -107,12 +112,14 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
         relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
         if variant.negatives is not None:  # absent otherwise: cells without negatives hash as before
             from .contrastive import SUPCON_VERSION
-            from .protocol import NEGATIVE_SEED_OFFSET, negatives_variant
+            from .protocol import NEGATIVE_SEED_OFFSET, NEGATIVES_VERSION, negatives_variant
 
             relevant["variant"]["negatives"] = {
                 **variant.negatives.model_dump(mode="json", exclude={"options"}),
                 "options": sample_options(spec, negatives_variant(spec, variant)),
                 "seed_offset": NEGATIVE_SEED_OFFSET, "supcon": SUPCON_VERSION}
+            if NEGATIVES_VERSION != 1:  # version 1 hashed without the key (cells cached then stay valid)
+                relevant["variant"]["negatives"]["version"] = NEGATIVES_VERSION
         if variant.filters:
             from ..filters.stage import DRAW_MARGIN, MAX_ROUNDS
             from ..pretrained.lite0 import LITE0_INPUT_SIZE, LITE0_NORMALISATION, LITE0_VERSION

@@ -127,6 +127,7 @@ class _Lite0Classifier(nn.Module):
         return self.head(self.dropout(self.backbone(x)))
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits, backbone features): the OOD scores read both."""
         features = self.backbone(x)
         return self.head(self.dropout(features)), features
 

@@ -19,8 +19,15 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 SCORES = ("max_softmax", "energy", "mahalanobis", "knn")
-# Bump when a score or metric changes: evaluation cells that report OOD detection carry it.
+# Bump when a score, a metric or knn_neighbours changes: evaluation cells that report OOD detection carry it.
 OOD_VERSION = 1
+
+
+def knn_neighbours(n_train: int) -> int:
+    """k of the k-NN OOD score for a training set of ``n_train`` images: Sun et al. use k = 50 on
+    CIFAR's 50,000 images and a fixed share of ImageNet; a few-shot set gets a tenth of its size,
+    at least 1 and at most 50."""
+    return max(1, min(50, n_train // 10))
 TPR_LEVEL = 0.95
 
 
@@ -73,7 +80,9 @@ class MahalanobisScore:
         # Whitening W with W W^T = covariance^-1: the distance is a Euclidean one after x -> x W, so
         # scoring costs one (rows x dims x dims) product instead of one per class.
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-        self.whiten = eigenvectors / np.sqrt(np.maximum(eigenvalues, np.finfo(float).tiny))
+        # (the ridge keeps every eigenvalue positive; the floor only guards against rounding)
+        floor = np.finfo(float).eps * len(eigenvalues) * max(float(eigenvalues.max()), np.finfo(float).tiny)
+        self.whiten = eigenvectors / np.sqrt(np.maximum(eigenvalues, floor))
         self.whitened_means = self.means @ self.whiten
 
     def score(self, features: np.ndarray) -> np.ndarray:

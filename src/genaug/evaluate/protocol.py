@@ -252,7 +252,10 @@ class _Trainer:
                 negatives=negatives)
             y_pred = np.asarray(model(scored.images))
             if self.ood:
-                ood = ood_scores(model, real.images, real.labels, self.test.images, self.ood)
+                # Mahalanobis and k-NN are fitted on the arm's real training images; an arm that has
+                # none (every class replaced by generated images) uses the generated ones.
+                reference = real if len(real) or synthetic is None else synthetic.to_dataset()
+                ood = ood_scores(model, reference.images, reference.labels, self.test.images, self.ood)
         elif isinstance(real, LabelledImages):
             augment = build_augmentation(p.classic, real.images.shape[1]) if classic else None
             y_pred, used = train_and_predict(
@@ -285,19 +288,12 @@ class _Trainer:
         return cell
 
 
-def knn_neighbours(n_train: int) -> int:
-    """k of the k-NN OOD score for a training set of ``n_train`` images: Sun et al. use k = 50 on
-    CIFAR's 50,000 images and a fixed share of ImageNet; a few-shot set gets a tenth of its size,
-    at least 1 and at most 50."""
-    return max(1, min(50, n_train // 10))
-
-
 def ood_scores(model, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
                ood: dict[str, LabelledImages]) -> dict:
     """Every OOD score's AUROC / FPR95 / AUPR of the test split (in-distribution) against each OOD set,
     from the trained classifier's logits and features; Mahalanobis and k-NN are fitted on the arm's
     real training images (``{"sets": {name: {score: metrics}}, "knn_k": k}``)."""
-    from .ood import ood_report
+    from .ood import knn_neighbours, ood_report
 
     train_logits, train_features = model.outputs(train_images)
     del train_logits
@@ -370,8 +366,12 @@ def check_plan(train: LabelledData, test: LabelledData, generators: list[Generat
             if bad:
                 raise ValueError(f"generator '{spec.label}' variant '{variant.label}': arms {bad} are not "
                                  f"generator arms ({', '.join(GENERATOR_ARMS)})")
+            _check_precision(spec, variant)
             if variant.negatives is not None:
                 _check_negatives(spec, variant, classifier, data_kind)
+                if len(train.class_names) > NEGATIVE_SEED_OFFSET:
+                    raise ValueError(f"generator '{spec.label}' variant '{variant.label}': negatives: at most "
+                                     f"{NEGATIVE_SEED_OFFSET} classes (the negatives' seed stream)")
     return arms, classifier
 
 
@@ -380,6 +380,20 @@ def negatives_variant(spec: GeneratorSpec, variant: SampleVariant) -> SampleVari
     negatives = variant.negatives
     return SampleVariant(label=f"{variant.label}/negatives", options=dict(negatives.options),
                          per_class=negatives.per_class)
+
+
+def _check_precision(spec: GeneratorSpec, variant: SampleVariant) -> None:
+    """A cell's identity names the precision it asked for; where bf16 would fall back to fp32, the
+    cell would hold fp32 numbers under a bf16 identity (and another machine would reuse them)."""
+    asked = [v.options.get("precision") for v in (variant, variant.negatives) if v is not None]
+    if "bf16" in asked:
+        import torch
+
+        from ..generators.diffusion_sampling import bf16_supported
+
+        if not bf16_supported(torch.device("cpu")) and not torch.cuda.is_available():
+            raise ValueError(f"generator '{spec.label}' variant '{variant.label}': options.precision: bf16 is not "
+                             "native on this machine; sampling would fall back to fp32 under a bf16 cell identity")
 
 
 def _check_negatives(spec: GeneratorSpec, variant: SampleVariant, classifier: ClassifierChoice,
@@ -391,7 +405,12 @@ def _check_negatives(spec: GeneratorSpec, variant: SampleVariant, classifier: Cl
     if data_kind != "images":
         raise ValueError(f"{where}: near-OOD negatives need images")
     sample_options(spec, negatives_variant(spec, variant))  # unknown option names refused here
+    if len(spec.classes or []) > NEGATIVE_SEED_OFFSET:
+        raise ValueError(f"{where}: at most {NEGATIVE_SEED_OFFSET} classes (the negatives' seed stream)")
     if variant.negatives.cross_class:
+        if spec.classes is not None and len(spec.classes) < 2:
+            raise ValueError(f"{where}: cross_class needs a generator of at least two classes, '{spec.label}' "
+                             f"learns {spec.classes}")
         if "source_class" not in get_generator_class(spec.kind).sample_options():
             raise ValueError(f"{where}: cross_class needs a kind that denoises one class's images toward another "
                              f"(a source_class sample option); {spec.kind} has none")
@@ -586,14 +605,14 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
+                    train_negatives = None if negatives is None else negatives["train"]
                     if base == "synthetic":
-                        cell = trainer.run(samples.to_dataset(), None, False, seed, unused)
+                        cell = trainer.run(samples.to_dataset(), None, False, seed, unused, train_negatives)
                     else:
                         kept = real
                         if variant.replace_real:  # the generated examples stand in for their classes' real ones
                             kept = real.subset(np.flatnonzero(~np.isin(real.labels, list(counts))))
-                        cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused,
-                                           None if negatives is None else negatives["train"])
+                        cell = trainer.run(kept, samples, base.endswith("+classic"), seed, unused, train_negatives)
                     if negatives is not None:
                         cell["negatives"] = {"per_class": {int(c): int(k) for c, k in negatives["counts"].items()},
                                              "weight": variant.negatives.weight, "to": variant.negatives.to,
@@ -805,8 +824,11 @@ def _relabelled(part: Samples, cls: int, real: LabelledData) -> Samples:
     return Samples(part.data, np.full(len(part), cls, np.int64), list(real.class_names), part.provenance, part.stats)
 
 
-# Negatives draw from a seed stream of their own (offset from the positives' seed * 1000 + class).
+# Negatives draw from a seed stream of their own (offset from the positives' seed * 1000 + class);
+# at most this many classes. Changing it, or the cross-class rule (class c's images toward the next
+# sampled class), changes what a negatives cell computes: bump NEGATIVES_VERSION (identity.py).
 NEGATIVE_SEED_OFFSET = 500
+NEGATIVES_VERSION = 1
 
 
 def _sample_negatives(generator, spec: GeneratorSpec, variant: SampleVariant, real: LabelledImages,

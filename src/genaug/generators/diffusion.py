@@ -495,8 +495,6 @@ class DiffusionGenerator(GroupedGenerator):
         """One batch of ``n`` images of class ``cls``."""
         conditional = self.config.mode == "conditional"
         unet = self.unets[self.group_of(cls)].to(self.device())
-        if chosen.channels_last:
-            unet = unet.to(memory_format=torch.channels_last)
         precision = resolve_precision(chosen.precision, self.device())
         scheduler = sampling_scheduler(chosen.scheduler, self.train_scheduler, chosen.steps)
         labels = torch.full((n,), cls, dtype=torch.long) if conditional else None
@@ -511,12 +509,16 @@ class DiffusionGenerator(GroupedGenerator):
             timesteps = img2img_timesteps(scheduler, chosen.steps, chosen.strength)
             names = self.meta.get("sources", [])
             sources = [names[i] if i < len(names) else f"index:{i}" for i in picked]
-        x = denoise(unet, scheduler, batch=n, generator=generator, class_labels=labels,
-                    null_label=len(self.class_names) if conditional else None,
-                    guidance_scale=chosen.guidance_scale, eta=chosen.eta, init=init, timesteps=timesteps,
-                    precision=precision, channels_last=chosen.channels_last)
-        if chosen.channels_last:  # back to the layout training and saving expect
-            unet.to(memory_format=torch.contiguous_format)
+        if chosen.channels_last:
+            unet.to(memory_format=torch.channels_last)
+        try:
+            x = denoise(unet, scheduler, batch=n, generator=generator, class_labels=labels,
+                        null_label=len(self.class_names) if conditional else None,
+                        guidance_scale=chosen.guidance_scale, eta=chosen.eta, init=init, timesteps=timesteps,
+                        precision=precision, channels_last=chosen.channels_last)
+        finally:
+            if chosen.channels_last:  # back to the layout training and saving expect, whatever happened
+                unet.to(memory_format=torch.contiguous_format)
         images = upscale_images(tensor_to_images(x / 2 + 0.5), chosen.upscale, chosen.upscale_method)
         common = {"sampler": chosen.scheduler if chosen.mode == "sample" else f"{chosen.scheduler}-img2img",
                   "scheduler": chosen.scheduler, "steps": chosen.steps, "eta": chosen.eta,
