@@ -206,7 +206,8 @@ def targets(rows: list[dict], accuracy_rows: list[dict], dataset: str) -> list[s
             near = pos["delta"].get("near", {})
             auroc = {s: near[s]["auroc"] for s in near}
             improved = [s for s, e in auroc.items() if e["consistent"] and e["mean"] > 0]
-            out.append(f"{dataset} n={n}: supcon + positives vs supcon-real: accuracy {d['mean']:+.3f} "
+            out.append(f"{dataset} n={n} ({len(pos['seeds'])} seed(s)): supcon + positives vs supcon-real: "
+                       f"accuracy {d['mean']:+.3f} "
                        f"[{d['low']:+.3f}, {d['high']:+.3f}]{' (noise)' if d.get('within_noise') else ''}; "
                        f"near-OOD AUROC Δ " + ", ".join(f"{s} {e['mean']:+.3f}" for s, e in auroc.items())
                        + f" (every seed better: {', '.join(improved) or 'none'}).")
@@ -220,7 +221,8 @@ def targets(rows: list[dict], accuracy_rows: list[dict], dataset: str) -> list[s
                     diff = neg["sets"]["near"][score][metric]["mean"] - pos["sets"]["near"][score][metric]["mean"]
                     if better(metric, diff):
                         wins.append(f"{score} {metric} {diff:+.3f}")
-            out.append(f"{dataset} n={n}: {variant} vs positives alone, near-OOD (mean over seeds): "
+            out.append(f"{dataset} n={n} ({len(neg['seeds'])} seed(s)): {variant} vs positives alone, near-OOD "
+                       f"(mean over seeds; improvements only): "
                        + (", ".join(wins) if wins else "no score improves") + ".")
     return out
 
@@ -233,6 +235,7 @@ def main() -> None:
     parser.add_argument("--classifiers", default="cnn,lite0-linear,supcon")
     parser.add_argument("--quality-samples", type=int, default=50, help="per class, for the quality cards")
     parser.add_argument("--report-only", action="store_true", help="compute nothing: report the cached cells")
+    parser.add_argument("--made-by", default="", help="with --report-only: how the cells were made (printed)")
     parser.add_argument("--restore-from", type=Path, default=None,
                         help="results JSON whose cells go back into the cache first (default: the committed file)")
     args = parser.parse_args()
@@ -281,6 +284,7 @@ def main() -> None:
     write_json(args.out / f"{name}.json", payload)
     intro = [f"Command: `{payload['machine']['command']}`; CPU, {payload['machine']['threads']} torch thread(s). "
              "Resumable (rerun the same command). Budgets in the JSON, per-cell CPU seconds in its cells.", "",
+             *([args.made_by, ""] if args.made_by else []),
              "Accuracy: mean and 95% bootstrap interval over seeds and test images, Δ paired. OOD: AUROC / FPR95 "
              "of each score (max softmax, energy, Mahalanobis on the arm's real training features, k-NN with "
              "k = a tenth of the training set, at most 50), computed per seed on the whole test split against the "

@@ -124,7 +124,7 @@ def test_contrastive_ood_quick_reports_every_arm_with_ood_columns_and_resumes(tm
     negatives = [c for c in report["cells"] if c.get("variant", "").startswith("pos0.2+")]
     assert len(negatives) == 2 and all(c["negatives"]["quality"]["samples"] > 0 for c in negatives)
     md = (tmp_path / "out" / "contrastive_ood_quick.md").read_text()
-    assert "mnist n=3: supcon + positives vs supcon-real: accuracy" in md
+    assert "mnist n=3 (1 seed(s)): supcon + positives vs supcon-real: accuracy" in md
     assert "near-OOD (held-out classes): AUROC" in md and "How near is near" in md
 
     again = run_bench("contrastive_ood.py", tmp_path, "--datasets", "mnist", "--report-only")

@@ -166,6 +166,9 @@ def test_summarise_ood_spreads_over_seeds_and_pairs_differences_by_seed():
     assert mixed["mean"] == pytest.approx(0.015) and mixed["consistent"] is False
     assert rows["y"]["delta"]["near"]["energy"]["auroc"]["consistent"] is True
     assert "delta" not in rows["real"]
+    single = {r["arm"]: r for r in summarise_ood(cells[:3] + cells[4:5], {"supcon": "real"})}
+    assert single["x"]["delta"]["near"]["knn"]["auroc"]["consistent"] is False  # one seed agrees with itself
+    assert "(1 seed)" in ood_table(list(single.values()), "near")
     table = ood_table(list(rows.values()), "near", "auroc", {"supcon/x": "plain x"})
     assert "plain x" in table and "(mixed)" in table and "+0.015" in table
     assert better("fpr95", -0.1) and not better("auroc", -0.1) and better("auroc", 0.1)

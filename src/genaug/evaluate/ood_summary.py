@@ -4,8 +4,8 @@ protocol (``bench/contrastive_ood.py``).
 
 OOD metrics are computed inside each cell on the whole test split and OOD set (``protocol.ood_scores``);
 the per-image scores are not kept, so the spread shown is over seeds only: the mean and the range
-(smallest to largest seed). A difference counts as consistent only when every seed agrees in sign;
-with three seeds that is a weak statement and the tables say so.
+(smallest to largest seed). A difference counts as consistent only when at least two seeds ran and
+every seed agrees in sign; with three seeds that is a weak statement and the tables say so.
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def summarise_ood(cells: list[dict], baselines: Optional[dict[str, str]] = None)
 
 def _difference(diffs: list[float]) -> dict:
     spread = _spread(diffs)
-    spread["consistent"] = bool(min(diffs) > 0 or max(diffs) < 0)
+    # One seed agrees with itself: consistency needs at least two.
+    spread["consistent"] = bool(len(diffs) >= 2 and (min(diffs) > 0 or max(diffs) < 0))
     return spread
 
 
@@ -72,7 +73,7 @@ def _value(entry: dict) -> str:
 def _delta(entry: Optional[dict]) -> str:
     if not entry:
         return ""
-    mark = "" if entry["consistent"] else " (mixed)"
+    mark = " (1 seed)" if entry["n_seeds"] == 1 else "" if entry["consistent"] else " (mixed)"
     return f"{entry['mean']:+.3f} [{entry['min']:+.3f}, {entry['max']:+.3f}]{mark}"
 
 
