@@ -44,7 +44,7 @@ os.environ["GENAUG_QUALITY_SAMPLES"] = "0"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from _external import pytest_make_collect_report, pytest_runtest_makereport, require_or_skip  # noqa: E402,F401
-from _postgres import SQLITE_ONLY_SKIP_REASON, PostgresServer, PostgresUnavailable, find_bin_dir  # noqa: E402
+from _postgres import NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON, PostgresServer, PostgresUnavailable, find_bin_dir  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -72,10 +72,6 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return f"genaug test database: {test_database()}"
-
-
-NO_DATABASE_SKIP_REASON = ("no_database: this test never opens the registry database (checked in the SQLite run); "
-                           "a second database adds nothing")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _external import names_external_requirement, require_or_skip
-from _postgres import SQLITE_ONLY_SKIP_REASON
+from _postgres import NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON
 from sqlalchemy import create_engine, text
 
 from genaug.store import Registry
@@ -210,8 +210,6 @@ def test_unmarked_opens_it(tmp_path):
 
 
 def test_a_no_database_test_that_opens_the_registry_fails(tmp_path):
-    from conftest import NO_DATABASE_SKIP_REASON
-
     (tmp_path / "conftest.py").write_text(INNER_ROOT_CONFTEST)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_NO_DATABASE))
     env = {k: v for k, v in os.environ.items() if k not in ("GENAUG_CI", "GENAUG_TEST_DATABASE")}
