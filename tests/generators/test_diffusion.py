@@ -168,6 +168,21 @@ def test_every_solver_samples_from_noise_and_by_img2img_reproducibly(model, solv
                                                             mode="img2img", strength=0.5).data)
 
 
+def test_multistep_solvers_clip_x0_like_ddim_on_a_clip_sample_model(model):
+    """DDIM/DDPM clip each step's x0 prediction (clip_sample); DPM-Solver++ and UniPC must do the same
+    through thresholding, or a weak model's images saturate (measured: 99.96 % of pixels at 0/255)."""
+    from diffusers import DDPMScheduler
+
+    from genaug.generators.diffusion_sampling import sampling_scheduler
+
+    assert model.train_scheduler.config.clip_sample
+    for solver in ("dpm++2m", "dpm++2m-karras", "unipc"):
+        scheduler = sampling_scheduler(solver, model.train_scheduler, 10)
+        assert scheduler.config.thresholding and scheduler.config.sample_max_value == 1.0
+    unclipped = DDPMScheduler.from_config(model.train_scheduler.config, clip_sample=False)
+    assert not sampling_scheduler("dpm++2m", unclipped, 10).config.thresholding
+
+
 def test_a_multistep_solver_runs_exactly_the_img2img_tail(model, monkeypatch):
     """img2img with a multistep solver starts its step index at the tail (diffusers' set_begin_index):
     the UNet is called once per remaining timestep, and those are the schedule's last ones."""
