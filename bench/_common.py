@@ -44,6 +44,18 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def write_section(target: Path, begin: str, end: str, section: str) -> None:
+    """Put ``section`` (which starts with the ``begin`` marker and ends with ``end``) into the markdown
+    file ``target``: in place of the old section between the markers, else appended. Other
+    benchmarks' sections of the same file stay as they are."""
+    text = target.read_text() if target.exists() else ""
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    target.write_text(text)
+
+
 def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) -> int:
     """Put the cells of a committed results file back into the runner's cell cache (those not
     cached already); returns how many.

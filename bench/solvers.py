@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, machine, setup, write_json
+from _common import CACHE_DIR, machine, setup, write_json, write_section
 from genaug.generators.base import get_generator_class
 from genaug.quality import image_features
 from genaug.quality.distances import kid
@@ -207,13 +207,7 @@ def main() -> None:
             md += speed_table(entry["speed"]) + [""]
     md.append(MARK_END)
     section = "\n".join(md)
-    target = args.out / ("throughput_quick.md" if args.quick else "throughput.md")
-    text = target.read_text() if target.exists() else ""
-    if MARK_BEGIN in text:
-        text = text[:text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    target.write_text(text)
+    write_section(args.out / ("throughput_quick.md" if args.quick else "throughput.md"), MARK_BEGIN, MARK_END, section)
     print(section)
 
 

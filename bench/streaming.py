@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine, setup, write_json
+from _common import machine, setup, write_json, write_section
 
 MARK_BEGIN = "<!-- streaming: written by bench/streaming.py -->"
 MARK_END = "<!-- /streaming -->"
@@ -85,13 +85,7 @@ def main() -> None:
     lines += ["", f"- The {largest['images']:,}-image run's peak RSS is {(largest['peak_rss_mb'] / base - 1) * 100:+.1f} % "
                   f"of the {rows[0]['images']:,}-image run's: {verdict} the within-10 % target.", "", MARK_END]
     section = "\n".join(lines)
-    target = args.out / ("throughput_quick.md" if args.quick else "throughput.md")
-    text = target.read_text() if target.exists() else ""
-    if MARK_BEGIN in text:
-        text = text[:text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    target.write_text(text)
+    write_section(args.out / ("throughput_quick.md" if args.quick else "throughput.md"), MARK_BEGIN, MARK_END, section)
     print(section)
 
 
