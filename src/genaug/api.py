@@ -33,7 +33,7 @@ from .generators.base import Generator, GeneratorConfig, get_generator_class
 from .interrupts import ShutdownRequested
 from .progress import ProgressCallback, ProgressReporter
 from .quality.generated import GENERATE_QUALITY_PER_CLASS, QUALITY_FILE, QualitySubset, generated_quality
-from .training import copy_training_record
+from .training import copy_training_record, process_rank, wait_for_other_processes
 from .store.artifacts import remove_model_folders, write_artifact_atomically
 from .store.manifest import SampleWriter, prepare_out_dir
 from .store.registry import READY, ModelNotReadyError, ModelRow, Registry, genaug_home, json_safe, validate_name
@@ -279,6 +279,27 @@ def _quality_card(generator, data: LabelledData, per_class: int):
         return {"error": f"the quality card could not be computed: {type(error).__name__}: {error}"}, None
 
 
+def _train_beside_main_process(data: LabelledData, kind: str, name: str, validated: GeneratorConfig,
+                               home_path: Path, parent: Optional[str], unlabeled: Optional[np.ndarray]) -> ModelInfo:
+    """``train`` in an extra process of ``accelerate launch --num_processes N``: it trains on batches
+    of its own (the gradients are averaged with the other processes' each step) and writes nothing;
+    the main process (rank 0) owns the registry row, the checkpoints and the saved model. Returns
+    the model once the main process has marked it ready."""
+    parent_row, parent_generator = (None, None)
+    if parent is not None:
+        with Registry.open(home_path) as registry:
+            parent_row, parent_generator = _load_ready(registry, parent)
+    work_dir = training_work_dir(home_path, name, kind, validated.model_dump(mode="json"), data.fingerprint(),
+                                 parent_row.id if parent_row else None)
+    wait_for_other_processes()  # the main process has claimed the name (and removed stale checkpoints)
+    generator = _generator_class(kind)(validated)
+    if parent_generator is not None:
+        generator.warm_start(parent_generator)
+    generator.fit(data, checkpoints=work_dir, **({} if unlabeled is None else {"unlabeled": unlabeled}))
+    wait_for_other_processes()
+    return get_model(name, home_path)
+
+
 def train(data: LabelledData, kind: str, name: str, *,
           config: GeneratorConfig | Mapping[str, Any] | None = None,
           overrides: Optional[Mapping[str, Any]] = None, progress: Optional[ProgressCallback] = None,
@@ -334,6 +355,8 @@ def train(data: LabelledData, kind: str, name: str, *,
         raise ValueError(f"unlabeled: a '{kind}' model{f' of mode {mode!r}' if mode else ''} does not learn from "
                          f"images without labels; these do: {', '.join(kinds)}")
     home_path = genaug_home(home)
+    if process_rank()[0] != 0:
+        return _train_beside_main_process(data, kind, name, validated, home_path, parent, unlabeled)
     with Registry.open(home_path) as registry:
         parent_row, parent_generator = (None, None)
         if parent is not None:
@@ -358,6 +381,7 @@ def train(data: LabelledData, kind: str, name: str, *,
                                       replace=replace, parent_id=parent_row.id if parent_row else None,
                                       created_by=created_by)
         try:
+            wait_for_other_processes()  # a multi-process launch: they start once stale checkpoints are gone
             started = time.monotonic()
             generator = generator_class(validated)
             if parent_generator is not None:
@@ -384,6 +408,7 @@ def train(data: LabelledData, kind: str, name: str, *,
             if parent_row is not None:
                 metrics["parent_model"] = parent_row.name
             row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)
+            wait_for_other_processes()  # they return the model once it is ready
         except ShutdownRequested:
             # Nobody's verdict on this training: drop the unfinished row (never "failed"), keep
             # the checkpoints in work_dir; the same training started again resumes from them.

@@ -21,6 +21,7 @@ from rich.table import Table
 from . import api
 from .progress import ProgressEvent
 from .store import ModelNotFoundError, ModelNotReadyError
+from .training import process_rank
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="genaug: generative data augmentation for small labelled datasets, with the numbers to prove it helps.")
@@ -224,6 +225,8 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
                              unlabeled=pool, parent=parent, resume=not fresh, quality_samples=quality_samples)
     except (ValueError, FileNotFoundError, TypeError, ModelNotFoundError, ModelNotReadyError) as error:
         fail(str(error))
+    if process_rank()[0] != 0:
+        return  # an extra process of `accelerate launch`: the main process reports
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
                   f"{info.metrics.get('training_seconds', 0):.1f} s")
     if info.training_data_note:

@@ -3,8 +3,11 @@
 A generator describes one optimisation step (a function of the step number that returns its
 losses); ``Trainer.run`` does everything around it, the same way for every kind:
 
-- device placement, mixed precision and multi-GPU through Hugging Face accelerate
-  (``accelerate launch`` works unchanged; only the main process writes files);
+- device placement, mixed precision and multi-process training through Hugging Face accelerate:
+  ``accelerate launch --multi_gpu --num_processes N -m genaug.cli train ...`` on N GPUs, or on
+  a CPU (gloo). Each process draws its own batches (``batch_size`` is per process) from its own
+  random stream, gradients are averaged every step, and only the main process writes files
+  (checkpoints, grids, the registered model);
 - checkpoints every ``checkpoint_every`` steps into the training's working folder (model,
   optimiser and EMA states, RNG states, step, loss history) and automatic resume from the
   latest one when the same training starts again -- also after SIGKILL;
@@ -82,6 +85,7 @@ class TrainingResult:
     stopped_early: bool = False
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    processes: int = 1  # of a multi-process launch (each drew its own batches)
 
     def last(self, key: str) -> Optional[float]:
         """The latest logged value of ``key`` (None if it was never logged)."""
@@ -94,7 +98,8 @@ class TrainingResult:
         """Steps, resume point, early stop and the final losses, for the model's metrics."""
         final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "step"}
         return {"steps_done": self.steps_done, "total_steps": self.total_steps, "resumed_from": self.resumed_from,
-                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 2), "final": final}
+                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 2), "final": final,
+                **({"processes": self.processes} if self.processes > 1 else {})}
 
 
 # Called after every training step as observer(phase, step, seconds of that step), when set: how
@@ -107,6 +112,31 @@ STEP_OBSERVER: contextvars.ContextVar[Optional[Callable[[str, int, float], None]
 _ACCELERATOR = None
 
 
+def process_rank() -> tuple[int, int]:
+    """(this process's rank, number of processes) of an ``accelerate launch`` / ``torchrun`` group,
+    read from the environment those launchers set; (0, 1) in a plain run. Starts nothing."""
+    try:
+        world = max(1, int(os.environ.get("WORLD_SIZE") or 1))
+        rank = int(os.environ.get("RANK") or 0)
+    except ValueError:
+        return 0, 1
+    return (rank, world) if 0 <= rank < world else (0, 1)
+
+
+def _multi_process_on_cpu() -> bool:
+    # accelerate treats a launch of several processes on a machine without a GPU as N unrelated
+    # single-process runs unless told cpu=True (then: one gloo process group, DDP).
+    return process_rank()[1] > 1 and not torch.cuda.is_available()
+
+
+def wait_for_other_processes() -> None:
+    """A barrier across the processes of a multi-process launch; nothing in a plain run."""
+    if process_rank()[1] > 1:
+        from accelerate import PartialState
+
+        PartialState(cpu=_multi_process_on_cpu()).wait_for_everyone()
+
+
 def accelerator(mixed_precision: str = "no"):
     """The process's accelerate ``Accelerator`` (created once: accelerate keeps global state)."""
     global _ACCELERATOR
@@ -115,7 +145,7 @@ def accelerator(mixed_precision: str = "no"):
 
         if mixed_precision == "fp16" and not torch.cuda.is_available():
             raise ValueError("mixed_precision: fp16 needs a GPU; use 'bf16' or 'no' on a CPU")
-        _ACCELERATOR = Accelerator(mixed_precision=mixed_precision)
+        _ACCELERATOR = Accelerator(mixed_precision=mixed_precision, cpu=_multi_process_on_cpu())
     elif mixed_precision != _ACCELERATOR.mixed_precision and mixed_precision != "no":
         raise ValueError(f"mixed_precision: this process already trains with "
                          f"'{_ACCELERATOR.mixed_precision}', cannot switch to '{mixed_precision}'")
@@ -418,6 +448,8 @@ class Trainer:
     def run(self, step_fn: Callable[[int], Mapping[str, Any]]) -> TrainingResult:
         """Resume if possible, then call ``step_fn(step)`` until the budget is spent."""
         self.try_resume()
+        if self.accelerator.num_processes > 1:
+            self._split_random_streams()
         for module in self.modules.values():
             module.train()
         started = time.monotonic()
@@ -441,6 +473,8 @@ class Trainer:
             if observer is not None:  # the whole step (EMA, monitors, progress), not grids or checkpoints
                 observer(self.phase, self.step, time.perf_counter() - step_started)
             out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
+            if cfg.max_seconds is not None and self.accelerator.num_processes > 1:
+                out_of_time = self._any_process(out_of_time)  # all stop at the same step, or DDP hangs
             if cfg.sample_every and self.step % cfg.sample_every == 0:
                 grid_started = time.perf_counter()
                 self._write_grid()
@@ -463,7 +497,31 @@ class Trainer:
             module.eval()
         self._release()
         return TrainingResult(self.phase, self.step, self.total_steps, self.resumed_from, stopped_early,
-                              elapsed, list(self.history))
+                              elapsed, list(self.history), self.accelerator.num_processes)
+
+    def _split_random_streams(self) -> None:
+        """Give each process of a multi-process run batches and noise of its own.
+
+        Every process starts from the same state (the generator's seed, or the main process's
+        checkpoint after a resume), so without this they would all draw the same batch and the
+        extra processes would add nothing. Each now continues on stream ``rank`` derived from
+        that shared state: deterministic for a given number of processes, also after a resume.
+        """
+        base = int(self.rng.integers(0, 2**62))
+        rank = self.accelerator.process_index
+        bit_generator = type(self.rng.bit_generator)(np.random.SeedSequence([base, rank]))
+        self.rng.bit_generator.state = bit_generator.state
+        torch.manual_seed(base + rank)
+        random.seed(base + rank)
+
+    @staticmethod
+    def _any_process(flag: bool) -> bool:
+        """True on every process when it is true on any (one all-reduce)."""
+        import torch.distributed as dist
+
+        value = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
 
     def _release(self) -> None:
         # accelerate keeps every prepared object in lists; a benchmark that fits hundreds of
