@@ -767,16 +767,23 @@ def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_
     ``"mode"`` (compare / quick / select / model) and, for ``select``, ``"selection"``.
 
     ``executor``: ``local`` (default), ``dask`` or ``dask://HOST:PORT`` (``evaluate.executors``: the
-    grid's seeds fanned out over dask workers; needs ``cache_dir``; compare and quick runs only)."""
+    grid's units fanned out over dask workers), or a grid runner with ``run_on_dask``'s arguments
+    (``genaug.jobs.grid.jobs_executor(home)``: the units as jobs for ``genaug worker``s); a fanned-out
+    run needs ``cache_dir`` and is a compare or quick run."""
     from .evaluate.executors import parse_executor, run_on_dask
     from .evaluate.protocol import evaluate
     from .evaluate.report import write_report
 
-    where, address = parse_executor(executor)
+    runner = executor if callable(executor) else None
+    where, address = (getattr(runner, "name", "custom"), None) if runner else parse_executor(executor)
+    if where == "jobs" and runner is None:
+        raise ValueError("executor jobs: pass executor=genaug.jobs.grid.jobs_executor(home) (the job table "
+                         "lives above the library API)")
     if where != "local" and (request.model is not None or request.select):
-        raise ValueError("executor: --model and --select run locally; the dask executor runs a compare or --quick grid")
+        raise ValueError(f"executor: --model and --select run locally; the {where} executor runs a compare or "
+                         "--quick grid")
     if where != "local" and cache_dir is None:
-        raise ValueError("executor dask: give --cache, a folder every worker can read and write")
+        raise ValueError(f"executor {where}: give --cache, a folder every worker can read and write")
     protocol = request.protocol(train)
     title = title or f"genaug evaluation: {dataset_name}"
     selection = None
@@ -792,9 +799,10 @@ def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_
                                   cache_dir=cache_dir, progress=progress)
         result = selection["final"]
         mode = "select"
-    elif where == "dask":
-        result = run_on_dask(train, test, request.generator_specs(train), protocol, address=address,
-                             dataset_name=dataset_name, cache_dir=Path(cache_dir), progress=progress)
+    elif where != "local":
+        run = runner or (lambda *args, **kwargs: run_on_dask(*args, address=address, **kwargs))
+        result = run(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,
+                     cache_dir=Path(cache_dir), progress=progress)
         mode = "quick" if request.quick else "compare"
     else:
         result = evaluate(train, test, request.generator_specs(train), protocol, dataset_name=dataset_name,

@@ -411,6 +411,10 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
                        for e in error.errors()))
     dataset, test = _split(data, test_fraction)
     started = time.time()
+    if (executor or "").strip() == "jobs":
+        from .jobs.grid import jobs_executor
+
+        executor = jobs_executor()  # the registry of $GENAUG_HOME / $GENAUG_DATABASE_URL, as `genaug worker`
     try:
         with ProgressBars() as bars:
             written = evaluate_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
@@ -473,14 +477,16 @@ def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (
              cache: Optional[Path] = typer.Option(None, help="cell cache folder: rerun resumes"),
              test_fraction: float = typer.Option(0.2, help="test share when the data has no test split"),
              executor: str = typer.Option("local", help="where the cells run: local, dask (2 local worker processes "
-                                                        "on 127.0.0.1) or dask://HOST:PORT (a running scheduler; "
-                                                        "--cache must be a folder every worker shares)")):
+                                                        "on 127.0.0.1), dask://HOST:PORT (a running scheduler) or "
+                                                        "jobs (jobs of the registry database for `genaug worker`s); "
+                                                        "--cache must be a folder every worker shares")):
     """Does synthetic data help? The same classifier, same budget, on your images alone, with classic
     augmentation and with generated images; the answer comes first, in one sentence per n.
 
     Examples: `genaug evaluate flowers --quick`, `genaug evaluate digits -g vae -g ddim --shots 5,10`,
     `genaug evaluate flowers --model flowers-vae`, `genaug evaluate flowers --select --classifier lite0-linear`,
-    `genaug evaluate digits -g vae --executor dask --cache ./cells`.
+    `genaug evaluate digits -g vae --executor dask --cache ./cells`,
+    `genaug evaluate digits -g vae --executor jobs --cache /shared/cells` (with `genaug worker`s running).
     """
     fields = {"generators": _generators(generator), "model": model, "select": select, "quick": quick,
               "select_kinds": None if select_kinds is None else [k.strip() for k in select_kinds.split(",")],

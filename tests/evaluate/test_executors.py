@@ -2,33 +2,15 @@
 a LocalCluster bound to 127.0.0.1 and a running scheduler named by address. Real data (digits)."""
 from __future__ import annotations
 
-import json
-
 import pytest
+from _tiny_grid import comparable_cells as _cells
+from _tiny_grid import tiny_grid as _grid
 
-from genaug.data import load_digits_dataset, stratified_split
-from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate
-from genaug.evaluate.executors import parse_executor, run_on_dask
+from genaug.evaluate import evaluate
+from genaug.evaluate.executors import parse_executor, run_on_dask, work_units
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
 pytestmark = [pytest.mark.no_database, pytest.mark.timeout(600)]
-
-VOLATILE = {"cpu_seconds", "generator_fit_cpu_seconds", "identity"}
-
-
-def _grid():
-    train, test = stratified_split(load_digits_dataset(), test_fraction=0.3, seed=0)
-    spec = GeneratorSpec(label="classic", kind="classic", config={"preset": "mild"},
-                         variants=[SampleVariant(label="copies", ratio=1.0, arms=["real+synthetic"])])
-    protocol = Protocol(shots=[3, 5], seeds=[0, 1], classifier_steps=8, classifier_batch=16,
-                        arms=["real", "real+synthetic"])
-    return train, test, [spec], protocol
-
-
-def _cells(result):
-    # Through JSON, as the cache stores them (a cell read back has string keys where a fresh one has ints).
-    return [json.loads(json.dumps({k: v for k, v in c.items() if k not in VOLATILE})) for c in result["cells"]]
-
 
 def test_dask_workers_compute_the_same_cells_as_a_local_run(tmp_path):
     train, test, specs, protocol = _grid()
@@ -38,7 +20,8 @@ def test_dask_workers_compute_the_same_cells_as_a_local_run(tmp_path):
                          cache_dir=tmp_path / "dask", progress=events.append)
     assert len(fanned["cells"]) == len(local["cells"]) == 8
     assert _cells(fanned) == _cells(local)  # same cells, same order, same numbers
-    assert [e.step for e in events] == [1, 2] and all("dask worker" in e.message for e in events)
+    # One task per (n, seed): 2 n x 2 seeds.
+    assert [e.step for e in events] == [1, 2, 3, 4] and all("dask worker" in e.message for e in events)
     assert "127.0.0.1" in fanned["executor"]["address"] and fanned["executor"]["wall_seconds"] > 0
 
     # A running scheduler named by address (here one we start on loopback).
@@ -55,7 +38,8 @@ def test_dask_workers_compute_the_same_cells_as_a_local_run(tmp_path):
 
 def test_executor_values_and_refusals(tmp_path):
     assert parse_executor(None) == ("local", None) and parse_executor("dask") == ("dask", None)
-    with pytest.raises(ValueError, match="executor: 'ray' is not one of local, dask, dask://HOST:PORT"):
+    assert parse_executor("jobs") == ("jobs", None)
+    with pytest.raises(ValueError, match="executor: 'ray' is not one of local, dask, dask://HOST:PORT, jobs"):
         parse_executor("ray")
     train, test, specs, protocol = _grid()
     with pytest.raises(ValueError, match="needs a cache folder"):
@@ -63,3 +47,13 @@ def test_executor_values_and_refusals(tmp_path):
     bad = protocol.model_copy(update={"arms": ["real", "nonsense"]})
     with pytest.raises(ValueError, match="arms: unknown"):  # refused before any cluster starts
         run_on_dask(train, test, specs, bad, address=None, dataset_name="data", cache_dir=tmp_path)
+
+
+def test_work_units_are_n_seed_pairs_unless_a_generator_is_pool_trained():
+    _, _, specs, protocol = _grid()
+    assert work_units(protocol, specs) == [(3, 0), (5, 0), (3, 1), (5, 1)]
+    repeated = protocol.model_copy(update={"seeds": [1, 1], "shots": [5, 3, 5]})
+    assert work_units(repeated, specs) == [(5, 1), (3, 1)]
+    pooled = [specs[0].model_copy(update={"unlabeled_pool": True})]
+    # a pool fit serves every n of its seed: the whole seed is one unit
+    assert work_units(protocol, pooled) == [(None, 0), (None, 1)]

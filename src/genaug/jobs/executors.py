@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..progress import ProgressCallback
+from .grid import run_evaluate_cells
 
 JOBS_DIR = "jobs"
 
@@ -130,4 +131,5 @@ def _delta(entry: Optional[dict]) -> Optional[dict]:
     return {k: entry[k] for k in ("mean", "low", "high", "within_noise") if k in entry}
 
 
-EXECUTORS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate}
+EXECUTORS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate,
+             "evaluate_cells": run_evaluate_cells}

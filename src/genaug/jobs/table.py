@@ -27,7 +27,9 @@ from ..store.registry import Base, Registry, json_safe
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 JOB_STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-JOB_TYPES = ("train", "generate", "evaluate")
+# evaluate_cells: one unit of an evaluation grid run by the ``jobs`` executor (genaug.jobs.grid);
+# queued by the library or CLI, never through the service's API.
+JOB_TYPES = ("train", "generate", "evaluate", "evaluate_cells")
 LOG_LINES = 60
 HISTORY_POINTS = 240
 MAX_ATTEMPTS = 3
@@ -138,8 +140,19 @@ class JobStore:
             return list(session.scalars(query))
 
     # -- workers -------------------------------------------------------------
+    def get_many(self, job_ids: list[str]) -> list[JobRow]:
+        """The rows of these ids that exist (one query)."""
+        with self.registry.session() as session:
+            return list(session.scalars(select(JobRow).where(JobRow.id.in_(list(job_ids)))))
+
     def claim(self, worker: str) -> Optional[Claimed]:
-        """Take the oldest queued job for ``worker``; None when the queue is empty."""
+        """Take the oldest queued job for ``worker``; None when the queue is empty.
+
+        On PostgreSQL the oldest queued row is locked with ``FOR UPDATE SKIP LOCKED``: many workers
+        polling at once each get another job and none waits on another's lock. On SQLite (one
+        writer at a time) the guarded ``UPDATE`` alone decides a race."""
+        if self.registry.engine.dialect.name == "postgresql":
+            return self._claim_skip_locked(worker)
         with self.registry.session() as session:
             candidates = list(session.scalars(select(JobRow.id).where(JobRow.status == QUEUED)
                                               .order_by(JobRow.created_at).limit(8)))
@@ -155,6 +168,22 @@ class JobStore:
                     row.log = _append_log(row.log, [f"{now:%H:%M:%S} started on {public_worker(worker)} (attempt {row.attempts})"])
                     return Claimed(row.id, row.type, dict(row.params), row.attempts, row.owner)
         return None
+
+    def _claim_skip_locked(self, worker: str) -> Optional[Claimed]:
+        now = utcnow()
+        with self.registry.session() as session:
+            job_id = session.scalar(select(JobRow.id).where(JobRow.status == QUEUED).order_by(JobRow.created_at)
+                                    .limit(1).with_for_update(skip_locked=True))
+            if job_id is None:
+                return None
+            # Still guarded: a row cancelled between our SELECT and the lock is not taken.
+            if session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == QUEUED)
+                               .values(status=RUNNING, worker=worker, started_at=now, heartbeat_at=now,
+                                       attempts=JobRow.attempts + 1, revision=JobRow.revision + 1)).rowcount != 1:
+                return None
+            row = session.get(JobRow, job_id)
+            row.log = _append_log(row.log, [f"{now:%H:%M:%S} started on {public_worker(worker)} (attempt {row.attempts})"])
+            return Claimed(row.id, row.type, dict(row.params), row.attempts, row.owner)
 
     def heartbeat(self, job_id: str, worker: str) -> bool:
         """Record that ``worker`` still runs the job; returns whether a cancel was asked for.

@@ -43,6 +43,7 @@ def _iso(moment) -> Optional[str]:
 
 
 PRIVATE_PROGRESS = ("work_dir", "traceback")  # a server path; the admin-only traceback
+PRIVATE_PARAMS = ("cache",)  # an evaluation grid unit's cache folder: a server path
 
 
 def job_json(row: JobRow, home: Optional[Path] = None) -> dict[str, Any]:
@@ -53,7 +54,8 @@ def job_json(row: JobRow, home: Optional[Path] = None) -> dict[str, Any]:
         if result.get("data_kind", "images") == "images":  # rows of a table have no gallery
             result["gallery"] = f"/api/jobs/{row.id}/gallery"
     progress = public_tree({k: v for k, v in (row.progress or {}).items() if k not in PRIVATE_PROGRESS}, home)
-    return {"id": row.id, "type": row.type, "status": row.status, "params": row.params, "owner": row.owner,
+    params = {k: v for k, v in (row.params or {}).items() if k not in PRIVATE_PARAMS}
+    return {"id": row.id, "type": row.type, "status": row.status, "params": params, "owner": row.owner,
             "progress": progress, "log": [public_text(line, home) for line in row.log or []],
             "error": public_text(row.error, home), "result": result,
             "attempts": row.attempts, "cancel_requested": bool(row.cancel_requested),

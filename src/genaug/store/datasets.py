@@ -27,7 +27,8 @@ def dataset_dir(name: str, home=None) -> Path:
     return genaug_home(home) / DATASETS_DIR / validate_name(name)
 
 
-def _save_part(folder: Path, stem: str, data: LabelledData) -> None:
+def save_part(folder: Path, stem: str, data: LabelledData) -> None:
+    """Write one split as ``<stem>.npz`` (images) or ``<stem>.csv`` + ``<stem>.columns.json`` (a table)."""
     if isinstance(data, LabelledImages):
         np.savez_compressed(folder / f"{stem}.npz", images=data.images, labels=data.labels,
                             class_names=np.asarray(data.class_names, dtype=str),
@@ -62,7 +63,8 @@ def stored_dataset_shape(name: str, home=None) -> tuple[str, Optional[tuple[int,
     return "table", None, list(meta["class_names"])
 
 
-def _load_part(folder: Path, stem: str) -> Optional[LabelledData]:
+def load_part(folder: Path, stem: str) -> Optional[LabelledData]:
+    """The split ``save_part`` wrote as ``stem`` in ``folder``; None when there is none."""
     if (folder / f"{stem}.npz").exists():
         with np.load(folder / f"{stem}.npz", allow_pickle=False) as z:
             return LabelledImages(z["images"], z["labels"], [str(c) for c in z["class_names"]],
@@ -85,9 +87,9 @@ def save_dataset(name: str, data: LabelledData, test: Optional[LabelledData], re
     tmp = target.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        _save_part(tmp, "train", data)
+        save_part(tmp, "train", data)
         if test is not None:
-            _save_part(tmp, "test", test)
+            save_part(tmp, "test", test)
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
         if target.exists():
             shutil.rmtree(target)
@@ -101,11 +103,11 @@ def save_dataset(name: str, data: LabelledData, test: Optional[LabelledData], re
 def load_dataset(name: str, home=None) -> tuple[LabelledData, Optional[LabelledData], dict]:
     """(training data, test data or None, ingest report) of a stored dataset."""
     folder = dataset_dir(name, home)
-    data = _load_part(folder, "train") if folder.exists() else None
+    data = load_part(folder, "train") if folder.exists() else None
     if data is None:
         raise FileNotFoundError(f"no stored dataset '{name}' in {folder.parent} (run `genaug ingest PATH --name {name}`)")
     report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").exists() else {}
-    return data, _load_part(folder, "test"), report
+    return data, load_part(folder, "test"), report
 
 
 def list_datasets(home=None) -> list[str]:

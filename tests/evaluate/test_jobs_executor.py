@@ -1,0 +1,156 @@
+"""The ``jobs`` executor (issue 16 item 4): a grid's units become jobs of the registry database,
+run by real ``genaug worker`` processes (on SQLite and, in the PostgreSQL run, with
+``FOR UPDATE SKIP LOCKED`` claims); the cells equal a local run's. Also the CLI's
+``--executor jobs`` and the plan files the workers read."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from _tiny_grid import comparable_cells, tiny_grid
+from typer.testing import CliRunner
+
+from genaug.cli import app
+from genaug.data import LabelledTable
+from genaug.evaluate import Protocol, evaluate
+from genaug.jobs import JobStore
+from genaug.jobs.grid import JOB_TYPE, load_plan, run_on_jobs, write_plan
+from genaug.store import Registry
+
+pytestmark = pytest.mark.timeout(900)
+STARTUP_DEADLINE = 300  # seconds for a worker to import genaug and poll: the machine may be busy
+USER_CLASSIFIER = """
+import numpy as np
+
+def centroids(x_train, y_train, *, n_classes, seed, steps, batch_size, is_synthetic, augment):
+    flat = x_train.reshape(len(x_train), -1).astype(np.float32)
+    means = np.stack([flat[y_train == c].mean(0) for c in range(n_classes)])
+    return lambda x: ((x.reshape(len(x), -1)[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+"""
+
+
+def _start_worker(home, log, *args) -> subprocess.Popen:
+    env = {**os.environ, "GENAUG_HOME": str(home), "GENAUG_JOB_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    # GENAUG_DATABASE_URL stays: the workers use the test's database (tests/conftest.py).
+    with open(log, "w") as output:
+        return subprocess.Popen([sys.executable, "-m", "genaug.jobs.worker", *args], env=env, stdout=output,
+                                stderr=subprocess.STDOUT)
+
+
+def _wait_until_polling(worker: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while "genaug worker" not in log.read_text():
+        assert worker.poll() is None, f"the worker exited: {log.read_text()}"
+        assert time.monotonic() < deadline, f"the worker did not start: {log.read_text()}"
+        time.sleep(0.1)
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=30)
+
+
+def test_two_workers_compute_the_same_cells_as_a_local_run(tmp_path):
+    train, test, specs, protocol = tiny_grid()
+    local = evaluate(train, test, specs, protocol, cache_dir=tmp_path / "local")
+    home = tmp_path / "home"
+    # Each worker leaves after two jobs: the four units need both, so both must have taken part.
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    workers = [_start_worker(home, log, "--max-jobs", "2") for log in logs]
+    try:
+        for worker, log in zip(workers, logs):
+            _wait_until_polling(worker, log)
+        events = []
+        fanned = run_on_jobs(train, test, specs, protocol, dataset_name="data", cache_dir=tmp_path / "jobs",
+                             home=home, progress=events.append, poll_seconds=0.2)
+        for worker in workers:
+            assert worker.wait(timeout=STARTUP_DEADLINE) == 0
+    finally:
+        for worker in workers:
+            _stop(worker)
+    assert len(fanned["cells"]) == len(local["cells"]) == 8
+    assert comparable_cells(fanned) == comparable_cells(local)  # same cells, same order, same numbers
+    assert fanned["executor"]["name"] == "jobs" and fanned["executor"]["jobs"] == 4
+    assert len(fanned["executor"]["workers"]) == 2 and fanned["executor"]["wall_seconds"] > 0
+    assert events[-1].step == events[-1].total == 4
+    with Registry.open(home) as registry:
+        rows = JobStore(registry).list(job_type=JOB_TYPE)
+    assert sorted(row.result["unit"] for row in rows) == ["n=3 seed=0", "n=3 seed=1", "n=5 seed=0", "n=5 seed=1"]
+    assert all(row.status == "succeeded" and row.attempts == 1 for row in rows)
+    assert len({row.worker for row in rows}) == 2
+
+
+def test_cli_executor_jobs_and_a_failed_unit(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("GENAUG_HOME", str(home))
+    train, test, _, _ = tiny_grid()
+    data_file = tmp_path / "digits.npz"
+    np.savez(data_file, x_train=train.images, y_train=train.labels, x_test=test.images, y_test=test.labels)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(home, log)
+    try:
+        _wait_until_polling(worker, log)
+        result = CliRunner().invoke(app, ["evaluate", str(data_file), "-g", "classic", "--shots", "3", "--seeds", "0,1",
+                                          "--steps", "8", "--executor", "jobs", "--cache", str(tmp_path / "cells"),
+                                          "--out", str(tmp_path / "report")])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "report" / "results.md").exists()
+        with Registry.open(home) as registry:
+            rows = JobStore(registry).list(job_type=JOB_TYPE)
+        assert len(rows) == 2 and all(row.status == "succeeded" for row in rows)  # one unit per (n, seed)
+
+        # A unit that fails on the worker fails the run with the worker's message, and the grid's
+        # other units are cancelled: here a user classifier this process can import and the worker cannot.
+        (tmp_path / "only_on_this_machine.py").write_text(USER_CLASSIFIER)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        protocol = Protocol(shots=[3], seeds=[0, 1], classifier="only_on_this_machine:centroids", classifier_steps=8,
+                            arms=["real"])
+        with pytest.raises(RuntimeError, match=r"executor jobs: n=3 seed=[01] \(job .*\) failed on worker-\w+: .*"
+                                               r"only_on_this_machine"):
+            run_on_jobs(train, test, [], protocol, dataset_name="data", cache_dir=tmp_path / "bad", home=home,
+                        poll_seconds=0.2)
+        with Registry.open(home) as registry:
+            statuses = sorted(row.status for row in JobStore(registry).list(job_type=JOB_TYPE)[:2])
+        assert statuses[0] in ("cancelled", "failed") and statuses[1] == "failed"
+    finally:
+        _stop(worker)
+
+
+def test_plans_read_back_unchanged_and_refusals(tmp_path):
+    train, test, specs, protocol = tiny_grid()
+    plan_id = write_plan(tmp_path, train, test, specs, protocol, "data", ood={"near": test})
+    assert write_plan(tmp_path, train, test, specs, protocol, "data", ood={"near": test}) == plan_id  # once
+    plan = load_plan(tmp_path, plan_id)
+    assert plan["train"].fingerprint() == train.fingerprint() and plan["test"].fingerprint() == test.fingerprint()
+    assert plan["ood"]["near"].fingerprint() == test.fingerprint()
+    assert plan["protocol"] == protocol and plan["generators"] == specs and plan["dataset_name"] == "data"
+    assert json.loads((tmp_path / "plans" / plan_id / "plan.json").read_text())["ood"] == ["near"]
+    with pytest.raises(ValueError, match="is not a plan id"):
+        load_plan(tmp_path, "../elsewhere")
+    with pytest.raises(FileNotFoundError, match="share the submitting machine's cache folder"):
+        load_plan(tmp_path, "0" * 20)
+    # A table whose floats do not survive the CSV round trip is refused before any job is queued.
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.array([0.1 + 0.2, 1 / 3, 2 / 3])})
+    table = LabelledTable(frame, np.array([0, 1, 0]), ["a", "b"], ["r0", "r1", "r2"])
+    try:
+        write_plan(tmp_path / "tables", table, table, [], protocol, "table")
+    except ValueError as error:
+        assert "does not read back unchanged" in str(error)
+    else:  # this pandas writes floats exactly: then the plan must read back identical
+        assert load_plan(tmp_path / "tables", next((tmp_path / "tables" / "plans").iterdir()).name)["train"] \
+            .fingerprint() == table.fingerprint()
+    with pytest.raises(ValueError, match="executor jobs: needs a cache folder"):
+        run_on_jobs(train, test, specs, protocol, dataset_name="data", cache_dir=None, home=tmp_path / "home")
