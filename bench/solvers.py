@@ -35,7 +35,8 @@ STEPS = (5, 10, 20, 50)
 # Speed options (issue 16 item 2), each against fp32 eager on the same model, solver and seeds.
 SPEED_SOLVER, SPEED_STEPS = "ddim", 20
 SPEED = {"fp32": {}, "bf16": {"precision": "bf16"}, "channels-last": {"channels_last": True},
-         "bf16+channels-last": {"precision": "bf16", "channels_last": True}}
+         "bf16+channels-last": {"precision": "bf16", "channels_last": True},
+         "compile": {"compile": True}, "bf16+compile": {"precision": "bf16", "compile": True}}
 MARK_BEGIN = "<!-- solvers: written by bench/solvers.py -->"
 MARK_END = "<!-- /solvers -->"
 
@@ -84,15 +85,26 @@ def mnist_model():
 
 def point(model, classes: list[int], images: int, solver: str, steps: int, **options) -> tuple[np.ndarray, float]:
     """``images`` generated from noise with this solver (split over ``classes``), and the wall seconds."""
+    generated, seconds, _ = timed_point(model, classes, images, solver, steps, **options)
+    return generated, seconds
+
+
+def timed_point(model, classes: list[int], images: int, solver: str, steps: int,
+                **options) -> tuple[np.ndarray, float, float]:
+    """``point`` plus the warm-up's wall seconds: one step for every class at the timed batch size, so a
+    compiled UNet is compiled there (for every UNet and batch shape) and not in the timed run."""
     per_class = int(np.ceil(images / len(classes)))
-    model.sample(1, label=classes[0], seed=0, solver=solver, steps=1, **options)  # warm-up, not timed
+    warm_started = time.perf_counter()
+    for c in classes:
+        model.sample(per_class, label=c, seed=0, solver=solver, steps=1, **options)
+    warm_up = time.perf_counter() - warm_started
     started = time.perf_counter()
     draws = [model.sample(per_class, label=c, seed=c, solver=solver, steps=steps, **options) for c in classes]
     seconds = time.perf_counter() - started
     used = draws[0].provenance[0].get("precision", "fp32")
     if options.get("precision", "fp32") != used:
         raise SystemExit(f"solvers: asked for {options['precision']}, sampling ran in {used} (no native bf16 here)")
-    return np.concatenate([d.data for d in draws])[:images], seconds
+    return np.concatenate([d.data for d in draws])[:images], seconds, warm_up
 
 
 def kid_of(reference: np.ndarray, generated_features: np.ndarray, cache: dict, key: str) -> dict:
@@ -120,15 +132,19 @@ def speed_table(speed: dict) -> list[str]:
     """Each speed option against fp32 eager: images/s, speed-up, KID (held-out) and whether it lies
     within 2 sd of fp32's."""
     base = speed.get("fp32")
-    lines = [f"Speed options ({SPEED_SOLVER}, {next(iter(speed.values()))['steps']} steps; the same seeds):", "",
-             "| option | images/s | × fp32 eager | KID vs held-out [± sd] | within fp32's 2 sd |", "|---|---|---|---|---|"]
+    lines = [f"Speed options ({SPEED_SOLVER}, {next(iter(speed.values()))['steps']} steps; the same seeds; warm-up: "
+             "one step per class at the timed batch size, before the timed run -- for compile, the compilation; "
+             "'-' where it was not recorded):", "",
+             "| option | images/s | × fp32 eager | warm-up s | KID vs held-out [± sd] | within fp32's 2 sd |",
+             "|---|---|---|---|---|---|"]
     for label, p in speed.items():
         ratio = p["images_per_second"] / base["images_per_second"] if base else float("nan")
         within = ""
         if base:
             within = "yes" if abs(p["kid_held_out"]["mean"] - base["kid_held_out"]["mean"]) <= \
                 2 * base["kid_held_out"]["std"] else "no"
-        lines.append(f"| {label} | {p['images_per_second']:.2f} | {ratio:.2f} | {p['kid_held_out']['mean']:.4f} ± "
+        warm = f"{p['warm_up_seconds']:.1f}" if "warm_up_seconds" in p else "-"
+        lines.append(f"| {label} | {p['images_per_second']:.2f} | {ratio:.2f} | {warm} | {p['kid_held_out']['mean']:.4f} ± "
                      f"{p['kid_held_out']['std']:.4f} | {within} |")
     return lines
 
@@ -187,9 +203,10 @@ def main() -> None:
             if label in speed:
                 continue
             count = steps[-1] if args.quick else SPEED_STEPS
-            generated, seconds = point(model, classes, images, SPEED_SOLVER, count, **options)
+            generated, seconds, warm_up = timed_point(model, classes, images, SPEED_SOLVER, count, **options)
             gen_features = image_features(generated, "lite0")
             speed[label] = {"key": label, "solver": SPEED_SOLVER, "steps": count, "seconds": round(seconds, 2),
+                            "warm_up_seconds": round(warm_up, 2),
                             "images_per_second": images / seconds, "options": options,
                             "kid_train": kid_of(train, gen_features, features, "train"),
                             "kid_held_out": kid_of(held_out, gen_features, features, "held_out")}

@@ -523,3 +523,16 @@ def test_cross_class_img2img_starts_from_another_class_and_keeps_the_requested_l
         single_model.sample(2, label=1, seed=0, source_class=0)
     with pytest.raises(ValueError, match="source_class: 'nope' is not one of the classes"):
         model.sample(2, label=1, seed=0, mode="img2img", source_class="nope")
+
+
+@pytest.mark.slow  # the first compile of a UNet takes a minute on a CPU
+def test_compile_samples_the_same_images_and_compiles_each_unet_once(model):
+    eager = model.sample(6, label=1, seed=2, steps=4)
+    compiled = model.sample(6, label=1, seed=2, steps=4, compile=True)
+    assert np.abs(compiled.data.astype(int) - eager.data).max() <= 2  # the same images up to rounding
+    assert compiled.provenance[0]["compiled"] is True and "compiled" not in eager.provenance[0]
+    again = model.sample(6, label=1, seed=2, steps=4, compile=True)
+    np.testing.assert_array_equal(again.data, compiled.data)
+    cache = model.__dict__["_compiled_unets"]
+    assert len(cache) == 1 and next(iter(cache.values()))[0] is model.unets[model.group_of(1)]
+    assert not any("_orig_mod" in key for key in model.unets.state_dict())  # what is saved is the plain UNet

@@ -147,6 +147,7 @@ class _SampleOptions(pydantic.BaseModel):
     source_class: Optional[int] = None
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
+    compile: bool = False
 
 
 class DiffusionSampleOptions(SampleOptions):
@@ -154,8 +155,8 @@ class DiffusionSampleOptions(SampleOptions):
 
     aliases = {"sampler": "scheduler", "solver": "scheduler"}  # the CLI's generic names for it
     # Declared after the evaluation cells of the benchmarks were cached (batch_size was always
-    # accepted; source_class, precision and channels_last are new and off by default).
-    identity_defaults_exclude = frozenset({"batch_size", "source_class", "precision", "channels_last"})
+    # accepted; source_class, precision, channels_last and compile are new and off by default).
+    identity_defaults_exclude = frozenset({"batch_size", "source_class", "precision", "channels_last", "compile"})
 
 
 _SOURCE_CLASS = (Optional[int | str], Field(
@@ -168,6 +169,9 @@ _PRECISION = (Literal["fp32", "bf16"], Field(
                         "falls back to fp32 with a warning"))
 _CHANNELS_LAST = (bool, Field(False, description="channels-last memory format for the UNet (faster convolutions "
                                                  "on CPUs with oneDNN); the same images up to rounding"))
+_COMPILE = (bool, Field(False, description="torch.compile the UNet for sampling: faster steps once compiled, but "
+                                          "the first batch of each size pays a compile warm-up (seconds to minutes; "
+                                          "cached on disk for later runs); needs a C++ compiler on a CPU"))
 _SAMPLE_MODE = (Literal["sample", "img2img"], Field(
     "sample", description="sample: new images from noise; img2img: noise a training image to 'strength' and "
                           "denoise it (variations of your images)"))
@@ -179,7 +183,7 @@ def diffusion_sample_options(name: str, config_class: type[pydantic.BaseModel]) 
         "scheduler": "scheduler", "steps": "sample_steps", "eta": "eta", "guidance_scale": "guidance_scale",
         "strength": "strength", "upscale": "upscale", "upscale_method": "upscale_method",
         "batch_size": "sample_batch_size"}, base=DiffusionSampleOptions, mode=_SAMPLE_MODE,
-        source_class=_SOURCE_CLASS, precision=_PRECISION, channels_last=_CHANNELS_LAST)
+        source_class=_SOURCE_CLASS, precision=_PRECISION, channels_last=_CHANNELS_LAST, compile=_COMPILE)
 
 
 def _folder(key: str) -> str:
@@ -299,6 +303,7 @@ class DiffusionGenerator(GroupedGenerator):
                              f"images, this data is {tuple(data.image_shape)}; transfer needs the same image "
                              f"size and channels (resize on ingest)")
         self.class_names = list(data.class_names)
+        self.__dict__.pop("_compiled_unets", None)  # compiled forms of the UNets a refit replaces
         preset_name, arch = self._architecture(data.image_shape)  # validates the image size first
         keys = self.training_groups()
         if cfg.mode == "per_class":
@@ -489,6 +494,14 @@ class DiffusionGenerator(GroupedGenerator):
                            np.zeros(0, np.int64), list(self.class_names), [])
         return Samples.concat(parts)
 
+    def _compiled(self, unet: UNet2DModel):
+        """``torch.compile`` of a UNet, made once per UNet and kept for later batches (a new batch
+        size or memory format recompiles inside it); never saved."""
+        cache = self.__dict__.setdefault("_compiled_unets", {})
+        if id(unet) not in cache:
+            cache[id(unet)] = (unet, torch.compile(unet, dynamic=False))
+        return cache[id(unet)][1]
+
     @torch.no_grad()
     def _draw(self, cls: int, n: int, chosen: _SampleOptions, rng: np.random.Generator,
               generator: torch.Generator) -> Samples:
@@ -512,7 +525,8 @@ class DiffusionGenerator(GroupedGenerator):
         if chosen.channels_last:
             unet.to(memory_format=torch.channels_last)
         try:
-            x = denoise(unet, scheduler, batch=n, generator=generator, class_labels=labels,
+            x = denoise(self._compiled(unet) if chosen.compile else unet, scheduler, batch=n, generator=generator,
+                        class_labels=labels,
                         null_label=len(self.class_names) if conditional else None,
                         guidance_scale=chosen.guidance_scale, eta=chosen.eta, init=init, timesteps=timesteps,
                         precision=precision, channels_last=chosen.channels_last)
@@ -526,6 +540,8 @@ class DiffusionGenerator(GroupedGenerator):
                   "upscale": chosen.upscale}
         if chosen.precision != "fp32" or chosen.channels_last:  # (older manifests: fp32, contiguous)
             common.update(precision=precision, channels_last=chosen.channels_last)
+        if chosen.compile:
+            common["compiled"] = True
         provenance = []
         for source in sources:
             entry = dict(common)
