@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from _common import CACHE_DIR, machine, setup, write_json
+from _common import machine, setup, write_json
 from genaug.data import few_shot_subset, load_mnist
 from genaug.evaluate import Protocol, evaluate
 from genaug.evaluate.executors import run_on_dask, work_units
@@ -109,8 +109,9 @@ def run(executor: str, args, data: tuple, folder: Path) -> dict:
     else:
         workers = start_workers(folder / "home", 2, folder)
         try:
+            # The workers' fresh SQLite registry, whatever GENAUG_DATABASE_URL says.
             result = run_on_jobs(train, test, generators, protocol, dataset_name="mnist", cache_dir=folder / "cells",
-                                 home=folder / "home")
+                                 home=folder / "home", url=f"sqlite:///{(folder / 'home' / 'registry.db').as_posix()}")
         finally:
             stop_workers(workers)
     wall = time.monotonic() - started
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5, help="labelled images per class (one n)")
     parser.add_argument("--seeds", default="0,1,2,3")
     parser.add_argument("--steps", type=int, default=300, help="classifier steps per arm")
+    parser.add_argument("--note", default="", help="a paragraph put under the table (what else was measured)")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps = "0,1", 10
@@ -165,15 +167,20 @@ def main() -> None:
           f"`{machine()['command']}`: the MNIST few-shot benchmark's grid at n = {args.n} (its protocol, base arms and "
           f"per-class VAE arms; seeds {args.seeds}; {args.steps} classifier steps per arm; not the pool-trained single "
           f"VAE) = {len(local)} cells in {len(units)} units of work ((n, seed) pairs). Each executor from an empty "
-          "cache, one torch thread per process, on this 2-core CPU; dask and jobs with 2 worker processes (their "
-          "wall time includes starting them).", "",
-          "| executor | wall s | × local | cells | same cells as local (rel. tol. 1e-6) |", "|---|---|---|---|---|"]
+          f"cache, one torch thread per process, on this {os.cpu_count()}-core CPU; dask and jobs with 2 worker "
+          "processes (their wall time includes starting them). Classifier CPU s: the cells' own CPU seconds of "
+          "classifier training, summed (the same work in every executor).", "",
+          "| executor | wall s | × local | classifier CPU s | cells | same cells as local (rel. tol. 1e-6) |",
+          "|---|---|---|---|---|---|"]
     for executor in EXECUTORS:
         entry = runs[executor]
         found = differences(entry["cells"], local)
         entry["differences"] = found[:20]
         md.append(f"| {executor} | {entry['wall_seconds']:.0f} | {entry['wall_seconds'] / runs['local']['wall_seconds']:.2f} | "
-                  f"{len(entry['cells'])} | {'yes' if not found else f'no: {len(found)} differences'} |")
+                  f"{entry['cpu_seconds']:.0f} | {len(entry['cells'])} | "
+                  f"{'yes' if not found else f'no: {len(found)} differences'} |")
+    if args.note:
+        md += ["", args.note]
     md += ["", "<!-- /executors -->"]
     write_json(out_json, {"machine": machine(), "setting": setting, "runs": runs})
     section = "\n".join(md)

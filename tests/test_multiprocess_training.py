@@ -33,8 +33,10 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")]
 
 STEPS = 300
+# max_seconds far above the run's length: every step then agrees on "not out of time" across the
+# processes (the all-reduce of Trainer._any_process), without stopping the run.
 SETTINGS = {"preset": "tiny", "steps": STEPS, "batch_size": 8, "num_train_timesteps": 50, "sample_steps": 4,
-            "checkpoint_every": 40, "flip": False}
+            "checkpoint_every": 40, "flip": False, "max_seconds": 36000}
 DEADLINE = 600  # seconds for one launch: generous, the machine may be busy
 
 
@@ -57,8 +59,9 @@ def _launch(data_file: Path, home: Path, log: Path) -> subprocess.Popen:
                "--quality-samples", "0"]
     for key, value in SETTINGS.items():
         command += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    # No GPU even where there is one: two CPU processes joined by gloo, as the docstring says.
     env = {**os.environ, "GENAUG_HOME": str(home), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "COLUMNS": "200"}
+           "COLUMNS": "200", "CUDA_VISIBLE_DEVICES": ""}
     # GENAUG_DATABASE_URL stays: the launch uses the test's database (tests/conftest.py).
     with open(log, "w") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -125,6 +128,7 @@ def test_two_process_training_survives_sigkill_and_stores_a_normal_model(tmp_pat
     record = info.metrics["training"]["unet"]
     assert record.get("processes") == 2, (record, output)
     assert record["resumed_from"] == resume_point and record["steps_done"] == STEPS
+    assert record["stopped_early"] is False
     history_file = Path(info.path) / "training" / "unet" / "history.jsonl"
     steps = [json.loads(line)["step"] for line in history_file.read_text().splitlines()]
     assert steps == list(range(1, STEPS + 1))  # resumed: no gap, no step twice

@@ -280,11 +280,14 @@ def _quality_card(generator, data: LabelledData, per_class: int):
 
 
 def _train_beside_main_process(data: LabelledData, kind: str, name: str, validated: GeneratorConfig,
-                               home_path: Path, parent: Optional[str], unlabeled: Optional[np.ndarray]) -> ModelInfo:
+                               home_path: Path, parent: Optional[str], unlabeled: Optional[np.ndarray]) -> None:
     """``train`` in an extra process of ``accelerate launch --num_processes N``: it trains on batches
     of its own (the gradients are averaged with the other processes' each step) and writes nothing;
     the main process (rank 0) owns the registry row, the checkpoints and the saved model. Returns
-    the model once the main process has marked it ready."""
+    None as soon as the training loop ends: the main process then saves, scores and registers the
+    model alone (the launcher waits for it), so no process waits at a barrier that could time out
+    during a long quality card. Every process must see the same ``GENAUG_HOME`` (checkpoints) and
+    database."""
     parent_row, parent_generator = (None, None)
     if parent is not None:
         with Registry.open(home_path) as registry:
@@ -296,8 +299,7 @@ def _train_beside_main_process(data: LabelledData, kind: str, name: str, validat
     if parent_generator is not None:
         generator.warm_start(parent_generator)
     generator.fit(data, checkpoints=work_dir, **({} if unlabeled is None else {"unlabeled": unlabeled}))
-    wait_for_other_processes()
-    return get_model(name, home_path)
+    return None
 
 
 def train(data: LabelledData, kind: str, name: str, *,
@@ -307,8 +309,12 @@ def train(data: LabelledData, kind: str, name: str, *,
           data_source: Optional[str] = None, replace: bool = False,
           unlabeled: Optional[np.ndarray] = None, parent: Optional[str] = None,
           resume: bool = True, created_by: Optional[str] = None,
-          quality_samples: Optional[int] = None) -> ModelInfo:
+          quality_samples: Optional[int] = None) -> Optional[ModelInfo]:
     """Train a ``kind`` generator on ``data`` (the training split) and register it as ``name``.
+
+    Under ``accelerate launch --num_processes N`` every process trains (each on batches of its own);
+    the main process registers the model and returns it, the others return None when the training
+    loop ends (see ``_train_beside_main_process``).
 
     Steps: validate the name and the config (``config`` with ``overrides`` on top; errors
     name the field), create a ``training`` row, fit, save the artifacts atomically, mark the
@@ -408,7 +414,6 @@ def train(data: LabelledData, kind: str, name: str, *,
             if parent_row is not None:
                 metrics["parent_model"] = parent_row.name
             row = registry.mark_ready(row.id, folder.relative_to(home_path).as_posix(), metrics)
-            wait_for_other_processes()  # they return the model once it is ready
         except ShutdownRequested:
             # Nobody's verdict on this training: drop the unfinished row (never "failed"), keep
             # the checkpoints in work_dir; the same training started again resumes from them.

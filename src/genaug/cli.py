@@ -21,7 +21,6 @@ from rich.table import Table
 from . import api
 from .progress import ProgressEvent
 from .store import ModelNotFoundError, ModelNotReadyError
-from .training import process_rank
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="genaug: generative data augmentation for small labelled datasets, with the numbers to prove it helps.")
@@ -225,7 +224,7 @@ def train(data: str = typer.Argument(..., help="a stored dataset name (from `gen
                              unlabeled=pool, parent=parent, resume=not fresh, quality_samples=quality_samples)
     except (ValueError, FileNotFoundError, TypeError, ModelNotFoundError, ModelNotReadyError) as error:
         fail(str(error))
-    if process_rank()[0] != 0:
+    if info is None:
         return  # an extra process of `accelerate launch`: the main process reports
     console.print(f"[green]ready[/green]: model '{info.name}' ({info.kind}), classes {info.class_names}, "
                   f"{info.metrics.get('training_seconds', 0):.1f} s")
@@ -402,6 +401,7 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
     import pydantic
 
     from .api import evaluate_request
+    from .evaluate.executors import ExecutorError
     from .evaluate.request import EvaluationRequest
 
     try:
@@ -419,7 +419,7 @@ def _run_request(data: str, request_fields: dict, out: Path, cache: Optional[Pat
         with ProgressBars() as bars:
             written = evaluate_request(dataset, test, request, out, dataset_name=Path(data).stem, cache_dir=cache,
                                        progress=bars, executor=executor)
-    except (ValueError, LookupError, ModelNotReadyError) as error:
+    except (ValueError, LookupError, ModelNotReadyError, ExecutorError) as error:
         fail(str(error))
     show_answer(written)
     console.print(f"report: {out / 'results.md'} ({time.time() - started:.0f} s)", soft_wrap=True)

@@ -307,7 +307,9 @@ class Trainer:
     ``modules`` and ``optimisers`` are prepared with accelerate; use ``trainer.modules[name]``
     in the step function and call ``trainer.backward(loss)`` instead of ``loss.backward()``.
     ``rng`` is the numpy generator the step function draws batches with: its state is saved
-    in checkpoints, so a resumed run draws the same batches an uninterrupted one would.
+    in checkpoints, so a resumed run draws the same batches an uninterrupted one would (in a
+    multi-process run only the main process's state is saved and the per-process streams are split
+    from it again on resume: deterministic, but not the uninterrupted run's batches).
     ``sample_fn()`` returns uint8 NHWC images for the grids (use the EMA weights and fixed
     noise there), or ``(images, class names)`` for a grid with a labelled row per class. ``monitors`` map a name to ``(every, fn)``; ``fn()`` returns values logged
     with that step's losses (e.g. the DCGAN's mode-collapse monitor).
@@ -514,14 +516,11 @@ class Trainer:
         torch.manual_seed(base + rank)
         random.seed(base + rank)
 
-    @staticmethod
-    def _any_process(flag: bool) -> bool:
-        """True on every process when it is true on any (one all-reduce)."""
-        import torch.distributed as dist
-
-        value = torch.tensor([1 if flag else 0], dtype=torch.int64)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+    def _any_process(self, flag: bool) -> bool:
+        """True on every process when it is true on any (one all-reduce, on the accelerator's device:
+        NCCL reduces GPU tensors only)."""
+        value = torch.tensor([1 if flag else 0], dtype=torch.int64, device=self.accelerator.device)
+        return bool(self.accelerator.reduce(value, reduction="sum").item())
 
     def _release(self) -> None:
         # accelerate keeps every prepared object in lists; a benchmark that fits hundreds of

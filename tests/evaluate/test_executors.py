@@ -7,7 +7,7 @@ from _tiny_grid import comparable_cells as _cells
 from _tiny_grid import tiny_grid as _grid
 
 from genaug.evaluate import evaluate
-from genaug.evaluate.executors import parse_executor, run_on_dask, work_units
+from genaug.evaluate.executors import parse_executor, run_on_dask, unit_label, unit_protocol, work_units
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
 pytestmark = [pytest.mark.no_database, pytest.mark.timeout(600)]
@@ -51,9 +51,16 @@ def test_executor_values_and_refusals(tmp_path):
 
 def test_work_units_are_n_seed_pairs_unless_a_generator_is_pool_trained():
     _, _, specs, protocol = _grid()
-    assert work_units(protocol, specs) == [(3, 0), (5, 0), (3, 1), (5, 1)]
+    assert work_units(protocol, specs) == [((3,), 0), ((5,), 0), ((3,), 1), ((5,), 1)]
     repeated = protocol.model_copy(update={"seeds": [1, 1], "shots": [5, 3, 5]})
-    assert work_units(repeated, specs) == [(5, 1), (3, 1)]
+    assert work_units(repeated, specs) == [((5,), 1), ((3,), 1)]
     pooled = [specs[0].model_copy(update={"unlabeled_pool": True})]
-    # a pool fit serves every n of its seed: the whole seed is one unit
-    assert work_units(protocol, pooled) == [(None, 0), (None, 1)]
+    # a pool fit serves every n of its seed: every n of one seed is one unit
+    assert work_units(protocol, pooled) == [((3, 5), 0), ((3, 5), 1)]
+    # None is "the whole training split" (--shots all): a unit of its own, never "every n"
+    whole = protocol.model_copy(update={"shots": [5, None]})
+    units = work_units(whole, specs)
+    assert units == [((5,), 0), ((None,), 0), ((5,), 1), ((None,), 1)]
+    assert [unit_protocol(whole, u).shots for u in units] == [[5], [None], [5], [None]]
+    assert [unit_label(u) for u in units[:2]] == ["n=5 seed=0", "n=all seed=0"]
+    assert unit_label(work_units(whole, pooled)[0]) == "n=5,all seed=0"

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from genaug.cli import app
 from genaug.data import LabelledTable
 from genaug.evaluate import Protocol, evaluate
-from genaug.jobs import JobStore
+from genaug.evaluate.executors import ExecutorError
+from genaug.jobs import FINISHED, JobStore
 from genaug.jobs.grid import JOB_TYPE, load_plan, run_on_jobs, write_plan
 from genaug.store import Registry
 
@@ -82,13 +83,14 @@ def test_two_workers_compute_the_same_cells_as_a_local_run(tmp_path):
     assert len(fanned["cells"]) == len(local["cells"]) == 8
     assert comparable_cells(fanned) == comparable_cells(local)  # same cells, same order, same numbers
     assert fanned["executor"]["name"] == "jobs" and fanned["executor"]["jobs"] == 4
+    # Each worker left after two jobs, so both took part, and each reported its own name.
     assert len(fanned["executor"]["workers"]) == 2 and fanned["executor"]["wall_seconds"] > 0
     assert events[-1].step == events[-1].total == 4
+    for log in logs:
+        assert log.read_text().count("genaug worker") == 1
     with Registry.open(home) as registry:
-        rows = JobStore(registry).list(job_type=JOB_TYPE)
-    assert sorted(row.result["unit"] for row in rows) == ["n=3 seed=0", "n=3 seed=1", "n=5 seed=0", "n=5 seed=1"]
-    assert all(row.status == "succeeded" and row.attempts == 1 for row in rows)
-    assert len({row.worker for row in rows}) == 2
+        assert JobStore(registry).list(job_type=JOB_TYPE) == []  # a finished grid removes its jobs
+    assert not (home / "jobs").exists() or not any((home / "jobs").iterdir())  # nor their folders
 
 
 def test_cli_executor_jobs_and_a_failed_unit(tmp_path, monkeypatch):
@@ -106,9 +108,9 @@ def test_cli_executor_jobs_and_a_failed_unit(tmp_path, monkeypatch):
                                           "--out", str(tmp_path / "report")])
         assert result.exit_code == 0, result.output
         assert (tmp_path / "report" / "results.md").exists()
+        assert len(list((tmp_path / "cells" / "plans").iterdir())) == 1  # the grid's inputs, written once
         with Registry.open(home) as registry:
-            rows = JobStore(registry).list(job_type=JOB_TYPE)
-        assert len(rows) == 2 and all(row.status == "succeeded" for row in rows)  # one unit per (n, seed)
+            assert JobStore(registry).list(job_type=JOB_TYPE) == []  # a finished grid removes its jobs
 
         # A unit that fails on the worker fails the run with the worker's message, and the grid's
         # other units are cancelled: here a user classifier this process can import and the worker cannot.
@@ -116,13 +118,25 @@ def test_cli_executor_jobs_and_a_failed_unit(tmp_path, monkeypatch):
         monkeypatch.syspath_prepend(str(tmp_path))
         protocol = Protocol(shots=[3], seeds=[0, 1], classifier="only_on_this_machine:centroids", classifier_steps=8,
                             arms=["real"])
-        with pytest.raises(RuntimeError, match=r"executor jobs: n=3 seed=[01] \(job .*\) failed on worker-\w+: .*"
-                                               r"only_on_this_machine"):
+        with pytest.raises(ExecutorError, match=r"executor jobs: n=3 seed=[01] \(job .*\) failed on worker-\w+: .*"
+                                                r"only_on_this_machine"):
             run_on_jobs(train, test, [], protocol, dataset_name="data", cache_dir=tmp_path / "bad", home=home,
                         poll_seconds=0.2)
-        with Registry.open(home) as registry:
-            statuses = sorted(row.status for row in JobStore(registry).list(job_type=JOB_TYPE)[:2])
-        assert statuses[0] in ("cancelled", "failed") and statuses[1] == "failed"
+        # The other unit was cancelled (queued: at once; running: its worker stops it) or failed too.
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while True:
+            with Registry.open(home) as registry:
+                statuses = sorted(row.status for row in JobStore(registry).list(job_type=JOB_TYPE))
+            if all(status in FINISHED for status in statuses) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(statuses) == 2 and statuses[0] in ("cancelled", "failed") and statuses[1] == "failed", statuses
+        # The CLI shows it as an error line, not a traceback.
+        failed = CliRunner().invoke(app, ["evaluate", str(data_file), "--classifier", "only_on_this_machine:centroids",
+                                          "--shots", "3", "--seeds", "2", "--steps", "8", "--executor", "jobs",
+                                          "--cache", str(tmp_path / "bad-cli"), "--out", str(tmp_path / "bad-report")])
+        assert failed.exit_code != 0 and "executor jobs: n=3 seed=2" in failed.output, failed.output
+        assert "Traceback" not in failed.output
     finally:
         _stop(worker)
 
@@ -140,17 +154,23 @@ def test_plans_read_back_unchanged_and_refusals(tmp_path):
         load_plan(tmp_path, "../elsewhere")
     with pytest.raises(FileNotFoundError, match="share the submitting machine's cache folder"):
         load_plan(tmp_path, "0" * 20)
-    # A table whose floats do not survive the CSV round trip is refused before any job is queued.
+    # A table travels as CSV and reads back with the same fingerprint (the cells' identities).
     import pandas as pd
 
-    frame = pd.DataFrame({"x": np.array([0.1 + 0.2, 1 / 3, 2 / 3])})
+    frame = pd.DataFrame({"x": np.array([0.1 + 0.2, 1 / 3, 2 / 3]), "c": pd.Categorical(["007", "a", "007"])})
     table = LabelledTable(frame, np.array([0, 1, 0]), ["a", "b"], ["r0", "r1", "r2"])
-    try:
-        write_plan(tmp_path / "tables", table, table, [], protocol, "table")
-    except ValueError as error:
-        assert "does not read back unchanged" in str(error)
-    else:  # this pandas writes floats exactly: then the plan must read back identical
-        assert load_plan(tmp_path / "tables", next((tmp_path / "tables" / "plans").iterdir()).name)["train"] \
-            .fingerprint() == table.fingerprint()
+    table_id = write_plan(tmp_path / "tables", table, table, [], protocol, "table")
+    assert load_plan(tmp_path / "tables", table_id)["train"].fingerprint() == table.fingerprint()
+    # Data changed on disk after the plan was written, or an edited plan.json: refused by the worker.
+    folder = tmp_path / "plans" / plan_id
+    np.savez_compressed(folder / "test.npz", images=test.images[:5], labels=test.labels[:5],
+                        class_names=np.asarray(test.class_names), sources=np.asarray(test.sources[:5]))
+    with pytest.raises(ValueError, match="does not read back unchanged"):
+        load_plan(tmp_path, plan_id)
+    document = json.loads((folder / "plan.json").read_text())
+    document["protocol"]["classifier_steps"] = 9999
+    (folder / "plan.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="plan.json was changed after it was written"):
+        load_plan(tmp_path, plan_id)
     with pytest.raises(ValueError, match="executor jobs: needs a cache folder"):
         run_on_jobs(train, test, specs, protocol, dataset_name="data", cache_dir=None, home=tmp_path / "home")

@@ -527,8 +527,12 @@ def test_cross_class_img2img_starts_from_another_class_and_keeps_the_requested_l
 
 @pytest.mark.slow  # the first compile of a UNet takes a minute on a CPU
 def test_compile_samples_the_same_images_and_compiles_each_unet_once(model):
+    from torch._dynamo.utils import counters
+
     eager = model.sample(6, label=1, seed=2, steps=4)
+    graphs = counters["stats"]["unique_graphs"]
     compiled = model.sample(6, label=1, seed=2, steps=4, compile=True)
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo did compile (no silent eager fallback)
     assert np.abs(compiled.data.astype(int) - eager.data).max() <= 2  # the same images up to rounding
     assert compiled.provenance[0]["compiled"] is True and "compiled" not in eager.provenance[0]
     again = model.sample(6, label=1, seed=2, steps=4, compile=True)

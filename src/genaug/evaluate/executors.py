@@ -5,8 +5,8 @@ which lives above this layer because it needs the job table).
 
 The unit of work is one (n, seed) pair: every arm of it, so that a generator is fitted once per
 (n, seed) and its draws serve all that pair's arms. When a spec is pool-trained (fitted once per
-seed on the whole training split, independent of n) the unit is the whole seed instead, so that
-pool fit is made once. Each unit runs the ordinary runner with the shared ``cache_dir``, which
+seed on the whole training split, independent of n) the unit is every n of one seed instead, so
+that pool fit is made once. Each unit runs the ordinary runner with the shared ``cache_dir``, which
 every worker must be able to read and write (a local folder for a LocalCluster, a shared file
 system for a cluster); cells land there as they do locally. The result is then read back from the
 cache in the usual order (``evaluate(..., cached_only=True)``), so a fanned-out run gives the same
@@ -39,26 +39,35 @@ def parse_executor(value: Optional[str]) -> tuple[str, Optional[str]]:
     raise ValueError(f"executor: '{value}' is not one of local, dask, dask://HOST:PORT, jobs")
 
 
-def work_units(protocol, generators: list) -> list[tuple[Optional[int], int]]:
-    """The independent units of a grid: ``(n, seed)`` pairs, or ``(None, seed)`` (every n of the
-    seed) when a spec is pool-trained. A repeated seed or n counts once (it would run twice on the
-    same cell files)."""
+Unit = tuple[tuple[Optional[int], ...], int]  # (the shots it runs -- None is "the whole split" --, seed)
+
+
+class ExecutorError(RuntimeError):
+    """A fanned-out grid could not finish: a unit failed or was cancelled on a worker, or its cells
+    are not where they should be. The message says which unit and why."""
+
+
+def work_units(protocol, generators: list) -> list[Unit]:
+    """The independent units of a grid: ``((n,), seed)`` for every n and seed, or ``((every n...), seed)``
+    when a spec is pool-trained (its pool fit serves every n of the seed). A repeated seed or n counts
+    once (it would run twice on the same cell files)."""
     seeds = list(dict.fromkeys(protocol.seeds))
+    shots = tuple(dict.fromkeys(protocol.shots))
     if any(spec.unlabeled_pool for spec in generators):
-        return [(None, seed) for seed in seeds]
-    return [(n, seed) for seed in seeds for n in dict.fromkeys(protocol.shots)]
+        return [(shots, seed) for seed in seeds]
+    return [((n,), seed) for seed in seeds for n in shots]
 
 
-def unit_protocol(protocol, unit: tuple[Optional[int], int]):
+def unit_protocol(protocol, unit: Unit):
     """The protocol restricted to one work unit (cell identities ignore shots and seeds)."""
-    n, seed = unit
-    return protocol.model_copy(update={"seeds": [seed], **({} if n is None else {"shots": [n]})})
+    shots, seed = unit
+    return protocol.model_copy(update={"seeds": [seed], "shots": list(shots)})
 
 
-def unit_label(unit: tuple[Optional[int], int]) -> str:
-    """``n=5 seed=1`` or ``seed=1`` (every n)."""
-    n, seed = unit
-    return f"seed={seed}" if n is None else f"n={n} seed={seed}"
+def unit_label(unit: Unit) -> str:
+    """``n=5 seed=1``, ``n=all seed=1`` (the whole split) or ``n=5,10 seed=1``."""
+    shots, seed = unit
+    return f"n={','.join('all' if n is None else str(n) for n in shots)} seed={seed}"
 
 
 def check_fan_out(generators: list, cache_dir: Optional[Path], executor: str) -> Path:
@@ -82,13 +91,13 @@ def read_back(train, test, generators: list, protocol, *, dataset_name: str, cac
     missing = computed - {(c["n"], c["seed"], c["arm"]) for c in result["cells"]}
     if missing:
         shown = ", ".join(f"n={n} seed={s} {arm}" for n, s, arm in sorted(missing, key=str)[:5])
-        raise RuntimeError(f"executor {executor}: {len(missing)} cell(s) the workers computed are not in the cache "
+        raise ExecutorError(f"executor {executor}: {len(missing)} cell(s) the workers computed are not in the cache "
                            f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug "
                            "and share that folder?")
     return result
 
 
-def run_unit(train, test, generators, protocol, unit: tuple[Optional[int], int], dataset_name: str,
+def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,
              cache_dir: str, ood: Optional[dict], progress: Optional[ProgressCallback] = None) -> list[tuple]:
     """One unit of work into the shared cache, with one torch thread; returns its cells' (n, seed, arm)."""
     import torch
@@ -136,7 +145,7 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
                 try:
                     computed.update(future.result())
                 except Exception as error:  # noqa: BLE001 -- re-raised with the unit it belongs to
-                    raise RuntimeError(f"executor dask: {unit_label(futures[future])} failed on a worker: "
+                    raise ExecutorError(f"executor dask: {unit_label(futures[future])} failed on a worker: "
                                        f"{type(error).__name__}: {error}") from error
                 if progress is not None:
                     progress(ProgressEvent("evaluate", done, len(futures),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -216,9 +217,14 @@ class CellCache:
             return
         cell["identity"] = identity
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cell, indent=1))
-        tmp.replace(path)
+        # A temporary name of its own: two workers may write the same cell at once (a re-queued
+        # unit whose first run still goes on); each write is whole, the last one stays.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            tmp.write_text(json.dumps(cell, indent=1))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class _Trainer:

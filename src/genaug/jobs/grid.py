@@ -5,13 +5,17 @@ shares the database and the cache folder.
 
 The submitting process writes the grid's inputs once into the cache folder
 (``<cache>/plans/<id>/``: the splits and OOD sets as .npz or CSV, the generator specs and the
-protocol as JSON; no pickle, so a worker executes nothing a file says), queues one job per unit,
-waits for them (progress as they end; Ctrl-C or a failed unit cancels the rest), and reads the
-grid back from the cache in the usual order: the cells are the ones a local run computes.
+protocol as JSON -- no pickle; the id is the hash of the JSON, checked when a worker loads it),
+queues one job per unit, waits for them (progress as they end; Ctrl-C or a failed unit cancels
+the rest), reads the grid back from the cache in the usual order -- the cells are the ones a
+local run computes -- and deletes its finished jobs (a failed grid keeps them, with their errors).
 Cells are cached as they finish, so a worker that dies costs only its unfinished cells: its job
 is re-queued once its heartbeat is stale, and the next attempt finds the others in the cache.
 
-Claims are the job table's (``JobStore.claim``): on PostgreSQL ``FOR UPDATE SKIP LOCKED``.
+Trust: these jobs are queued by whoever can write the registry database (the service's API does
+not take them), and a plan may name a user classifier (``module:function``) that every worker
+imports -- install it there. Claims are the job table's (``JobStore.claim``): on PostgreSQL
+``FOR UPDATE SKIP LOCKED``. The units share the queue with the service's jobs, oldest first.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..evaluate.executors import check_fan_out, read_back, run_unit, unit_label, work_units
+from ..evaluate.executors import ExecutorError, check_fan_out, read_back, run_unit, unit_label, work_units
 from ..progress import ProgressCallback, ProgressEvent
 from ..store.datasets import load_part, save_part
 from ..store.registry import Registry
@@ -50,7 +54,7 @@ def write_plan(cache_dir: Path, train, test, generators: list, protocol, dataset
     return the id. Refuses data that does not read back with the same fingerprint (its cells
     would land under other identities)."""
     document = _plan_document(train, test, generators, protocol, dataset_name, ood)
-    plan_id = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:20]
+    plan_id = _plan_id(document)
     folder = Path(cache_dir) / PLAN_DIR / plan_id
     if (folder / PLAN_FILE).exists():
         return plan_id
@@ -64,7 +68,10 @@ def write_plan(cache_dir: Path, train, test, generators: list, protocol, dataset
         for index, data in enumerate((ood or {}).values()):
             save_part(partial, f"ood-{index}", data)
         (partial / PLAN_FILE).write_text(json.dumps({**document, "ood": list(ood or {})}, indent=1))
-        _load_plan_folder(partial)  # the fingerprint check: what the workers will read
+        written = _load_plan_folder(partial, plan_id)  # what the workers will read: data, specs, protocol
+        if written["protocol"] != protocol or written["generators"] != list(generators):
+            raise ValueError("executor jobs: the generator specs or the protocol do not survive their JSON form "
+                             "unchanged (a value JSON cannot hold?); run this grid locally or with the dask executor")
         try:
             partial.rename(folder)
         except OSError:  # another run wrote the same plan at the same moment: theirs is ours
@@ -73,6 +80,10 @@ def write_plan(cache_dir: Path, train, test, generators: list, protocol, dataset
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return plan_id
+
+
+def _plan_id(document: dict) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def load_plan(cache_dir: Path, plan_id: str) -> dict[str, Any]:
@@ -84,20 +95,22 @@ def load_plan(cache_dir: Path, plan_id: str) -> dict[str, Any]:
     if not (folder / PLAN_FILE).exists():
         raise FileNotFoundError(f"plan {plan_id}: not in the cache folder; does this worker share the "
                                 f"submitting machine's cache folder (the same path)?")
-    return _load_plan_folder(folder)
+    return _load_plan_folder(folder, plan_id)
 
 
-def _load_plan_folder(folder: Path) -> dict[str, Any]:
+def _load_plan_folder(folder: Path, plan_id: str) -> dict[str, Any]:
     from ..evaluate.protocol import GeneratorSpec, Protocol
 
     document = json.loads((folder / PLAN_FILE).read_text())
+    if _plan_id({k: v for k, v in document.items() if k != "ood"}) != plan_id:
+        raise ValueError(f"plan {plan_id}: plan.json was changed after it was written; refusing to run it")
     train, test = load_part(folder, "train"), load_part(folder, "test")
     ood = {name: load_part(folder, f"ood-{index}") for index, name in enumerate(document.get("ood") or [])}
     recorded = document["fingerprints"]
     found = {"train": train.fingerprint(), "test": test.fingerprint(),
              "ood": {name: data.fingerprint() for name, data in ood.items()}}
     if found != recorded:
-        raise ValueError(f"plan {folder.name}: the data does not read back unchanged (a table whose values do not "
+        raise ValueError(f"plan {plan_id}: the data does not read back unchanged (a table whose values do not "
                          "survive their CSV round trip exactly?); run this grid locally or with the dask executor")
     return {"train": train, "test": test, "ood": ood or None, "dataset_name": document["dataset_name"],
             "generators": [GeneratorSpec.model_validate(g) for g in document["generators"]],
@@ -109,7 +122,11 @@ def run_evaluate_cells(params: dict[str, Any], home: Path, folder: Path, progres
     """The worker's side: one unit of a plan's grid into the shared cache."""
     cache = Path(params["cache"])
     plan = load_plan(cache, str(params["plan"]))
-    unit = (None if params.get("n") is None else int(params["n"]), int(params["seed"]))
+    shots = params.get("shots")
+    if not isinstance(shots, list) or not shots or \
+            not all(n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0) for n in shots):
+        raise ValueError(f"shots: {shots!r} is not a list of positive integers or null (the whole split)")
+    unit = (tuple(shots), int(params["seed"]))
     cells = run_unit(plan["train"], plan["test"], plan["generators"], plan["protocol"], unit, plan["dataset_name"],
                      str(cache), plan["ood"], progress=progress)
     return {"plan": params["plan"], "unit": unit_label(unit), "cells": [list(cell) for cell in cells]}
@@ -132,14 +149,25 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
     started = time.monotonic()
     with Registry.open(home, url) as registry:
         store = JobStore(registry)
-        jobs = {store.submit(JOB_TYPE, {"cache": str(cache_dir), "plan": plan_id, "dataset": dataset_name,
-                                        "n": n, "seed": seed}).id: (n, seed) for n, seed in units}
+        jobs: dict[str, tuple] = {}
         try:
+            for shots, seed in units:
+                row = store.submit(JOB_TYPE, {"cache": str(cache_dir), "plan": plan_id, "dataset": dataset_name,
+                                              "shots": list(shots), "seed": seed})
+                jobs[row.id] = (shots, seed)
             rows = _wait(store, jobs, progress, poll_seconds)
         except BaseException:  # Ctrl-C, or a unit failed: the rest would only burn the workers' time
             for job_id in jobs:
-                store.cancel(job_id)
+                try:
+                    store.cancel(job_id)
+                except Exception:  # noqa: BLE001 -- the original error is the one to see
+                    pass
             raise
+        from .executors import job_dir  # (that module maps job types to this one's runner)
+
+        for job_id in jobs:  # done: the cells are in the cache; the rows would crowd the job list
+            if store.delete(job_id):
+                shutil.rmtree(job_dir(Path(registry.home), job_id), ignore_errors=True)
     computed: set[tuple] = set()
     for row in rows:
         computed.update((n, seed, arm) for n, seed, arm in row.result.get("cells", []))
@@ -158,10 +186,10 @@ def _wait(store: JobStore, jobs: dict[str, tuple], progress: Optional[ProgressCa
         rows = store.get_many(list(jobs))
         for row in rows:
             if row.status in (FAILED, CANCELLED):
-                raise RuntimeError(f"executor jobs: {unit_label(jobs[row.id])} (job {row.id}) {row.status} on "
+                raise ExecutorError(f"executor jobs: {unit_label(jobs[row.id])} (job {row.id}) {row.status} on "
                                    f"{public_worker(row.worker) or 'no worker'}: {row.error or 'cancelled'}")
         if len(rows) < len(jobs):
-            raise RuntimeError("executor jobs: a job of this grid was deleted from the job table")
+            raise ExecutorError("executor jobs: a job of this grid was deleted from the job table")
         done = sum(row.status == SUCCEEDED for row in rows)
         if done != reported and progress is not None:
             running = sum(row.status == RUNNING for row in rows)
