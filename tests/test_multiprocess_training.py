@@ -18,11 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _checkpoints import first_checkpoint
 
 from genaug import api
 from genaug.data import LabelledImages, few_shot_subset, load_digits_dataset
@@ -93,15 +93,8 @@ def test_two_process_training_survives_sigkill_and_stores_a_normal_model(tmp_pat
 
     first_log = tmp_path / "first.log"
     first = _launch(data_file, home, first_log)
-    checkpoint = None
     try:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline and first.poll() is None:
-            phases = list((home / "work").glob("digits-ddim-*/unet"))
-            checkpoint = latest_checkpoint(phases[0]) if phases else None
-            if checkpoint is not None:
-                break
-            time.sleep(0.05)
+        checkpoint = first_checkpoint(home / "work", "digits-ddim-*/unet", first, DEADLINE, poll=0.05)
         assert checkpoint is not None, f"no checkpoint appeared; log:\n{first_log.read_text()}"
     finally:
         _kill_launch(first)

@@ -13,10 +13,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from _checkpoints import first_checkpoint
 
 from genaug import api
 from genaug.data import few_shot_subset, load_digits_dataset
@@ -51,15 +51,8 @@ def test_training_killed_after_a_checkpoint_resumes_there(tmp_path, monkeypatch)
     with open(log, "w") as output:
         process = subprocess.Popen([sys.executable, "-c", SCRIPT, "digits-vae", json.dumps(CONFIG)], env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
-    checkpoint = None
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            phases = list((home / "work").glob("digits-vae-*/vae-all"))
-            checkpoint = latest_checkpoint(phases[0]) if phases else None
-            if checkpoint is not None:
-                break
-            time.sleep(0.02)
+        checkpoint = first_checkpoint(home / "work", "digits-vae-*/vae-all", process, 120)
         assert checkpoint is not None, f"no checkpoint appeared; log:\n{log.read_text()}"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
