@@ -295,11 +295,19 @@ def _train_beside_main_process(data: LabelledData, kind: str, name: str, validat
     work_dir = training_work_dir(home_path, name, kind, validated.model_dump(mode="json"), data.fingerprint(),
                                  parent_row.id if parent_row else None)
     wait_for_other_processes()  # the main process has claimed the name (and removed stale checkpoints)
-    generator = _generator_class(kind)(validated)
+    _fitted(_generator_class(kind), validated, parent_generator, data, work_dir, None, unlabeled)
+    return None
+
+
+def _fitted(generator_class, validated: GeneratorConfig, parent_generator, data: LabelledData, work_dir: Path,
+            progress: Optional[ProgressCallback], unlabeled: Optional[np.ndarray]) -> Generator:
+    """A new generator of ``validated``'s config, started from ``parent_generator`` when given, fitted
+    on ``data`` with its checkpoints in ``work_dir`` (every process of a training runs this)."""
+    generator = generator_class(validated)
     if parent_generator is not None:
         generator.warm_start(parent_generator)
-    generator.fit(data, checkpoints=work_dir, **({} if unlabeled is None else {"unlabeled": unlabeled}))
-    return None
+    generator.fit(data, progress=progress, checkpoints=work_dir, **({} if unlabeled is None else {"unlabeled": unlabeled}))
+    return generator
 
 
 def train(data: LabelledData, kind: str, name: str, *,
@@ -389,11 +397,7 @@ def train(data: LabelledData, kind: str, name: str, *,
         try:
             wait_for_other_processes()  # a multi-process launch: they start once stale checkpoints are gone
             started = time.monotonic()
-            generator = generator_class(validated)
-            if parent_generator is not None:
-                generator.warm_start(parent_generator)
-            extra = {} if unlabeled is None else {"unlabeled": unlabeled}
-            generator.fit(data, progress=progress, checkpoints=work_dir, **extra)
+            generator = _fitted(generator_class, validated, parent_generator, data, work_dir, progress, unlabeled)
             seconds = time.monotonic() - started
             card, reference = _quality_card(generator, data, card_samples)
 
