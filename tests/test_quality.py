@@ -34,6 +34,28 @@ def test_kid_is_unbiased_on_two_halves_of_one_set():
     assert np.mean([fid(*np.split(gaussian(400, seed=seed), 2)) for seed in range(5)]) > 0.5  # FID is biased
 
 
+def test_fid_equals_the_matrix_square_root_formula_with_few_or_many_vectors():
+    """FID's trace(sqrtm(cov_a cov_b)) is computed from singular or eigen values (fast, stable);
+    it must equal the textbook formula with scipy's sqrtm, in both of its branches: fewer
+    vectors than dimensions (every per-class block) and more."""
+    from scipy import linalg
+
+    def textbook(a, b):
+        cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        root = linalg.sqrtm(cov_a @ cov_b).real
+        return ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
+
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(24, 24))
+    for m, n in [(600, 500), (60, 40), (15, 900)]:  # both sets large; both small; one small, one large
+        a = rng.normal(size=(m, 24)) @ mix
+        b = rng.normal(size=(n, 24)) @ mix * 1.2 + 0.4
+        assert fid(a, b) == pytest.approx(textbook(a, b), rel=1e-6)
+    a, b = gaussian(30, dim=256), gaussian(20, shift=0.5, seed=4, dim=256)  # singular covariances
+    assert fid(a, b) == pytest.approx(textbook(a, b), rel=1e-5)
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_near_copies_are_flagged_and_own_sources_are_not_copies():
     training = gaussian(300)
     copies = training[:20] + 1e-4
