@@ -11,6 +11,11 @@ names it (set with monkeypatch, so subprocesses a test starts inherit it) and it
 after the test. Tests marked ``sqlite_only`` are skipped in that run. If the server cannot be
 started there, the session fails -- it never quietly falls back to SQLite.
 
+``database_agnostic``: a module whose subject is not the registry (web UI pages, quality numbers,
+filters) and whose registry calls -- train, list, load, generate -- are the ones the store and
+service API tests make on both databases runs in the SQLite run only (it keeps ``make test``
+within its time budget). Not for anything about jobs, claims, restarts or concurrency.
+
 ``no_database``: a module or test that never opens the registry runs in the SQLite run only. The
 guard records every engine created while the test body and its function-scoped fixtures run, in
 this process; it does not see module- or session-scoped fixtures (they run before it) or
@@ -44,7 +49,7 @@ os.environ["GENAUG_QUALITY_SAMPLES"] = "0"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from _external import pytest_make_collect_report, pytest_runtest_makereport, require_or_skip  # noqa: E402,F401
-from _postgres import NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON, PostgresServer, PostgresUnavailable, find_bin_dir  # noqa: E402
+from _postgres import DATABASE_AGNOSTIC_SKIP_REASON, NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON, PostgresServer, PostgresUnavailable, find_bin_dir  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -79,9 +84,12 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason=SQLITE_ONLY_SKIP_REASON)
     skip_no_database = pytest.mark.skip(reason=NO_DATABASE_SKIP_REASON)
+    skip_agnostic = pytest.mark.skip(reason=DATABASE_AGNOSTIC_SKIP_REASON)
     for item in items:
         if item.get_closest_marker("sqlite_only"):
             item.add_marker(skip)
+        elif item.get_closest_marker("database_agnostic"):
+            item.add_marker(skip_agnostic)
         elif item.get_closest_marker("no_database"):
             item.add_marker(skip_no_database)
 

@@ -18,6 +18,9 @@ from genaug.filters.confidence import ConfidenceFilter
 from genaug.filters.near_copy import NearCopyFilter
 from genaug.quality import image_features
 
+# Filters; generating from a stored model uses the registry as tests/store does on both databases.
+pytestmark = pytest.mark.database_agnostic
+
 NAMES = [str(c) for c in range(10)]
 
 

@@ -12,6 +12,9 @@ from sklearn.datasets import load_digits
 
 from genaug.quality import fid, image_features, kid, memorisation, prdc, score_features
 
+# Quality numbers; the one CLI training here uses the registry as tests/store does on both databases.
+pytestmark = pytest.mark.database_agnostic
+
 
 def gaussian(n: int, shift: float = 0.0, seed: int = 0, dim: int = 16) -> np.ndarray:
     return np.random.default_rng(seed).normal(shift, 1.0, size=(n, dim))

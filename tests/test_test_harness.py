@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _external import names_external_requirement, require_or_skip
-from _postgres import NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON
+from _postgres import DATABASE_AGNOSTIC_SKIP_REASON, NO_DATABASE_SKIP_REASON, SQLITE_ONLY_SKIP_REASON
 from sqlalchemy import create_engine, text
 
 from genaug.store import Registry
@@ -53,6 +53,8 @@ def test_which_skip_reasons_name_an_external_requirement(reason, external):
 
 def test_sqlite_only_skips_do_not_fail_ci():
     assert not names_external_requirement(SQLITE_ONLY_SKIP_REASON)
+    assert not names_external_requirement(DATABASE_AGNOSTIC_SKIP_REASON)
+    assert not names_external_requirement(NO_DATABASE_SKIP_REASON)
 
 
 INNER_CONFTEST = f"""

@@ -15,6 +15,9 @@ import pytest
 
 from _browser import accessibility_problems, browser_launch_options, start_playwright, write_image_folder
 
+# The UI over the service: the registry calls behind these pages run on both databases in test_api.py.
+pytestmark = pytest.mark.database_agnostic
+
 MODEL = "shapes-vae"
 # vae tiny_config() values (seconds on a CPU), entered through the generated Advanced form;
 # no generative-classifier filter, which would only add training time here.

@@ -17,6 +17,9 @@ import pytest
 
 from _browser import accessibility_problems, browser_launch_options, start_playwright, write_image_folder
 
+# The UI over the service: the registry calls behind these pages run on both databases in test_api.py.
+pytestmark = pytest.mark.database_agnostic
+
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "first-try"
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"

@@ -8,6 +8,9 @@ from conftest import InProcessServer
 from _browser import browser_launch_options, chromium_executable, start_playwright
 from genaug.service.settings import ServiceSettings
 
+# The UI's token notes; the read-token API runs on both databases in the service API tests.
+pytestmark = pytest.mark.database_agnostic
+
 PAGES = ["#/", "#/train", "#/jobs", "#/models", "#/generate", "#/evaluate"]
 
 
