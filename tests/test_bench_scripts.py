@@ -130,3 +130,17 @@ def test_contrastive_ood_quick_reports_every_arm_with_ood_columns_and_resumes(tm
     again = run_bench("contrastive_ood.py", tmp_path, "--datasets", "mnist", "--report-only")
     assert "fit " not in again and not re.search(r"\d+/\d+ n=\d+ seed=", again)
     assert json.loads((tmp_path / "out" / "contrastive_ood_quick.json").read_text())["summary"] == report["summary"]
+
+
+def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
+    """Table 6.3's grid through the automatic choice: per n a choice, its test score, and the check
+    against every candidate scored on the test split (which the choice never sees)."""
+    log = run_bench("proben1.py", tmp_path, "--select")
+    report = json.loads((tmp_path / "out" / "proben1_select_quick.json").read_text())
+    (choice,) = report["choices"]
+    assert choice["n"] == 5 and not any("classic" in r["arm"] for r in report["oracle_summary"])
+    assert {r["arm"] for r in report["final_summary"]} == {"real", choice["arm"]}
+    assert len({r["arm"] for r in report["oracle_summary"]}) == 5  # real + 4 candidates
+    md = (tmp_path / "out" / "proben1_select_quick.md").read_text()
+    assert re.search(r"- n=5: chose \S+; test Δ vs real .*\*\*(not )?met\*\*", md), md
+    assert "proben1.py --quick" in md and "--select" in md.split("\n")[2] and "Search cost" in log

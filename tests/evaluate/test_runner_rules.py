@@ -162,6 +162,25 @@ def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid):
         assert cell["budget_used"] == {"steps": 15, "examples_per_step": 64, "examples": 15 * 64}, cell["arm"]
 
 
+def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_tables(thyroid):
+    """`genaug recommend` on table rows: the default grid's candidates run without "+classic"
+    arms (they do not exist for tables; the search once asked for them and was refused)."""
+    from genaug.evaluate.select import default_grid, select_recipe
+
+    train, test = thyroid
+    candidates = [spec.model_copy(update={"config": {**spec.config, **TINY_TABLE_VAE}})
+                  for spec in default_grid(train, quick=True)]
+    assert [spec.kind for spec in candidates] == ["tabular_vae"]
+    selection = select_recipe(train, test, Protocol(shots=[5], seeds=[0], classifier_steps=15), candidates,
+                              validation_per_class=10)
+    searched = {c["arm"] for c in selection["validation"]["cells"]}
+    assert "real" in searched and not any("classic" in arm for arm in searched)
+    assert len(searched) == 1 + selection["cost"]["candidate_arms"] == 5  # real + 2 samplers x 2 shares
+    (choice,) = selection["choices"]
+    assert choice["arm"] in searched and not any("classic" in c["arm"] for c in selection["final"]["cells"])
+    assert {c["arm"] for c in selection["final"]["cells"]} == {"real", choice["arm"]}
+
+
 def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):
     from genaug.generators.diffusion import DiffusionGenerator
 

@@ -148,8 +148,10 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     ``real``, ``real+classic`` and every candidate arm)."""
     candidates = candidates if candidates is not None else default_grid(train)
     started = time.monotonic()
-    base_arms = [a for a in default_arms(train) if a in ("real", "real+classic")]
-    search_protocol = protocol.model_copy(update={"arms": base_arms + [a for a in GENERATOR_ARMS if a != "synthetic"]})
+    existing = default_arms(train)  # tables have no classic augmentation, so no "+classic" arms
+    base_arms = [a for a in existing if a in ("real", "real+classic")]
+    search_protocol = protocol.model_copy(update={"arms": base_arms + [a for a in GENERATOR_ARMS
+                                                                       if a != "synthetic" and a in existing]})
     fold_results = []
     for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_per_class)):
         def fold_progress(event: ProgressEvent, f=f) -> None:
