@@ -13,6 +13,9 @@ from genaug.api import check_no_overlap, evaluate_model
 from genaug.data import LabelledImages, few_shot_subset, load_digits_dataset, stratified_split
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, draw_training_set, evaluate, summarise
 
+# The runner; its stored-model path reads the registry as test_api.py's evaluate job does on both databases.
+pytestmark = pytest.mark.database_agnostic
+
 TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=20, batchnorm=False)
 
 
