@@ -33,9 +33,9 @@ SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 # Why a ``sqlite_only`` test is skipped in the PostgreSQL run. It must not name PostgreSQL:
 # in CI a skip naming it fails the run (see _external.py), and this skip is intended.
 SQLITE_ONLY_SKIP_REASON = "sqlite_only: checks the SQLite database itself, and this run tests another one"
-DATABASE_AGNOSTIC_SKIP_REASON = ("database_agnostic: this test's subject is not the registry (the web UI, sample-quality "
-                                 "numbers, filters); the registry calls it makes run on this database in the "
-                                 "store and service API tests")
+DATABASE_AGNOSTIC_SKIP_REASON = ("database_agnostic: this test's subject is not the registry (web UI pages, quality "
+                                 "numbers, filters, the runner, the test harness); the registry calls it makes run "
+                                 "on this database in the store, service and CLI tests")
 NO_DATABASE_SKIP_REASON = ("no_database: this test never opens the registry database (checked in the SQLite run); "
                            "a second database adds nothing")
 START_TIMEOUT_S = 60

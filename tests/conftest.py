@@ -12,8 +12,8 @@ after the test. Tests marked ``sqlite_only`` are skipped in that run. If the ser
 started there, the session fails -- it never quietly falls back to SQLite.
 
 ``database_agnostic``: a module whose subject is not the registry (web UI pages, quality numbers,
-filters) and whose registry calls -- train, list, load, generate -- are the ones the store and
-service API tests make on both databases runs in the SQLite run only (it keeps ``make test``
+filters, the evaluation runner) and whose registry calls -- train, list, load, generate -- are the
+ones the store, service and CLI tests make on both databases runs in the SQLite run only (it keeps ``make test``
 within its time budget). Not for anything about jobs, claims, restarts or concurrency.
 
 ``no_database``: a module or test that never opens the registry runs in the SQLite run only. The

@@ -138,7 +138,7 @@ def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
     log = run_bench("proben1.py", tmp_path, "--select")
     report = json.loads((tmp_path / "out" / "proben1_select_quick.json").read_text())
     (choice,) = report["choices"]
-    assert choice["n"] == 5 and not any("classic" in r["arm"] for r in report["oracle_summary"])
+    assert choice["n"] == 5 and not any("classic" in r["arm"] for r in report["validation_summary"])  # tables: none
     assert {r["arm"] for r in report["final_summary"]} == {"real", choice["arm"]}
     assert len({r["arm"] for r in report["oracle_summary"]}) == 5  # real + 4 candidates
     md = (tmp_path / "out" / "proben1_select_quick.md").read_text()

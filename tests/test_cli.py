@@ -284,6 +284,7 @@ def test_the_solver_is_chosen_at_generation_time(home, digit_folder, tmp_path):
     assert result.exit_code != 0 and "scheduler" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.database_agnostic  # the dask workers never open the registry; the CLI's evaluate runs on both elsewhere
 def test_evaluate_on_the_dask_executor_runs_the_grid_on_local_workers(home, digit_folder, tmp_path):
     out = tmp_path / "report"
     result = invoke("evaluate", digit_folder, "-g", "classic", "--shots", "3", "--seeds", "0,1", "--steps", "5",

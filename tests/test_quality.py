@@ -38,9 +38,9 @@ def test_kid_is_unbiased_on_two_halves_of_one_set():
 
 
 def test_fid_equals_the_matrix_square_root_formula_with_few_or_many_vectors():
-    """FID's trace(sqrtm(cov_a cov_b)) is computed from singular or eigen values (fast, stable);
-    it must equal the textbook formula with scipy's sqrtm, in both of its branches: fewer
-    vectors than dimensions (every per-class block) and more."""
+    """FID's trace(sqrtm(cov_a cov_b)) is computed from singular values of two covariance roots
+    (fast, stable, at most D x D memory); it must equal the textbook formula with scipy's sqrtm
+    whether each set has fewer vectors than dimensions (every per-class block) or more."""
     from scipy import linalg
 
     def textbook(a, b):
@@ -50,13 +50,18 @@ def test_fid_equals_the_matrix_square_root_formula_with_few_or_many_vectors():
 
     rng = np.random.default_rng(3)
     mix = rng.normal(size=(24, 24))
-    for m, n in [(600, 500), (60, 40), (15, 900)]:  # both sets large; both small; one small, one large
+    # both sets above D = 24; one below, one above (either way round); both below (singular covariances)
+    for m, n in [(600, 500), (15, 900), (900, 15), (18, 12)]:
         a = rng.normal(size=(m, 24)) @ mix
         b = rng.normal(size=(n, 24)) @ mix * 1.2 + 0.4
-        assert fid(a, b) == pytest.approx(textbook(a, b), rel=1e-6)
-    a, b = gaussian(30, dim=256), gaussian(20, shift=0.5, seed=4, dim=256)  # singular covariances
+        assert fid(a, b) == pytest.approx(textbook(a, b), rel=1e-5), (m, n)
+        assert fid(a, a) == pytest.approx(0.0, abs=1e-6 * textbook(a, b)), (m, n)
+    a, b = gaussian(30, dim=256), gaussian(20, shift=0.5, seed=4, dim=256)
     assert fid(a, b) == pytest.approx(textbook(a, b), rel=1e-5)
-    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    broken = gaussian(10).copy()
+    broken[3, 2] = np.nan
+    with pytest.raises(ValueError, match="fake: 1 of 10 feature vectors are not finite"):
+        fid(gaussian(10), broken)
 
 
 def test_near_copies_are_flagged_and_own_sources_are_not_copies():

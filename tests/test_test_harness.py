@@ -169,6 +169,7 @@ def test_postgresql_run_fails_without_server_binaries(tmp_path):
     assert "GENAUG_TEST_DATABASE=postgresql, but the PostgreSQL server binaries" in done.stderr
 
 
+@pytest.mark.database_agnostic  # it starts its own inner run; the outer run's database adds nothing
 def test_postgresql_run_fails_when_the_server_does_not_start(tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -211,6 +212,7 @@ def test_unmarked_opens_it(tmp_path):
 """
 
 
+@pytest.mark.database_agnostic  # it starts its own inner run; the outer run's database adds nothing
 def test_a_no_database_test_that_opens_the_registry_fails(tmp_path):
     (tmp_path / "conftest.py").write_text(INNER_ROOT_CONFTEST)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_NO_DATABASE))

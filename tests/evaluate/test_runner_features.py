@@ -13,7 +13,8 @@ from genaug.api import check_no_overlap, evaluate_model
 from genaug.data import LabelledImages, few_shot_subset, load_digits_dataset, stratified_split
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, draw_training_set, evaluate, summarise
 
-# The runner; its stored-model path reads the registry as test_api.py's evaluate job does on both databases.
+# The runner; its stored-model path (api.evaluate_model) runs on both databases in
+# tests/test_cli.py::test_evaluate_model_refuses_a_test_split_it_was_trained_on_and_runs_on_one_it_was_not.
 pytestmark = pytest.mark.database_agnostic
 
 TINY_VAE = dict(mode="conditional", channels=[8, 16], hidden=16, latent_dim=4, steps=20, batchnorm=False)

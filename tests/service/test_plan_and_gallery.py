@@ -54,6 +54,7 @@ def test_kinds_carry_a_plain_description_and_presets_that_validate(service):
         assert kind["description"] and "seed 00" not in kind["description"] and "PROBEN1" not in kind["description"]
 
 
+@pytest.mark.database_agnostic  # the measurement never opens the registry; tokens are checked on both in test_api
 def test_estimate_is_measured_needs_a_token_and_checks_its_input(service):
     quick = {"mode": "conditional", "steps": 400, "channels": [8, 16], "hidden": 16, "latent_dim": 2}
     body = {"config": quick, "image_size": 16, "channels": 1, "class_count": 3, "images_per_class": 10}
@@ -150,9 +151,11 @@ def test_training_writes_grids_unless_told_not_to_and_the_gallery_pages_the_imag
 
 
 def test_generate_jobs_filter_against_the_models_reference_and_report_quality(service):
-    assert service.upload("filter-digits", digit_pngs(per_class=8), image_size=16).status_code == 201
+    # 12 per class: enough for the per-class blocks of the card (quality.MIN_PER_CLASS), so the
+    # whole card -- per class, FID, precision/recall, inception score -- goes through the registry.
+    assert service.upload("filter-digits", digit_pngs(per_class=12), image_size=16).status_code == 201
     trained = service.submit("train", {"dataset": "filter-digits", "kind": "classic", "name": "filter-classic",
-                                       "keep_data": True, "quality_samples": 8})
+                                       "keep_data": True, "quality_samples": 12})
     plain = service.submit("train", {"dataset": "filter-digits", "kind": "classic", "name": "plain-classic",
                                      "keep_data": True, "quality_samples": 0})
     assert service.wait(trained.json()["id"])["status"] == "succeeded"
@@ -160,6 +163,13 @@ def test_generate_jobs_filter_against_the_models_reference_and_report_quality(se
     with service.client() as client:
         models = {m["name"]: m for m in client.get("/api/models").json()}
     assert models["filter-classic"]["filter_reference"] is True and models["plain-classic"]["filter_reference"] is False
+    with service.client() as client:
+        card = client.get("/api/models/filter-classic").json()["metrics"]["quality"]
+    assert card["samples_per_class"] == 12 and set(card["per_class"]) == {"c0", "c1"}
+    for block in card["per_class"].values():
+        assert block["samples"] == block["references"] == 12 and block["kid"]["mean"] is not None
+        assert block["fid"] >= 0 and 0 <= block["precision"] <= 1
+    assert card["overall"]["inception_score"]["mean"] >= 1
 
     refused = service.submit("generate", {"model": "plain-classic", "n_per_class": 3, "filters": ["near-copy"]})
     assert refused.status_code == 422 and "params.filters" in refused.json()["detail"]

@@ -7,9 +7,10 @@
    (``summary.py``: paired bootstrap, Holm over every candidate) apply to the choice.
 2. Per n the choice is ``summary.recommend`` on those validation rows: a candidate recipe only
    when it beats ``real+classic`` beyond noise after the correction, else ``real+classic`` (or
-   ``real`` where classic augmentation hurt).
+   ``real`` where classic augmentation hurt). Tables have no classic augmentation: there the
+   reference is ``real`` and no candidate arm has ``+classic``.
 3. The chosen recipe is retrained on the whole training split and scored once on the test
-   split, beside ``real`` and ``real+classic``.
+   split, beside ``real`` and ``real+classic`` (tables: ``real``).
 
 The test split reaches step 3 only: nothing in steps 1-2 sees it.
 
@@ -145,7 +146,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...}}``.
 
     ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
-    ``real``, ``real+classic`` and every candidate arm)."""
+    ``real``, ``real+classic`` and every candidate arm -- those that exist for the data: tables
+    have no ``+classic`` arms)."""
     candidates = candidates if candidates is not None else default_grid(train)
     started = time.monotonic()
     existing = default_arms(train)  # tables have no classic augmentation, so no "+classic" arms

@@ -25,27 +25,33 @@ def _as_features(name: str, values) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2 or len(array) < 2:
         raise ValueError(f"{name}: expected at least 2 feature vectors (N x D), got shape {array.shape}")
+    if not np.isfinite(array).all():  # e.g. a diverged generator's images: say so, not "SVD did not converge"
+        raise ValueError(f"{name}: {int((~np.isfinite(array)).any(axis=1).sum())} of {len(array)} feature vectors "
+                         "are not finite (NaN or infinity)")
     return array
+
+
+def _covariance_root(features: np.ndarray) -> np.ndarray:
+    """A D x k matrix F with F F^T = the covariance of ``features`` (as np.cov scales it), k = min(N, D):
+    the centred vectors themselves when there are fewer than dimensions, else V sqrt(eigenvalues)."""
+    centred = features - features.mean(0)
+    if len(features) <= features.shape[1]:
+        return centred.T / np.sqrt(len(features) - 1)
+    values, vectors = np.linalg.eigh(centred.T @ centred / (len(features) - 1))
+    return vectors * np.sqrt(np.clip(values, 0, None))
 
 
 def _trace_sqrt_product(a: np.ndarray, b: np.ndarray) -> float:
     """trace(sqrtm(cov_a @ cov_b)) of two feature sets, exactly, without a D x D matrix square root.
 
-    cov_a @ cov_b is similar to a positive semi-definite matrix, so the trace of its square root is
-    the sum of the square roots of its eigenvalues. With fewer vectors than dimensions (every
-    per-class block of a quality card: a dozen to a few hundred images, 1,280 or 2,048 features)
-    those are the squared singular values of Xa Xb^T / sqrt((m-1)(n-1)), Xa and Xb the centred
-    sets: an m x n problem. Otherwise they are the eigenvalues of the symmetric
-    cov_a^(1/2) cov_b cov_a^(1/2). scipy's ``sqrtm`` of the D x D product took seconds per call and
-    is unstable on the singular products small sets give."""
-    xa, xb = a - a.mean(0), b - b.mean(0)
-    scale = np.sqrt((len(a) - 1) * (len(b) - 1))
-    if min(len(a), len(b)) <= a.shape[1]:
-        return float(np.linalg.svd(xa @ xb.T, compute_uv=False).sum() / scale)
-    values, vectors = np.linalg.eigh(np.cov(a, rowvar=False))
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    inner = root_a @ np.cov(b, rowvar=False) @ root_a
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum())
+    With F_a F_a^T = cov_a and F_b F_b^T = cov_b, the non-zero eigenvalues of cov_a cov_b are
+    those of (F_a^T F_b)(F_a^T F_b)^T: the squared singular values of F_a^T F_b, a
+    min(m, D) x min(n, D) matrix. So the trace of the square root is the sum of those singular
+    values -- a dozen-by-a-dozen problem for a per-class block of a quality card, and never more
+    memory than D x D. scipy's ``sqrtm`` of the D x D product took seconds per call and is
+    unstable on the singular products small sets give."""
+    product = _covariance_root(a).T @ _covariance_root(b)
+    return float(np.linalg.svd(product, compute_uv=False).sum())
 
 
 def fid(real, fake) -> float:

@@ -1,0 +1,46 @@
+"""The checks the benchmark reports make of their own numbers (fast; the scripts themselves run
+in tests/test_bench_scripts.py, marked slow)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
+import proben1  # noqa: E402
+
+pytestmark = pytest.mark.no_database
+
+
+def row(arm: str, mean: float, low: float, high: float, p: float) -> dict:
+    return {"arm": arm, "delta_vs_real": {"mean": mean, "low": low, "high": high, "p_value": p}}
+
+
+REAL = {"arm": "real"}
+
+
+@pytest.mark.parametrize("choice, oracle, verdict", [
+    # the choice loses to real beyond its interval
+    (row("b", -0.05, -0.08, -0.02, 0.001), [REAL, row("b", -0.05, -0.08, -0.02, 0.001)], "not met"),
+    # a gain exists (a), the choice (b) is neither a winner nor a gain of its own: given up
+    (row("b", -0.001, -0.02, +0.02, 0.9), [REAL, row("a", 0.10, 0.06, 0.14, 0.001), row("b", -0.001, -0.02, 0.02, 0.9)],
+     "not met"),
+    # a gain exists and the choice stayed with real: given up
+    (REAL, [REAL, row("a", 0.10, 0.06, 0.14, 0.001)], "not met"),
+    # the choice is the winner
+    (row("a", 0.10, 0.06, 0.14, 0.001), [REAL, row("a", 0.10, 0.06, 0.14, 0.001)], "met"),
+    # no gain to keep: staying with real is right
+    (REAL, [REAL, row("a", 0.01, -0.02, 0.04, 0.4)], "met"),
+])
+def test_the_select_check_needs_no_loss_and_a_kept_gain(choice, oracle, verdict):
+    text = proben1.select_check(choice, oracle)
+    assert text.endswith(f"**{verdict}**"), text
+
+
+def test_winners_are_holm_corrected_over_every_candidate():
+    # p = 0.03 alone is a winner; beside three other candidates Holm multiplies it by four
+    alone = [REAL, row("a", 0.05, 0.01, 0.09, 0.03)]
+    crowded = alone + [row(x, 0.0, -0.02, 0.02, 0.9) for x in "bcd"]
+    assert proben1.winners_on_test_split(alone) == ["a"]
+    assert proben1.winners_on_test_split(crowded) == []
