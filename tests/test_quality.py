@@ -207,6 +207,7 @@ def test_inception_score_is_high_for_confident_varied_predictions_and_one_for_un
     assert real["std"] >= 0 and real["splits"] == 10
 
 
+@pytest.mark.slow  # ~20 s of Lite0 features on real flowers: run by .ci/run beside make test
 def test_lightly_altered_copies_of_flowers_are_caught_at_ratio_0_6_and_distinct_flowers_pass():
     """The near-copy target on real photos (64 px flowers): exact copies are caught at the default
     ratio 1/3; shifted, cropped, brightened and mirrored copies need the stricter ratio 0.6, which

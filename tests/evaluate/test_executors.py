@@ -12,6 +12,9 @@ from genaug.evaluate.executors import parse_executor, run_on_dask, unit_label, u
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
 pytestmark = [pytest.mark.no_database, pytest.mark.timeout(600)]
 
+# Slow (a local dask cluster of two worker processes, ~30 s): run by .ci/run beside make test, which
+# keeps the CLI's dask run (tests/test_cli.py) and the jobs executor's same-cells test.
+@pytest.mark.slow
 def test_dask_workers_compute_the_same_cells_as_a_local_run(tmp_path):
     train, test, specs, protocol = _grid()
     local = evaluate(train, test, specs, protocol, cache_dir=tmp_path / "local")
