@@ -181,6 +181,31 @@ def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_table
     assert {c["arm"] for c in selection["final"]["cells"]} == {"real", choice["arm"]}
 
 
+def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thyroid, monkeypatch):
+    """When the validation folds choose a generator arm, the final run fits that recipe on the
+    training split and scores it beside the reference (the search itself is stubbed to choose it:
+    on real data a choice depends on the numbers; this path once crashed assembling the result)."""
+    from genaug.evaluate import select
+
+    train, test = thyroid
+    spec = GeneratorSpec(label="tvae", kind="tabular_vae", config=TINY_TABLE_VAE,
+                         variants=[SampleVariant(label="4:1", ratio=4.0, arms=["real+synthetic"])])
+    arm = "real+synthetic[tvae/4:1]"
+
+    def choose_the_generator(rows):
+        return [{"n": 5, "arm": arm, "plain_name": "your rows + generated rows", "helps": True,
+                 "sentence": "use the generator", "compared": 1}]
+    monkeypatch.setattr(select, "recommend", choose_the_generator)
+    selection = select.select_recipe(train, test, Protocol(shots=[5], seeds=[0], classifier_steps=15), [spec],
+                                     validation_per_class=10)
+    (choice,) = selection["choices"]
+    assert choice["recipe"]["kind"] == "tabular_vae" and choice["recipe"]["ratio"] == 4.0
+    final = selection["final"]
+    assert {c["arm"] for c in final["cells"]} == {"real", arm}
+    assert [g["label"] for g in final["generators"]] == ["tvae"]
+    assert select.selection_sentences(selection, summarise(final))[0].startswith("At 5 per class: the search")
+
+
 def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):
     from genaug.generators.diffusion import DiffusionGenerator
 

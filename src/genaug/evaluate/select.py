@@ -170,17 +170,19 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     choices, final_cells, finals = [], [], []
     for pick in picks:
         n = pick["n"]
-        final_protocol = protocol.model_copy(update={"shots": [n], "arms": base_arms})
+        final_arms = list(base_arms)
         specs = []
         recipe = {"arm": pick["arm"], "kind": None}
         if pick["arm"] not in ("real", "real+classic"):
             spec, variant, base = _find(candidates, pick["arm"])
             specs = [spec.model_copy(update={"variants": [variant.model_copy(update={"arms": [base]})]})]
+            final_arms.append(base)  # the runner runs a variant's arms only where the protocol lists them
             recipe = {"arm": pick["arm"], "kind": spec.kind, "config": spec.config, "variant": variant.label,
                       "options": variant.options, "ratio": variant.ratio, "per_class": variant.per_class,
                       "classic": base.endswith("+classic")}
         if progress is not None:
             progress(ProgressEvent("select", 0, 1, message=f"final run at n={n}: {pick['arm']}"))
+        final_protocol = protocol.model_copy(update={"shots": [n], "arms": final_arms})
         final = evaluate(train, test, specs, final_protocol, dataset_name=dataset_name, cache_dir=cache_dir,
                          progress=progress)
         finals.append(final)
@@ -190,7 +192,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                         "candidates": pick["compared"]})
     final = {**finals[0], "cells": final_cells,
              "protocol": protocol.model_dump(mode="json"),
-             "generators": [g.model_dump(mode="json") for r in finals for g in r["generators"]],
+             "generators": [g for r in finals for g in r["generators"]],  # evaluate() returns them as JSON
              "samples": {k: v for r in finals for k, v in r.get("samples", {}).items()}} if finals else None
     cost = {"search_cpu_seconds": _search_cost(validation), "search_wall_seconds": round(search_wall, 1),
             "final_cpu_seconds": 0.0 if final is None else _search_cost(final),
