@@ -218,7 +218,9 @@ def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
                 f"from your training split, {cost['validation_examples']} examples) chose {choice['plain_name']}. "
                 f"On the test split: {metric} {row[f'{metric}_mean']:.3f} ({row[f'{metric}_low']:.3f} to "
                 f"{row[f'{metric}_high']:.3f})")
-        for key, name in (("delta_vs_real", "your images alone"), ("delta_vs_classic", "+ classic augmentation")):
+        real = next((r for r in final_rows if r["n"] == n and r["arm"] == "real"), None)
+        alone = f"{real['plain_name'] if real else 'your data'} alone"  # "your images" or "your rows"
+        for key, name in (("delta_vs_real", alone), ("delta_vs_classic", "+ classic augmentation")):
             d = row.get(key)
             if d:
                 text += (f"; {d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}) vs {name}"
