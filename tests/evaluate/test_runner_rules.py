@@ -183,27 +183,33 @@ def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_table
 
 def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thyroid, monkeypatch):
     """When the validation folds choose a generator arm, the final run fits that recipe on the
-    training split and scores it beside the reference (the search itself is stubbed to choose it:
-    on real data a choice depends on the numbers; this path once crashed assembling the result)."""
+    training split and scores it beside the reference (the search itself is stubbed to choose:
+    on real data a choice depends on the numbers; this path once skipped the chosen arm and then
+    crashed assembling the result). Different n may choose different arms, or the same one."""
     from genaug.evaluate import select
 
     train, test = thyroid
     spec = GeneratorSpec(label="tvae", kind="tabular_vae", config=TINY_TABLE_VAE,
-                         variants=[SampleVariant(label="4:1", ratio=4.0, arms=["real+synthetic"])])
-    arm = "real+synthetic[tvae/4:1]"
+                         variants=[SampleVariant(label="4:1", ratio=4.0, arms=["real+synthetic"]),
+                                   SampleVariant(label="1:1", ratio=1.0, arms=["real+synthetic"])])
+    plan = {5: "real", 8: "real+synthetic[tvae/4:1]", 10: "real+synthetic[tvae/4:1]"}
 
-    def choose_the_generator(rows):
-        return [{"n": 5, "arm": arm, "plain_name": "your rows + generated rows", "helps": True,
-                 "sentence": "use the generator", "compared": 1}]
-    monkeypatch.setattr(select, "recommend", choose_the_generator)
-    selection = select.select_recipe(train, test, Protocol(shots=[5], seeds=[0], classifier_steps=15), [spec],
-                                     validation_per_class=10)
-    (choice,) = selection["choices"]
-    assert choice["recipe"]["kind"] == "tabular_vae" and choice["recipe"]["ratio"] == 4.0
+    def choose(rows):
+        return [{"n": n, "arm": arm, "plain_name": arm, "helps": arm != "real", "sentence": "", "compared": 2}
+                for n, arm in plan.items()]
+    monkeypatch.setattr(select, "recommend", choose)
+    selection = select.select_recipe(train, test, Protocol(shots=list(plan), seeds=[0], classifier_steps=15),
+                                     [spec], validation_per_class=10)
+    assert [c["recipe"]["kind"] for c in selection["choices"]] == [None, "tabular_vae", "tabular_vae"]
+    assert selection["choices"][1]["recipe"]["ratio"] == 4.0
     final = selection["final"]
-    assert {c["arm"] for c in final["cells"]} == {"real", arm}
-    assert [g["label"] for g in final["generators"]] == ["tvae"]
-    assert select.selection_sentences(selection, summarise(final))[0].startswith("At 5 per class: the search")
+    by_n = {n: sorted(c["arm"] for c in final["cells"] if c["n"] == n) for n in plan}
+    assert by_n == {n: sorted({"real", arm}) for n, arm in plan.items()}  # exactly reference + choice
+    assert final["arms"] == ["real", "real+synthetic"]
+    (generator,) = final["generators"]  # the same recipe chosen at two n: one generator, one variant
+    assert generator["label"] == "tvae" and [v["label"] for v in generator["variants"]] == ["4:1"]
+    sentences = select.selection_sentences(selection, summarise(final))
+    assert sentences[1].startswith("At 8 per class: the search") and "vs your rows alone" in sentences[1]
 
 
 def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):

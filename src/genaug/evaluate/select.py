@@ -28,7 +28,7 @@ import numpy as np
 from ..data.datasets import LabelledData, LabelledImages
 from ..progress import ProgressCallback, ProgressEvent
 from .metrics import classification_metrics, decode_predictions, encode_predictions
-from .protocol import GENERATOR_ARMS, GeneratorSpec, Protocol, SampleVariant, arm_name, default_arms, evaluate
+from .protocol import ALL_ARMS, GENERATOR_ARMS, GeneratorSpec, Protocol, SampleVariant, arm_name, default_arms, evaluate
 from .summary import recommend, summarise
 
 SELECTION_FOLDS = 2
@@ -138,6 +138,19 @@ def _search_cost(result: dict) -> float:
     return round(sum(c.get("cpu_seconds", 0) for c in result["cells"]) + sum(fits.values()), 1)
 
 
+def _merged_generators(finals: list[dict]) -> list[dict]:
+    """The generators of the final runs (JSON, as ``evaluate`` returns them), one entry per label
+    with the union of its chosen variants (one spec may win at several n, with one variant or two)."""
+    merged: dict[str, dict] = {}
+    for result in finals:
+        for spec in result["generators"]:
+            entry = merged.setdefault(spec["label"], {**spec, "variants": []})
+            for variant in spec["variants"]:
+                if variant not in entry["variants"]:
+                    entry["variants"].append(variant)
+    return list(merged.values())
+
+
 def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                   candidates: Optional[list[GeneratorSpec]] = None, *, folds: int = SELECTION_FOLDS,
                   validation_per_class: int = VALIDATION_PER_CLASS, dataset_name: str = "data",
@@ -185,6 +198,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
         final_protocol = protocol.model_copy(update={"shots": [n], "arms": final_arms})
         final = evaluate(train, test, specs, final_protocol, dataset_name=dataset_name, cache_dir=cache_dir,
                          progress=progress)
+        if pick["arm"] not in {c["arm"] for c in final["cells"]}:  # never again a choice silently left out
+            raise RuntimeError(f"select: the final run at n={n} did not score the chosen {pick['arm']}")
         finals.append(final)
         final_cells += final["cells"]
         choices.append({"n": n, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
@@ -192,7 +207,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                         "candidates": pick["compared"]})
     final = {**finals[0], "cells": final_cells,
              "protocol": protocol.model_dump(mode="json"),
-             "generators": [g for r in finals for g in r["generators"]],  # evaluate() returns them as JSON
+             "arms": [a for a in ALL_ARMS if any(a in r["arms"] for r in finals)],
+             "generators": _merged_generators(finals),
              "samples": {k: v for r in finals for k, v in r.get("samples", {}).items()}} if finals else None
     cost = {"search_cpu_seconds": _search_cost(validation), "search_wall_seconds": round(search_wall, 1),
             "final_cpu_seconds": 0.0 if final is None else _search_cost(final),
