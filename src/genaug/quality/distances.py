@@ -41,8 +41,8 @@ def _covariance_root(features: np.ndarray) -> np.ndarray:
     return vectors * np.sqrt(np.clip(values, 0, None))
 
 
-def _trace_sqrt_product(a: np.ndarray, b: np.ndarray) -> float:
-    """trace(sqrtm(cov_a @ cov_b)) of two feature sets, exactly, without a D x D matrix square root.
+def _trace_sqrt_product(root_a: np.ndarray, root_b: np.ndarray) -> float:
+    """trace(sqrtm(cov_a @ cov_b)) from the covariance roots of two feature sets, exactly, without a D x D matrix square root.
 
     With F_a F_a^T = cov_a and F_b F_b^T = cov_b, the non-zero eigenvalues of cov_a cov_b are
     those of (F_a^T F_b)(F_a^T F_b)^T: the squared singular values of F_a^T F_b, a
@@ -50,8 +50,7 @@ def _trace_sqrt_product(a: np.ndarray, b: np.ndarray) -> float:
     values -- a dozen-by-a-dozen problem for a per-class block of a quality card, and never more
     memory than D x D. scipy's ``sqrtm`` of the D x D product took seconds per call and is
     unstable on the singular products small sets give."""
-    product = _covariance_root(a).T @ _covariance_root(b)
-    return float(np.linalg.svd(product, compute_uv=False).sum())
+    return float(np.linalg.svd(root_a.T @ root_b, compute_uv=False).sum())
 
 
 def fid(real, fake) -> float:
@@ -60,10 +59,10 @@ def fid(real, fake) -> float:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"fid: feature sizes differ ({a.shape[1]} and {b.shape[1]})")
     mean_gap = ((a.mean(0) - b.mean(0)) ** 2).sum()
-    # trace(cov) is the mean squared norm of the centred vectors, scaled as np.cov scales it
-    trace_a = ((a - a.mean(0)) ** 2).sum() / (len(a) - 1)
-    trace_b = ((b - b.mean(0)) ** 2).sum() / (len(b) - 1)
-    return float(max(0.0, mean_gap + trace_a + trace_b - 2 * _trace_sqrt_product(a, b)))
+    root_a, root_b = _covariance_root(a), _covariance_root(b)
+    # trace(cov) = trace(F F^T) = the sum of F's squared entries
+    trace_a, trace_b = (root_a ** 2).sum(), (root_b ** 2).sum()
+    return float(max(0.0, mean_gap + trace_a + trace_b - 2 * _trace_sqrt_product(root_a, root_b)))
 
 
 @dataclass(frozen=True)
