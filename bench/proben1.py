@@ -30,7 +30,7 @@ from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, su
 from genaug.evaluate.statistics import holm_adjust
 from genaug.evaluate.summary import ALPHA
 from genaug.evaluate.report import markdown_table
-from genaug.evaluate.select import VALIDATION_PER_CLASS, default_grid, select_recipe, selection_sentences
+from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
 
 # Seed 001 table 6.2: (balance, mix data) and weighted F1 (baseline, VAE, VAE+GC) for beta norm and 1.0.
 SEED_62 = {
@@ -73,8 +73,12 @@ def main() -> None:
     parser.add_argument("--classifier-steps", type=int, default=2000)
     parser.add_argument("--only", choices=["6.2", "6.3"], default=None)
     parser.add_argument("--select", action="store_true", help="table 6.3's grid through the automatic choice (see above)")
-    parser.add_argument("--validation-per-class", type=int, default=VALIDATION_PER_CLASS,
-                        help="with --select: the validation pool's size per class (at most half of each class)")
+    parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
+                        help="with --select: the validation pool's size in rows, stratified (at most half of each "
+                             "class); 0 = half of every class")
+    parser.add_argument("--validation-per-class", type=int, default=None,
+                        help="with --select: cap each class's share of the pool at this many rows (the pool rule "
+                             "before 2026-12-05 was --validation-size 0 --validation-per-class 100)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
@@ -167,17 +171,25 @@ def select_check(choice_row: dict, oracle_rows: list[dict]) -> str:
     return "; ".join(parts) + (": **met**" if (not loses and kept) else ": **not met**")
 
 
+def pool_rule(size, per_class) -> str:
+    """The validation pool's rule in words, for the report."""
+    rule = "half of every class" if not size else f"the same share of every class, at most half, {size} rows in all"
+    return rule + (f", at most {per_class} rows per class" if per_class else "")
+
+
 def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, started: float) -> None:
     """Table 6.3's few-shot grid through ``select_recipe``, with the oracle run beside it."""
     train, test = load_proben1("thyroid", 1)
     shots = [5] if args.quick else [5, 10, 20, 30, 50]
     few_protocol = protocol.model_copy(update={"shots": shots})
     candidates = [spec.model_copy(update={"config": {**spec.config, "steps": vae_steps}}) for spec in default_grid(train)]
-    pool = args.validation_per_class
+    size, per_class = args.validation_size or None, args.validation_per_class
     # another pool is another experiment: its own cells and report beside the default's (the oracle is shared)
-    suffix = tag + (f"_v{pool}" if pool != VALIDATION_PER_CLASS else "")
+    suffix = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
+                    f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
     selection = select_recipe(train, test, few_protocol, candidates, dataset_name=f"proben1-thyroid-select{suffix}",
-                              cache_dir=args.cache, progress=show, validation_per_class=pool)
+                              cache_dir=args.cache, progress=show, validation_size=size,
+                              validation_per_class=per_class)
     final_rows = summarise(selection["final"])
     oracle_protocol = few_protocol.model_copy(update={"arms": ["real", "real+synthetic"]})
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=f"proben1-thyroid-oracle{tag}",
@@ -191,7 +203,8 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
                       + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]]))
     payload = {"benchmark": "seed 001 table 6.3 grid through --select", "machine": machine(),
                "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
-                           "seeds": protocol.seeds, "shots": shots, "validation_per_class": pool},
+                           "seeds": protocol.seeds, "shots": shots, "validation_size": size,
+                           "validation_per_class": per_class},
                "choices": selection["choices"], "cost": selection["cost"], "candidates": selection["candidates"],
                "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
                "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
@@ -203,8 +216,8 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
           f"invocation: {payload['wall_seconds_this_invocation']} s (cached cells cost nothing).", "",
           "The choice: the default candidate grid for tables (per-class tabular VAE; samplers prior and "
           "interpolation+noise; 1:1 and 4:1 synthetic rows per real row; no classic augmentation for tables), "
-          f"{selection['cost']['folds']} validation folds drawn from the training split only (a pool of at most "
-          f"{pool} rows per class and half of each class: {selection['cost']['validation_examples']} rows), the chosen recipe "
+          f"{selection['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "
+          f"{pool_rule(size, per_class)}: {selection['cost']['validation_examples']} rows), the chosen recipe "
           "retrained on the whole few-shot subset and scored once on the test split. The oracle scores every "
           "candidate on the test split directly -- for this check only; the choice never sees it.", "",
           "## Target: the choice never loses to the reference beyond the interval and keeps the gains that exist", ""]

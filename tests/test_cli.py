@@ -138,6 +138,8 @@ def test_evaluate_writes_report(home, tmp_path):
 
     result = invoke("evaluate", tmp_path / "digits.npz", "--model", "m", "--select")
     assert result.exit_code == 1 and "choose one way" in result.output
+    result = invoke("evaluate", tmp_path / "digits.npz", "--validation-size", "200")
+    assert result.exit_code == 1 and "validation_size: only with select" in result.output
     result = invoke("evaluate", tmp_path / "digits.npz", "--shots", "two")
     assert result.exit_code == 1 and "--shots" in result.output
 

@@ -804,8 +804,9 @@ def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_
         from .evaluate.select import default_grid, select_recipe
 
         candidates = default_grid(train, quick=request.quick, kinds=request.select_kinds)
+        pool = {} if request.validation_size is None else {"validation_size": request.validation_size}
         selection = select_recipe(train, test, protocol, candidates, dataset_name=dataset_name,
-                                  cache_dir=cache_dir, progress=progress)
+                                  cache_dir=cache_dir, progress=progress, **pool)
         result = selection["final"]
         mode = "select"
     elif where != "local":

@@ -162,23 +162,64 @@ def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid):
         assert cell["budget_used"] == {"steps": 15, "examples_per_step": 64, "examples": 15 * 64}, cell["arm"]
 
 
-def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_tables(thyroid):
-    """`genaug recommend` on table rows: the default grid's candidates run without "+classic"
-    arms (they do not exist for tables; the search once asked for them and was refused)."""
-    from genaug.evaluate.select import default_grid, select_recipe
+def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_tables(thyroid, tmp_path, monkeypatch):
+    """`genaug recommend` on table rows (the request's path, as the CLI and the service take it):
+    the default grid's candidates run without "+classic" arms (they do not exist for tables; the
+    search once asked for them and was refused), on a validation pool of the requested size."""
+    from genaug.api import evaluate_request
+    from genaug.evaluate import select
+    from genaug.evaluate.request import EvaluationRequest
+    from genaug.evaluate.select import validation_pool_sizes
 
     train, test = thyroid
-    candidates = [spec.model_copy(update={"config": {**spec.config, **TINY_TABLE_VAE}})
-                  for spec in default_grid(train, quick=True)]
-    assert [spec.kind for spec in candidates] == ["tabular_vae"]
-    selection = select_recipe(train, test, Protocol(shots=[5], seeds=[0], classifier_steps=15), candidates,
-                              validation_per_class=10)
-    searched = {c["arm"] for c in selection["validation"]["cells"]}
+    real_grid = select.default_grid
+
+    def tiny_grid(data, **kwargs):  # the default grid's candidates, at a test's budget
+        return [spec.model_copy(update={"config": {**spec.config, **TINY_TABLE_VAE}}) for spec in real_grid(data, **kwargs)]
+    monkeypatch.setattr(select, "default_grid", tiny_grid)
+    request = EvaluationRequest(select=True, quick=True, validation_size=60, shots=[5], seeds=[0], classifier_steps=15)
+    answer = evaluate_request(train, test, request, tmp_path / "report", dataset_name="thyroid")
+    assert answer["mode"] == "select"
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    selection = answer["selection"]
+    # the pool: about 60 rows with thyroid's class mix (2 / 5 / 93 %)
+    expected_pool = validation_pool_sizes(np.bincount(train.labels), 60)
+    assert selection["cost"]["validation_examples"] == expected_pool.sum() and 55 <= expected_pool.sum() <= 62
+    searched = {r["arm"] for r in saved["selection"]["validation_summary"]}
     assert "real" in searched and not any("classic" in arm for arm in searched)
-    assert len(searched) == 1 + selection["cost"]["candidate_arms"] == 5  # real + 2 samplers x 2 shares
     (choice,) = selection["choices"]
-    assert choice["arm"] in searched and not any("classic" in c["arm"] for c in selection["final"]["cells"])
-    assert {c["arm"] for c in selection["final"]["cells"]} == {"real", choice["arm"]}
+    assert len(searched) == 1 + choice["candidates"] == 1 + selection["cost"]["candidate_arms"] == 5  # real + 2 x 2
+    final_arms = {c["arm"] for c in saved["cells"]}
+    assert final_arms == {"real", choice["arm"]} and not any("classic" in arm for arm in final_arms)
+
+
+def test_the_validation_pool_keeps_the_class_mix_of_the_training_split(thyroid):
+    """The search's validation pool takes the same share of every class (a weighted metric on it
+    weighs the classes as the test split does), at most half of each, at most the size asked for
+    (plus one example of a class the share would leave out), seeded; its folds are disjoint."""
+    from genaug.evaluate.select import validation_folds, validation_pool_sizes
+
+    train, _ = thyroid
+    counts = np.bincount(train.labels)
+    folds = validation_folds(train, size=600)
+    pool = np.concatenate([fold.labels for _, fold in folds])
+    taken = np.bincount(pool, minlength=len(counts))
+    share = 600 / counts.sum()
+    assert len(pool) <= 600 and np.all(np.abs(taken - share * counts) < 1), (taken, counts)
+    assert taken[np.argmin(counts)] >= 1
+    # disjoint folds of nearly equal size; fold f's inner training set is the rest of the split
+    # (compared by counts: thyroid has duplicate rows, so equal content is not the same row)
+    assert abs(len(folds[0][1]) - len(folds[1][1])) <= len(counts)
+    for inner, fold in folds:
+        assert list(np.bincount(inner.labels, minlength=len(counts)) + np.bincount(fold.labels, minlength=len(counts))) \
+            == list(counts)
+    assert [f.item_fingerprints() for _, f in validation_folds(train, size=600)] == [f.item_fingerprints() for _, f in folds]
+    # no total cap: half of every class; a per-class cap on top; a rare class keeps one example
+    assert list(validation_pool_sizes(counts, None)) == list(counts // 2)
+    assert list(validation_pool_sizes(counts, None, per_class=100)) == list(np.minimum(counts // 2, 100))
+    assert list(validation_pool_sizes(np.array([3, 2, 1, 5000]), size=100)) == [1, 1, 0, 99]
+    with pytest.raises(ValueError, match="smaller than the 2 folds"):
+        validation_folds(train, size=1)
 
 
 def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thyroid, monkeypatch):
@@ -199,7 +240,7 @@ def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thy
                 for n, arm in plan.items()]
     monkeypatch.setattr(select, "recommend", choose)
     selection = select.select_recipe(train, test, Protocol(shots=list(plan), seeds=[0], classifier_steps=15),
-                                     [spec], validation_per_class=10)
+                                     [spec], validation_size=60)
     assert [c["recipe"]["kind"] for c in selection["choices"]] == [None, "tabular_vae", "tabular_vae"]
     assert selection["choices"][1]["recipe"]["ratio"] == 4.0
     final = selection["final"]

@@ -53,6 +53,10 @@ class EvaluationRequest(BaseModel):
     select: bool = Field(False, description="search generator kinds x options x share on validation folds "
                                             "of the training split, then score the choice once on the test split")
     select_kinds: Optional[list[str]] = Field(None, max_length=8, description="restrict the search to these kinds")
+    validation_size: Optional[int] = Field(None, ge=4, le=100_000,
+                                           description="with select: examples in the validation pool, drawn "
+                                                       "from the training split with its class mix "
+                                                       "(default 2000, at most half of each class)")
 
     @field_validator("shots")
     @classmethod
@@ -68,8 +72,9 @@ class EvaluationRequest(BaseModel):
         if len(chosen) > 1:
             raise ValueError(f"{' and '.join(chosen)}: choose one way to name the synthetic data "
                              "(a stored model, the automatic search, or generator kinds)")
-        if self.select_kinds is not None and not self.select:
-            raise ValueError("select_kinds: only with select")
+        for name in ("select_kinds", "validation_size"):
+            if getattr(self, name) is not None and not self.select:
+                raise ValueError(f"{name}: only with select")
         return self
 
     def protocol(self, data: LabelledData) -> Protocol:

@@ -1,7 +1,9 @@
 """Automatic choice of a recipe (``genaug evaluate --select``, ``genaug recommend``), honestly nested.
 
-1. A validation pool is drawn from the *training* split (at most ``validation_per_class`` per
-   class, seeded) and cut into ``folds`` disjoint folds. For fold f the runner trains on the
+1. A validation pool is drawn from the *training* split, stratified: every class gives the same
+   share of its examples (at most half, and at most ``validation_size`` examples in all, seeded),
+   so the pool has the class mix of your data and a weighted metric on it weighs the classes as
+   the test split does. The pool is cut into ``folds`` disjoint folds. For fold f the runner trains on the
    training split minus fold f (few-shot subsets come from there) and scores on fold f. Joining
    the folds gives every pool example one prediction per (n, seed, arm), so the usual statistics
    (``summary.py``: paired bootstrap, Holm over every candidate) apply to the choice.
@@ -32,7 +34,12 @@ from .protocol import ALL_ARMS, GENERATOR_ARMS, GeneratorSpec, Protocol, SampleV
 from .summary import recommend, summarise
 
 SELECTION_FOLDS = 2
-VALIDATION_PER_CLASS = 100
+# The pool's size in examples. The search's cost is the training of its cells, not scoring, so a
+# larger pool costs little; a small one leaves real gains inside the noise. PROBEN1 thyroid
+# (bench/proben1.py --select): the earlier pool of at most 100 per class (263 rows, a class mix of
+# 63/100/100 against 2/5/93 % in the data) kept no gain that the test split showed; half of every
+# class (2,699 rows) kept the gains at n = 30 and 50.
+VALIDATION_SIZE = 2000
 # The small generators of --quick (request.py) and of the quick search grid. Measured on flowers
 # at 64 px, n = 10: a per-class VAE of the default width at 300 steps took 171 s per seed (its
 # batch is the 10 images of a class); half the width at 150 steps takes 39 s.
@@ -77,19 +84,33 @@ def default_grid(data: LabelledData, *, quick: bool = False, kinds: Optional[lis
     return list(grid.values())
 
 
-def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, per_class: int = VALIDATION_PER_CLASS,
-                     seed: int = 0) -> list[tuple[LabelledData, LabelledData]]:
-    """``folds`` pairs (inner training set, validation fold), both from ``train`` alone: a pool of
-    at most ``per_class`` examples per class (and at most half of each class), cut into disjoint
-    folds; the inner set of fold f is ``train`` minus fold f."""
+def validation_pool_sizes(counts: np.ndarray, size: Optional[int] = VALIDATION_SIZE,
+                          per_class: Optional[int] = None) -> np.ndarray:
+    """How many examples of each class (``counts``) go to the validation pool: the same share of
+    every class -- half, or less so the pool holds at most ``size`` examples (None: no total cap) --
+    and at least one of every class with two or more; ``per_class`` caps each class on top."""
+    counts = np.asarray(counts, dtype=np.int64)
+    share = 0.5 if not size else min(0.5, size / max(int(counts.sum()), 1))
+    take = np.maximum(np.floor(share * counts).astype(np.int64), np.minimum(1, counts // 2))
+    return take if per_class is None else np.minimum(take, per_class)
+
+
+def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, size: Optional[int] = VALIDATION_SIZE,
+                     per_class: Optional[int] = None, seed: int = 0) -> list[tuple[LabelledData, LabelledData]]:
+    """``folds`` pairs (inner training set, validation fold), both from ``train`` alone: a stratified
+    pool (``validation_pool_sizes``) cut into disjoint folds; the inner set of fold f is ``train``
+    minus fold f."""
     if folds < 2:
         raise ValueError("select: at least 2 validation folds")
+    if size is not None and size < folds:
+        raise ValueError(f"select: validation size {size} is smaller than the {folds} folds it is cut into")
     rng = np.random.default_rng(10_000 + seed)
+    counts = np.bincount(train.labels, minlength=len(train.class_names))
+    takes = validation_pool_sizes(counts, size, per_class)
     assignment = np.full(len(train), -1)
-    for label in range(len(train.class_names)):
-        idx = rng.permutation(np.flatnonzero(train.labels == label))
-        take = idx[:min(per_class, len(idx) // 2)]
-        assignment[take] = np.arange(len(take)) % folds
+    for label, take in enumerate(takes):
+        idx = rng.permutation(np.flatnonzero(train.labels == label))[:take]
+        assignment[idx] = np.arange(len(idx)) % folds
     if (assignment >= 0).sum() < folds:
         raise ValueError("select: the training split is too small for validation folds (it needs at least two "
                          "examples in some class)")
@@ -153,14 +174,16 @@ def _merged_generators(finals: list[dict]) -> list[dict]:
 
 def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                   candidates: Optional[list[GeneratorSpec]] = None, *, folds: int = SELECTION_FOLDS,
-                  validation_per_class: int = VALIDATION_PER_CLASS, dataset_name: str = "data",
+                  validation_size: Optional[int] = VALIDATION_SIZE, validation_per_class: Optional[int] = None,
+                  dataset_name: str = "data",
                   cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None) -> dict:
     """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
     once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...}}``.
 
     ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
     ``real``, ``real+classic`` and every candidate arm -- those that exist for the data: tables
-    have no ``+classic`` arms)."""
+    have no ``+classic`` arms). ``validation_size`` / ``validation_per_class``: the validation
+    pool (``validation_pool_sizes``)."""
     candidates = candidates if candidates is not None else default_grid(train)
     started = time.monotonic()
     existing = default_arms(train)  # tables have no classic augmentation, so no "+classic" arms
@@ -168,7 +191,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     search_protocol = protocol.model_copy(update={"arms": base_arms + [a for a in GENERATOR_ARMS
                                                                        if a != "synthetic" and a in existing]})
     fold_results = []
-    for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_per_class)):
+    for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_size,
+                                                                       validation_per_class)):
         def fold_progress(event: ProgressEvent, f=f) -> None:
             if progress is not None:
                 progress(ProgressEvent("select", event.step, event.total,
