@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
                         help="with --select: the validation pool's size in rows, stratified (at most half of each "
                              "class); 0 = half of every class")
+    parser.add_argument("--search-seeds", default=None,
+                        help="with --select: the search's seeds, comma separated (default --seeds); the final "
+                             "runs and the oracle keep --seeds")
     parser.add_argument("--validation-per-class", type=int, default=None,
                         help="with --select: cap each class's share of the pool at this many rows (the pool rule "
                              "before 2026-12-05 was --validation-size 0 --validation-per-class 100)")
@@ -184,12 +187,15 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
     few_protocol = protocol.model_copy(update={"shots": shots})
     candidates = [spec.model_copy(update={"config": {**spec.config, "steps": vae_steps}}) for spec in default_grid(train)]
     size, per_class = args.validation_size or None, args.validation_per_class
+    search_seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",")]
     # another pool is another experiment: its own cells and report beside the default's (the oracle is shared)
-    suffix = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
-                    f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
-    selection = select_recipe(train, test, few_protocol, candidates, dataset_name=f"proben1-thyroid-select{suffix}",
+    pool_suffix = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
+                         f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
+    # more search seeds: the same pool's cells (cached under its name) plus the new seeds' cells
+    suffix = pool_suffix + (f"_seeds{len(search_seeds)}" if search_seeds else "")
+    selection = select_recipe(train, test, few_protocol, candidates, dataset_name=f"proben1-thyroid-select{pool_suffix}",
                               cache_dir=args.cache, progress=show, validation_size=size,
-                              validation_per_class=per_class)
+                              validation_per_class=per_class, search_seeds=search_seeds)
     final_rows = summarise(selection["final"])
     oracle_protocol = few_protocol.model_copy(update={"arms": ["real", "real+synthetic"]})
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=f"proben1-thyroid-oracle{tag}",
@@ -203,7 +209,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
                       + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]]))
     payload = {"benchmark": "seed 001 table 6.3 grid through --select", "machine": machine(),
                "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
-                           "seeds": protocol.seeds, "shots": shots, "validation_size": size,
+                           "seeds": protocol.seeds, "shots": shots, "validation_size": size, "search_seeds": search_seeds,
                            "validation_per_class": per_class},
                "choices": selection["choices"], "cost": selection["cost"], "candidates": selection["candidates"],
                "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
@@ -217,7 +223,8 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
           "The choice: the default candidate grid for tables (per-class tabular VAE; samplers prior and "
           "interpolation+noise; 1:1 and 4:1 synthetic rows per real row; no classic augmentation for tables), "
           f"{selection['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "
-          f"{pool_rule(size, per_class)}: {selection['cost']['validation_examples']} rows), the chosen recipe "
+          f"{pool_rule(size, per_class)}: {selection['cost']['validation_examples']} rows; seeds "
+          f"{selection['cost']['search_seeds']} in the search, {protocol.seeds} in the final runs), the chosen recipe "
           "retrained on the whole few-shot subset and scored once on the test split. The oracle scores every "
           "candidate on the test split directly -- for this check only; the choice never sees it.", "",
           "## Target: the choice never loses to the reference beyond the interval and keeps the gains that exist", ""]

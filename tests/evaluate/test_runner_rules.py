@@ -240,8 +240,11 @@ def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thy
                 for n, arm in plan.items()]
     monkeypatch.setattr(select, "recommend", choose)
     selection = select.select_recipe(train, test, Protocol(shots=list(plan), seeds=[0], classifier_steps=15),
-                                     [spec], validation_size=60)
+                                     [spec], validation_size=60, search_seeds=[0, 1])
     assert [c["recipe"]["kind"] for c in selection["choices"]] == [None, "tabular_vae", "tabular_vae"]
+    # the search ran its own seeds; the final runs keep the protocol's
+    assert {c["seed"] for c in selection["validation"]["cells"]} == {0, 1} == set(selection["cost"]["search_seeds"])
+    assert {c["seed"] for c in selection["final"]["cells"]} == {0}
     assert selection["choices"][1]["recipe"]["ratio"] == 4.0
     final = selection["final"]
     by_n = {n: sorted(c["arm"] for c in final["cells"] if c["n"] == n) for n in plan}
@@ -251,6 +254,7 @@ def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thy
     assert generator["label"] == "tvae" and [v["label"] for v in generator["variants"]] == ["4:1"]
     sentences = select.selection_sentences(selection, summarise(final))
     assert sentences[1].startswith("At 8 per class: the search") and "vs your rows alone" in sentences[1]
+    assert ", 2 seeds)" in sentences[1]
 
 
 def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):

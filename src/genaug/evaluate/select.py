@@ -175,7 +175,7 @@ def _merged_generators(finals: list[dict]) -> list[dict]:
 def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                   candidates: Optional[list[GeneratorSpec]] = None, *, folds: int = SELECTION_FOLDS,
                   validation_size: Optional[int] = VALIDATION_SIZE, validation_per_class: Optional[int] = None,
-                  dataset_name: str = "data",
+                  search_seeds: Optional[list[int]] = None, dataset_name: str = "data",
                   cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None) -> dict:
     """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
     once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...}}``.
@@ -183,13 +183,16 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
     ``real``, ``real+classic`` and every candidate arm -- those that exist for the data: tables
     have no ``+classic`` arms). ``validation_size`` / ``validation_per_class``: the validation
-    pool (``validation_pool_sizes``)."""
+    pool (``validation_pool_sizes``). ``search_seeds``: the search's seeds (default the protocol's):
+    at small n a few-shot draw moves the score more than the pool's size does, so more seeds
+    resolve smaller gains; the final run keeps the protocol's seeds."""
     candidates = candidates if candidates is not None else default_grid(train)
     started = time.monotonic()
     existing = default_arms(train)  # tables have no classic augmentation, so no "+classic" arms
     base_arms = [a for a in existing if a in ("real", "real+classic")]
     search_protocol = protocol.model_copy(update={"arms": base_arms + [a for a in GENERATOR_ARMS
-                                                                       if a != "synthetic" and a in existing]})
+                                                                       if a != "synthetic" and a in existing],
+                                                  "seeds": list(search_seeds or protocol.seeds)})
     fold_results = []
     for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_size,
                                                                        validation_per_class)):
@@ -237,7 +240,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     cost = {"search_cpu_seconds": _search_cost(validation), "search_wall_seconds": round(search_wall, 1),
             "final_cpu_seconds": 0.0 if final is None else _search_cost(final),
             "candidate_arms": sum(len(v.arms or []) for s in candidates for v in s.variants),
-            "folds": folds, "validation_examples": validation["n_test"]}
+            "folds": folds, "validation_examples": validation["n_test"], "search_seeds": search_protocol.seeds}
     return {"choices": choices, "validation": validation, "final": final, "cost": cost,
             "candidates": [c.model_dump(mode="json") for c in candidates]}
 
@@ -254,8 +257,10 @@ def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
             lines.append(f"{at}: the search chose {choice['plain_name']} (not scored on the test split yet).")
             continue
         metric = row["metric"]
+        seeds = len(cost.get("search_seeds") or [])
         text = (f"{at}: the search over {choice['candidates']} candidate arms ({cost['folds']} validation folds "
-                f"from your training split, {cost['validation_examples']} examples) chose {choice['plain_name']}. "
+                f"from your training split, {cost['validation_examples']} examples"
+                + (f", {seeds} seeds" if seeds else "") + f") chose {choice['plain_name']}. "
                 f"On the test split: {metric} {row[f'{metric}_mean']:.3f} ({row[f'{metric}_low']:.3f} to "
                 f"{row[f'{metric}_high']:.3f})")
         real = next((r for r in final_rows if r["n"] == n and r["arm"] == "real"), None)
