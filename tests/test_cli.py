@@ -140,6 +140,8 @@ def test_evaluate_writes_report(home, tmp_path):
     assert result.exit_code == 1 and "choose one way" in result.output
     result = invoke("evaluate", tmp_path / "digits.npz", "--validation-size", "200")
     assert result.exit_code == 1 and "validation_size: only with select" in result.output
+    result = invoke("evaluate", tmp_path / "digits.npz", "--search-seeds", "0,1,2,3")
+    assert result.exit_code == 1 and "search_seeds: only with select" in result.output
     result = invoke("evaluate", tmp_path / "digits.npz", "--shots", "two")
     assert result.exit_code == 1 and "--shots" in result.output
 

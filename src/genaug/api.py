@@ -805,6 +805,8 @@ def evaluate_request(train: LabelledData, test: LabelledData, request: Any, out_
 
         candidates = default_grid(train, quick=request.quick, kinds=request.select_kinds)
         pool = {} if request.validation_size is None else {"validation_size": request.validation_size}
+        if request.search_seeds is not None:
+            pool["search_seeds"] = request.search_seeds
         selection = select_recipe(train, test, protocol, candidates, dataset_name=dataset_name,
                                   cache_dir=cache_dir, progress=progress, **pool)
         result = selection["final"]

@@ -468,6 +468,7 @@ def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (
              select: bool = typer.Option(False, "--select", help="search kinds x options x share on validation folds of the training split; score the choice once on the test split"),
              select_kinds: Optional[str] = typer.Option(None, help="with --select: only these kinds, comma separated (e.g. vae)"),
              validation_size: Optional[int] = typer.Option(None, help="with --select: examples in the validation pool, drawn from the training split with its class mix (default 2000, at most half of each class)"),
+             search_seeds: Optional[str] = typer.Option(None, help="with --select: the search's seeds, comma separated (default: --seeds); more seeds resolve smaller gains at small n, at their cost"),
              quick: bool = typer.Option(False, "--quick", help="a first answer in minutes: n=10, 3 seeds, real / + classic / + one small VAE"),
              classifier: Optional[str] = typer.Option(None, help="cnn (default), lite0-linear, lite0-finetune, supcon; mlp, gbm for tables; or module:function"),
              shots: Optional[str] = typer.Option(None, help="n per class, comma separated; 'all' = the whole training split (default 5,10; quick 10; --model all)"),
@@ -491,7 +492,8 @@ def evaluate(data: str = typer.Argument(..., help="stored dataset name or path (
     """
     fields = {"generators": _generators(generator), "model": model, "select": select, "quick": quick,
               "select_kinds": None if select_kinds is None else [k.strip() for k in select_kinds.split(",")],
-              "validation_size": validation_size, "classifier": classifier, "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds"),
+              "validation_size": validation_size, "search_seeds": _numbers(search_seeds, "search-seeds"),
+              "classifier": classifier, "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds"),
               "per_class": per_class, "classifier_steps": steps}
     _run_request(data, fields, out, cache, test_fraction, executor)
 
@@ -501,6 +503,7 @@ def recommend(data: str = typer.Argument(..., help="stored dataset name or path"
               quick: bool = typer.Option(False, "--quick", help="the small search grid (VAE only, short budgets)"),
               kinds: Optional[str] = typer.Option(None, help="only these kinds, comma separated"),
               validation_size: Optional[int] = typer.Option(None, help="examples in the validation pool, drawn from the training split with its class mix (default 2000, at most half of each class)"),
+              search_seeds: Optional[str] = typer.Option(None, help="the search's seeds, comma separated (default: --seeds); more seeds resolve smaller gains at small n, at their cost"),
               classifier: Optional[str] = typer.Option(None, help="cnn (default), lite0-linear, lite0-finetune, supcon; mlp, gbm; module:function"),
               shots: Optional[str] = typer.Option(None, help="n per class (default 5,10; 'all' = every training image)"),
               seeds: Optional[str] = typer.Option(None, help="comma separated (default 0,1,2)"),
@@ -509,6 +512,7 @@ def recommend(data: str = typer.Argument(..., help="stored dataset name or path"
               test_fraction: float = typer.Option(0.2, help="test share when the data has no test split")):
     """Which synthetic data, if any, should I use? Short for `genaug evaluate DATA --select`."""
     fields = {"select": True, "quick": quick, "classifier": classifier, "validation_size": validation_size,
+              "search_seeds": _numbers(search_seeds, "search-seeds"),
               "select_kinds": None if kinds is None else [k.strip() for k in kinds.split(",")],
               "shots": _numbers(shots, "shots"), "seeds": _numbers(seeds, "seeds")}
     _run_request(data, fields, out, cache, test_fraction)

@@ -177,9 +177,10 @@ def test_the_automatic_choice_on_a_table_searches_only_arms_that_exist_for_table
     def tiny_grid(data, **kwargs):  # the default grid's candidates, at a test's budget
         return [spec.model_copy(update={"config": {**spec.config, **TINY_TABLE_VAE}}) for spec in real_grid(data, **kwargs)]
     monkeypatch.setattr(select, "default_grid", tiny_grid)
-    request = EvaluationRequest(select=True, quick=True, validation_size=60, shots=[5], seeds=[0], classifier_steps=15)
+    request = EvaluationRequest(select=True, quick=True, validation_size=60, search_seeds=[0, 1], shots=[5], seeds=[0],
+                                classifier_steps=15)
     answer = evaluate_request(train, test, request, tmp_path / "report", dataset_name="thyroid")
-    assert answer["mode"] == "select"
+    assert answer["mode"] == "select" and answer["selection"]["cost"]["search_seeds"] == [0, 1]
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     selection = answer["selection"]
     # the pool: about 60 rows with thyroid's class mix (2 / 5 / 93 %)

@@ -53,6 +53,9 @@ class EvaluationRequest(BaseModel):
     select: bool = Field(False, description="search generator kinds x options x share on validation folds "
                                             "of the training split, then score the choice once on the test split")
     select_kinds: Optional[list[str]] = Field(None, max_length=8, description="restrict the search to these kinds")
+    search_seeds: Optional[list[int]] = Field(None, min_length=1, max_length=20,
+                                              description="with select: the search's seeds (default: seeds); more "
+                                                          "resolve smaller gains at small n, at their cost")
     validation_size: Optional[int] = Field(None, ge=4, le=100_000,
                                            description="with select: examples in the validation pool, drawn "
                                                        "from the training split with its class mix "
@@ -72,7 +75,7 @@ class EvaluationRequest(BaseModel):
         if len(chosen) > 1:
             raise ValueError(f"{' and '.join(chosen)}: choose one way to name the synthetic data "
                              "(a stored model, the automatic search, or generator kinds)")
-        for name in ("select_kinds", "validation_size"):
+        for name in ("select_kinds", "validation_size", "search_seeds"):
             if getattr(self, name) is not None and not self.select:
                 raise ValueError(f"{name}: only with select")
         return self
