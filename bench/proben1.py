@@ -187,12 +187,15 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
     few_protocol = protocol.model_copy(update={"shots": shots})
     candidates = [spec.model_copy(update={"config": {**spec.config, "steps": vae_steps}}) for spec in default_grid(train)]
     size, per_class = args.validation_size or None, args.validation_per_class
-    search_seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",")]
+    search_seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
     # another pool is another experiment: its own cells and report beside the default's (the oracle is shared)
     pool_suffix = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
                          f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
     # more search seeds: the same pool's cells (cached under its name) plus the new seeds' cells
-    suffix = pool_suffix + (f"_seeds{len(search_seeds)}" if search_seeds else "")
+    # seeds 0..k-1: "_seeds<k>"; any other list: the seeds themselves, so no two runs share a report
+    seeds_suffix = "" if not search_seeds else (f"_seeds{len(search_seeds)}" if search_seeds == list(range(len(search_seeds)))
+                                                else "_seeds" + "-".join(map(str, search_seeds)))
+    suffix = pool_suffix + seeds_suffix
     selection = select_recipe(train, test, few_protocol, candidates, dataset_name=f"proben1-thyroid-select{pool_suffix}",
                               cache_dir=args.cache, progress=show, validation_size=size,
                               validation_per_class=per_class, search_seeds=search_seeds)

@@ -142,6 +142,10 @@ def test_evaluate_writes_report(home, tmp_path):
     assert result.exit_code == 1 and "validation_size: only with select" in result.output
     result = invoke("evaluate", tmp_path / "digits.npz", "--search-seeds", "0,1,2,3")
     assert result.exit_code == 1 and "search_seeds: only with select" in result.output
+    result = invoke("evaluate", tmp_path / "digits.npz", "--select", "--search-seeds", "0,1,1")
+    assert result.exit_code == 1 and "--search-seeds" in result.output and "distinct" in result.output
+    result = invoke("recommend", tmp_path / "digits.npz", "--validation-size", "3")
+    assert result.exit_code == 1 and "--validation-size" in result.output
     result = invoke("evaluate", tmp_path / "digits.npz", "--shots", "two")
     assert result.exit_code == 1 and "--shots" in result.output
 

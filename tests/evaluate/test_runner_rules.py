@@ -219,8 +219,27 @@ def test_the_validation_pool_keeps_the_class_mix_of_the_training_split(thyroid):
     assert list(validation_pool_sizes(counts, None)) == list(counts // 2)
     assert list(validation_pool_sizes(counts, None, per_class=100)) == list(np.minimum(counts // 2, 100))
     assert list(validation_pool_sizes(np.array([3, 2, 1, 5000]), size=100)) == [1, 1, 0, 99]
-    with pytest.raises(ValueError, match="smaller than the 2 folds"):
+    with pytest.raises(ValueError, match="validation_size: 1 is smaller than the 2 folds"):
         validation_folds(train, size=1)
+    with pytest.raises(ValueError, match="validation_size: 0 must be at least 1"):
+        validation_pool_sizes(counts, 0)
+    with pytest.raises(ValueError, match="validation_per_class: 0"):
+        validation_folds(train, per_class=0)
+
+
+def test_a_training_split_of_a_few_examples_per_class_still_fills_every_fold():
+    """Three examples in each of ten classes: one per class goes to the pool; the round-robin runs
+    across the classes so no validation fold is empty (within a class it would put all ten in the
+    first fold), and the old pool rule's folds are unchanged where every class gives two or more."""
+    from genaug.evaluate.select import _fold_assignment, validation_folds
+
+    data = load_digits_dataset()
+    keep = np.concatenate([np.flatnonzero(data.labels == c)[:3] for c in range(10)])
+    tiny = data.subset(keep)
+    folds = validation_folds(tiny)
+    assert [len(fold) for _, fold in folds] == [5, 5]
+    assert sorted(np.concatenate([fold.labels for _, fold in folds])) == list(range(10))
+    assert [list(f) for f in _fold_assignment([3, 2, 5], 2)] == [[0, 1, 0], [0, 1], [0, 1, 0, 1, 0]]
 
 
 def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thyroid, monkeypatch):

@@ -61,6 +61,13 @@ class EvaluationRequest(BaseModel):
                                                        "from the training split with its class mix "
                                                        "(default 2000, at most half of each class)")
 
+    @field_validator("seeds", "search_seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds):
+        if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds) < 0):
+            raise ValueError("seeds must be distinct integers >= 0")
+        return seeds
+
     @field_validator("shots")
     @classmethod
     def _positive_shots(cls, shots):

@@ -37,7 +37,7 @@ SELECTION_FOLDS = 2
 # The pool's size in examples. The search's cost is the training of its cells, not scoring, so a
 # larger pool costs little; a small one leaves real gains inside the noise. PROBEN1 thyroid
 # (bench/proben1.py --select): the earlier pool of at most 100 per class (263 rows, a class mix of
-# 63/100/100 against 2/5/93 % in the data) kept no gain that the test split showed; half of every
+# 24/38/38 % against 2/5/93 % in the data) kept no gain that the test split showed; half of every
 # class (2,699 rows) kept the gains at n = 30 and 50.
 VALIDATION_SIZE = 2000
 # The small generators of --quick (request.py) and of the quick search grid. Measured on flowers
@@ -87,15 +87,31 @@ def default_grid(data: LabelledData, *, quick: bool = False, kinds: Optional[lis
 def validation_pool_sizes(counts: np.ndarray, size: Optional[int] = VALIDATION_SIZE,
                           per_class: Optional[int] = None) -> np.ndarray:
     """How many examples of each class (``counts``) go to the validation pool: the same share of
-    every class -- half, or less so the pool holds at most ``size`` examples (None: no total cap) --
-    and at least one of every class with two or more; ``per_class`` caps each class on top."""
+    every class -- half, or less so the pool holds about ``size`` examples (None: no total cap) --
+    and at least one of every class with two or more (which can add up to one per class to
+    ``size``); ``per_class`` caps each class on top."""
+    if size is not None and size < 1:
+        raise ValueError(f"validation_size: {size} must be at least 1 (None: half of every class)")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"validation_per_class: {per_class} must be at least 1 (None: no cap per class)")
     counts = np.asarray(counts, dtype=np.int64)
-    share = 0.5 if not size else min(0.5, size / max(int(counts.sum()), 1))
+    share = 0.5 if size is None else min(0.5, size / max(int(counts.sum()), 1))
     take = np.maximum(np.floor(share * counts).astype(np.int64), np.minimum(1, counts // 2))
     return take if per_class is None else np.minimum(take, per_class)
 
 
-def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, size: Optional[int] = VALIDATION_SIZE,
+def _fold_assignment(takes: list[int], folds: int) -> list[np.ndarray]:
+    """Per class, the fold of each of its ``takes[c]`` pool examples: round-robin within the class,
+    so each fold keeps the class mix. When classes give fewer examples than there are folds, that
+    would leave a fold empty; the round-robin then runs across the whole pool instead."""
+    per_class = [np.arange(take) % folds for take in takes]
+    if sum(takes) >= folds and any(not any(int((f == k).sum()) for f in per_class) for k in range(folds)):
+        offsets = np.cumsum([0] + list(takes[:-1]))
+        per_class = [(offset + np.arange(take)) % folds for offset, take in zip(offsets, takes)]
+    return per_class
+
+
+def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, *, size: Optional[int] = VALIDATION_SIZE,
                      per_class: Optional[int] = None, seed: int = 0) -> list[tuple[LabelledData, LabelledData]]:
     """``folds`` pairs (inner training set, validation fold), both from ``train`` alone: a stratified
     pool (``validation_pool_sizes``) cut into disjoint folds; the inner set of fold f is ``train``
@@ -103,14 +119,14 @@ def validation_folds(train: LabelledData, folds: int = SELECTION_FOLDS, size: Op
     if folds < 2:
         raise ValueError("select: at least 2 validation folds")
     if size is not None and size < folds:
-        raise ValueError(f"select: validation size {size} is smaller than the {folds} folds it is cut into")
+        raise ValueError(f"validation_size: {size} is smaller than the {folds} folds it is cut into")
     rng = np.random.default_rng(10_000 + seed)
     counts = np.bincount(train.labels, minlength=len(train.class_names))
-    takes = validation_pool_sizes(counts, size, per_class)
+    takes = [int(t) for t in validation_pool_sizes(counts, size, per_class)]
     assignment = np.full(len(train), -1)
-    for label, take in enumerate(takes):
+    for label, (take, fold_of) in enumerate(zip(takes, _fold_assignment(takes, folds))):
         idx = rng.permutation(np.flatnonzero(train.labels == label))[:take]
-        assignment[idx] = np.arange(len(idx)) % folds
+        assignment[idx] = fold_of
     if (assignment >= 0).sum() < folds:
         raise ValueError("select: the training split is too small for validation folds (it needs at least two "
                          "examples in some class)")
@@ -186,6 +202,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     pool (``validation_pool_sizes``). ``search_seeds``: the search's seeds (default the protocol's):
     at small n a few-shot draw moves the score more than the pool's size does, so more seeds
     resolve smaller gains; the final run keeps the protocol's seeds."""
+    if search_seeds is not None and (not search_seeds or len(set(search_seeds)) != len(search_seeds)):
+        raise ValueError(f"search_seeds: {list(search_seeds)} must be distinct seeds, at least one")
     candidates = candidates if candidates is not None else default_grid(train)
     started = time.monotonic()
     existing = default_arms(train)  # tables have no classic augmentation, so no "+classic" arms
@@ -194,8 +212,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                                                                        if a != "synthetic" and a in existing],
                                                   "seeds": list(search_seeds or protocol.seeds)})
     fold_results = []
-    for f, (inner, validation) in enumerate(validation_folds(train, folds, validation_size,
-                                                                       validation_per_class)):
+    for f, (inner, validation) in enumerate(validation_folds(train, folds, size=validation_size,
+                                                                       per_class=validation_per_class)):
         def fold_progress(event: ProgressEvent, f=f) -> None:
             if progress is not None:
                 progress(ProgressEvent("select", event.step, event.total,
