@@ -25,10 +25,9 @@ import time
 import torch
 
 from _common import machine, setup, write_json
+from _select_check import pool_rule, select_check
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
-from genaug.evaluate.statistics import holm_adjust
-from genaug.evaluate.summary import ALPHA
 from genaug.evaluate.report import markdown_table
 from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
 
@@ -148,38 +147,6 @@ def main() -> None:
     print("\n".join(header + sections))
 
 
-def winners_on_test_split(oracle_rows: list[dict]) -> list[str]:
-    """The candidate arms that beat ``real`` on the test split beyond noise: paired-bootstrap
-    p-values Holm-corrected over every candidate, as the report's own verdict corrects them."""
-    candidates = [r for r in oracle_rows if r["arm"] != "real" and r.get("delta_vs_real")]
-    adjusted = holm_adjust([r["delta_vs_real"]["p_value"] for r in candidates]) if candidates else []
-    return [r["arm"] for r, p in zip(candidates, adjusted) if p < ALPHA and r["delta_vs_real"]["mean"] > 0]
-
-
-def select_check(choice_row: dict, oracle_rows: list[dict]) -> str:
-    """The issue's target for one n: the choice never loses to ``real`` beyond its interval, and
-    when some candidate beats ``real`` on the test split beyond noise, the choice keeps a gain --
-    it is one of those winners, or its own test gain over ``real`` is beyond noise."""
-    d = choice_row.get("delta_vs_real")
-    loses = d is not None and d["high"] < 0
-    winners = winners_on_test_split(oracle_rows)
-    kept = not winners or choice_row["arm"] in winners or (d is not None and d["low"] > 0)
-    parts = ["loses to real beyond the interval" if loses else "does not lose to real beyond the interval"]
-    if not winners:
-        parts.append("no candidate beats real on the test split beyond noise (Holm over the grid), so there was no "
-                     "gain to keep")
-    else:
-        parts.append(f"{len(winners)} candidate(s) beat real on the test split beyond noise ({', '.join(winners)}); "
-                     + ("the choice keeps a gain" if kept else "the choice gave that gain up"))
-    return "; ".join(parts) + (": **met**" if (not loses and kept) else ": **not met**")
-
-
-def pool_rule(size, per_class) -> str:
-    """The validation pool's rule in words, for the report."""
-    rule = "half of every class" if not size else f"the same share of every class, at most half, {size} rows in all"
-    return rule + (f", at most {per_class} rows per class" if per_class else "")
-
-
 def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, started: float) -> None:
     """Table 6.3's few-shot grid through ``select_recipe``, with the oracle run beside it."""
     train, test = load_proben1("thyroid", 1)
@@ -226,7 +193,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
           "The choice: the default candidate grid for tables (per-class tabular VAE; samplers prior and "
           "interpolation+noise; 1:1 and 4:1 synthetic rows per real row; no classic augmentation for tables), "
           f"{selection['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "
-          f"{pool_rule(size, per_class)}: {selection['cost']['validation_examples']} rows; seeds "
+          f"{pool_rule(size, per_class, 'rows')}: {selection['cost']['validation_examples']} rows; seeds "
           f"{selection['cost']['search_seeds']} in the search, {protocol.seeds} in the final runs), the chosen recipe "
           "retrained on the whole few-shot subset and scored once on the test split. The oracle scores every "
           "candidate on the test split directly -- for this check only; the choice never sees it.", "",

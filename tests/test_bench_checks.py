@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
-import proben1  # noqa: E402
+import _select_check  # noqa: E402
 
 pytestmark = pytest.mark.no_database
 
@@ -34,7 +34,7 @@ REAL = {"arm": "real"}
     (REAL, [REAL, row("a", 0.01, -0.02, 0.04, 0.4)], "met"),
 ])
 def test_the_select_check_needs_no_loss_and_a_kept_gain(choice, oracle, verdict):
-    text = proben1.select_check(choice, oracle)
+    text = _select_check.select_check(choice, oracle)
     assert text.endswith(f"**{verdict}**"), text
 
 
@@ -42,5 +42,25 @@ def test_winners_are_holm_corrected_over_every_candidate():
     # p = 0.03 alone is a winner; beside three other candidates Holm multiplies it by four
     alone = [REAL, row("a", 0.05, 0.01, 0.09, 0.03)]
     crowded = alone + [row(x, 0.0, -0.02, 0.02, 0.9) for x in "bcd"]
-    assert proben1.winners_on_test_split(alone) == ["a"]
-    assert proben1.winners_on_test_split(crowded) == []
+    assert _select_check.winners_on_test_split(alone) == ["a"]
+    assert _select_check.winners_on_test_split(crowded) == []
+
+
+def classic_row(arm: str, mean: float, low: float, high: float, p: float) -> dict:
+    return {"arm": arm, "delta_vs_classic": {"mean": mean, "low": low, "high": high, "p_value": p}}
+
+
+@pytest.mark.parametrize("choice, oracle, verdict", [
+    # images: the reference is real+classic; a generator arm beats it and the choice kept classic
+    ({"arm": "real+classic"}, [REAL, {"arm": "real+classic"}, classic_row("a", 0.05, 0.02, 0.08, 0.001)], "not met"),
+    # the choice is that winner
+    (classic_row("a", 0.05, 0.02, 0.08, 0.001), [REAL, {"arm": "real+classic"}, classic_row("a", 0.05, 0.02, 0.08, 0.001)],
+     "met"),
+    # the choice is real, and classic augmentation beats real beyond noise: real loses to the reference
+    (REAL, [REAL, row("real+classic", 0.10, 0.06, 0.14, 0.001), classic_row("a", 0.0, -0.02, 0.02, 0.9)], "not met"),
+    # the choice is real where classic augmentation hurt: no loss, no gain to keep
+    (REAL, [REAL, row("real+classic", -0.05, -0.08, -0.02, 0.001), classic_row("a", 0.0, -0.02, 0.02, 0.9)], "met"),
+])
+def test_the_select_check_against_classic_augmentation_for_images(choice, oracle, verdict):
+    text = _select_check.select_check(choice, oracle, reference="real+classic")
+    assert text.endswith(f"**{verdict}**") and "real+classic" in text, text

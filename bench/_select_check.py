@@ -1,0 +1,59 @@
+"""The check a `--select` benchmark makes of its own choice (issue 12's target): against the
+reference arm (``real`` for tables, ``real+classic`` for images), the choice never loses beyond
+its interval, and when some candidate beats the reference on the test split beyond noise, the
+choice keeps a gain. The test-split scores of every candidate (the "oracle") serve this check
+only; the choice never sees them."""
+from __future__ import annotations
+
+from typing import Optional
+
+from genaug.evaluate.statistics import holm_adjust
+from genaug.evaluate.summary import ALPHA
+
+DELTA_KEY = {"real": "delta_vs_real", "real+classic": "delta_vs_classic"}
+
+
+def winners_on_test_split(oracle_rows: list[dict], reference: str = "real") -> list[str]:
+    """The candidate arms that beat ``reference`` on the test split beyond noise: paired-bootstrap
+    p-values Holm-corrected over every candidate, as the report's own verdict corrects them."""
+    key = DELTA_KEY[reference]
+    candidates = [r for r in oracle_rows if r["arm"] not in ("real", reference) and r.get(key)]
+    adjusted = holm_adjust([r[key]["p_value"] for r in candidates]) if candidates else []
+    return [r["arm"] for r, p in zip(candidates, adjusted) if p < ALPHA and r[key]["mean"] > 0]
+
+
+def _difference_to_reference(choice_row: dict, oracle_rows: list[dict], reference: str) -> Optional[dict]:
+    """The choice's paired difference to the reference; ``real`` against ``real+classic`` is the
+    reference's own difference to ``real``, negated (the summary gives ``real`` no delta of its own)."""
+    if choice_row["arm"] == reference:
+        return None
+    if choice_row["arm"] == "real" and reference == "real+classic":
+        classic = next((r for r in oracle_rows if r["arm"] == "real+classic"), None)
+        d = None if classic is None else classic.get("delta_vs_real")
+        return None if d is None else {"mean": -d["mean"], "low": -d["high"], "high": -d["low"]}
+    return choice_row.get(DELTA_KEY[reference])
+
+
+def select_check(choice_row: dict, oracle_rows: list[dict], reference: str = "real") -> str:
+    """The issue's target for one n, in words, ending in **met** or **not met**: the choice never
+    loses to ``reference`` beyond its interval, and when some candidate beats ``reference`` on the
+    test split beyond noise, the choice keeps a gain -- it is one of those winners, or its own test
+    gain over ``reference`` is beyond noise."""
+    d = _difference_to_reference(choice_row, oracle_rows, reference)
+    loses = d is not None and d["high"] < 0
+    winners = winners_on_test_split(oracle_rows, reference)
+    kept = not winners or choice_row["arm"] in winners or (d is not None and d["low"] > 0)
+    parts = [f"loses to {reference} beyond the interval" if loses else f"does not lose to {reference} beyond the interval"]
+    if not winners:
+        parts.append(f"no candidate beats {reference} on the test split beyond noise (Holm over the grid), so there "
+                     "was no gain to keep")
+    else:
+        parts.append(f"{len(winners)} candidate(s) beat {reference} on the test split beyond noise "
+                     f"({', '.join(winners)}); " + ("the choice keeps a gain" if kept else "the choice gave that gain up"))
+    return "; ".join(parts) + (": **met**" if (not loses and kept) else ": **not met**")
+
+
+def pool_rule(size: Optional[int], per_class: Optional[int], unit: str = "examples") -> str:
+    """The validation pool's rule in words, for a report (``unit``: rows, images, examples)."""
+    rule = "half of every class" if not size else f"the same share of every class, at most half, {size} {unit} in all"
+    return rule + (f", at most {per_class} {unit} per class" if per_class else "")
