@@ -22,7 +22,7 @@ def winners_on_test_split(oracle_rows: list[dict], reference: str = "real") -> l
     return [r["arm"] for r, p in zip(candidates, adjusted) if p < ALPHA and r[key]["mean"] > 0]
 
 
-def _difference_to_reference(choice_row: dict, oracle_rows: list[dict], reference: str) -> Optional[dict]:
+def difference_to_reference(choice_row: dict, oracle_rows: list[dict], reference: str) -> Optional[dict]:
     """The choice's paired difference to the reference; ``real`` against ``real+classic`` is the
     reference's own difference to ``real``, negated (the summary gives ``real`` no delta of its own)."""
     if choice_row["arm"] == reference:
@@ -39,7 +39,7 @@ def select_check(choice_row: dict, oracle_rows: list[dict], reference: str = "re
     loses to ``reference`` beyond its interval, and when some candidate beats ``reference`` on the
     test split beyond noise, the choice keeps a gain -- it is one of those winners, or its own test
     gain over ``reference`` is beyond noise."""
-    d = _difference_to_reference(choice_row, oracle_rows, reference)
+    d = difference_to_reference(choice_row, oracle_rows, reference)
     loses = d is not None and d["high"] < 0
     winners = winners_on_test_split(oracle_rows, reference)
     kept = not winners or choice_row["arm"] in winners or (d is not None and d["low"] > 0)

@@ -92,6 +92,24 @@ def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_not
     assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]
 
 
+def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_path):
+    """`mnist_fewshot.py --select`: the choice per n on validation folds of the training images,
+    its test scores beside real and real+classic, the oracle's every candidate, and the target
+    check against real+classic in the report."""
+    log = run_bench("mnist_fewshot.py", tmp_path, "--select")
+    assert "search fold 2/2" in log and "final run at n=2" in log
+    report = json.loads((tmp_path / "out" / "mnist_quick_select_quick.json").read_text())
+    (run,) = report["runs"]
+    (choice,) = run["choices"]
+    assert choice["n"] == 2 and run["cost"]["validation_examples"] >= 1990  # a 2,000-image stratified pool
+    assert {"real", "real+classic", choice["arm"]} == {r["arm"] for r in run["final_summary"]}
+    oracle_arms = {r["arm"] for r in run["oracle_summary"]}
+    assert "real+classic" in oracle_arms and len(oracle_arms) == 2 + run["cost"]["candidate_arms"]
+    md = (tmp_path / "out" / "mnist_quick_select_quick.md").read_text()
+    (check,) = [line for line in md.splitlines() if line.startswith("- cnn, n=2: chose")]
+    assert "real+classic" in check and check.endswith(("**met**", "**not met**"))
+
+
 def test_quality_utility_reads_a_flowers_run_and_computes_nothing(tmp_path):
     """`quality_utility.py --flowers` turns a committed flowers run (made with --quality-samples)
     into the correlation table, the per-arm numbers and the plot, from the JSON alone."""
