@@ -34,12 +34,15 @@ def difference_to_reference(choice_row: dict, oracle_rows: list[dict], reference
     return choice_row.get(DELTA_KEY[reference])
 
 
-def select_check(choice_row: dict, oracle_rows: list[dict], reference: str = "real") -> str:
+def select_check(choice_row: dict, oracle_rows: list[dict], reference: str = "real",
+                 reference_rows: Optional[list[dict]] = None) -> str:
     """The issue's target for one n, in words, ending in **met** or **not met**: the choice never
     loses to ``reference`` beyond its interval, and when some candidate beats ``reference`` on the
     test split beyond noise, the choice keeps a gain -- it is one of those winners, or its own test
-    gain over ``reference`` is beyond noise."""
-    d = difference_to_reference(choice_row, oracle_rows, reference)
+    gain over ``reference`` is beyond noise. ``reference_rows``: the rows the choice's own
+    difference is read from (the final run's, so the report prints the number it judges; default
+    ``oracle_rows``); the winners always come from ``oracle_rows``."""
+    d = difference_to_reference(choice_row, oracle_rows if reference_rows is None else reference_rows, reference)
     loses = d is not None and d["high"] < 0
     winners = winners_on_test_split(oracle_rows, reference)
     kept = not winners or choice_row["arm"] in winners or (d is not None and d["low"] > 0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -224,18 +225,30 @@ def select_candidates(train, args) -> list[GeneratorSpec]:
     return candidates
 
 
+def search_seeds(args) -> Optional[list[int]]:
+    """--search-seeds as a list (None: the protocol's seeds)."""
+    return None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
+
+
+def pool_suffix(args) -> str:
+    """Names another validation pool's fold cells and report apart from the default's."""
+    return "" if args.validation_size == VALIDATION_SIZE else f"_s{args.validation_size or 'half'}"
+
+
 def select_benchmark(classifier: str, args, train, test, show) -> dict:
     """One classifier's automatic choice per n, its test-set scores, and the oracle beside it."""
     protocol = mnist_protocol(classifier, args)
     candidates = select_candidates(train, args)
+    # the fold cells are cached per pool (another pool: other cells); the final and the oracle runs
+    # share one name, so the oracle reuses the final run's real, real+classic and chosen cells
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + f"-select-{args.select_grid}" \
         + ("" if classifier == "cnn" else f"-{classifier}")
-    search_seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
-    selection = select_recipe(train, test, protocol, candidates, dataset_name=name, cache_dir=args.cache,
-                              progress=show, validation_size=args.validation_size, search_seeds=search_seeds)
+    selection = select_recipe(train, test, protocol, candidates, dataset_name=name + pool_suffix(args),
+                              cache_dir=args.cache, progress=show, validation_size=args.validation_size or None,
+                              search_seeds=search_seeds(args))
     oracle_protocol = protocol.model_copy(update={"arms": ["real", "real+classic", "real+synthetic",
                                                            "real+synthetic+classic"]})
-    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=f"{name}-oracle", cache_dir=args.cache,
+    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=name, cache_dir=args.cache,
                       progress=show, keep_samples=False)
     final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
     checks = []
@@ -245,7 +258,8 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
         d = difference_to_reference(row, at_n, "real+classic")
         checks.append(f"{classifier}, n={choice['n']}: chose {choice['arm']}; test Δ vs real+classic "
                       + (f"{d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})" if d else "0 (it is real+classic)")
-                      + "; " + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]], "real+classic"))
+                      + "; " + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]], "real+classic",
+                                            reference_rows=at_n))
     return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
             "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,
             "sentences": selection_sentences(selection, final_rows),
@@ -254,9 +268,14 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
 
 
 def write_select_report(runs: list[dict], args, started: float) -> None:
-    """mnist_select[_quick].{json,md}: the choices, the target check, the test-set tables."""
+    """mnist_fewshot_select[_<grid>][_s<pool>][_seeds<list>][_<classifiers>].{json,md} (mnist_quick_...
+    with --quick): the choices, the target check, the test-set tables."""
+    seeds = search_seeds(args)
+    classifiers = args.classifier.split(",")
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + "_select" + \
-        ("" if args.select_grid == "default" else f"_{args.select_grid}")
+        ("" if args.select_grid == "default" else f"_{args.select_grid}") + pool_suffix(args) \
+        + ("" if not seeds else "_seeds" + "-".join(map(str, seeds))) \
+        + ("" if classifiers == ["cnn"] else "_" + "-".join(classifiers))
     payload = {"benchmark": "MNIST few-shot through --select", "machine": machine(), "runs": runs,
                "select_grid": args.select_grid, "validation_size": args.validation_size,
                "wall_seconds_this_invocation": round(time.time() - started, 1)}
@@ -266,7 +285,8 @@ def write_select_report(runs: list[dict], args, started: float) -> None:
           f"{payload['machine']['threads']} torch thread(s). Wall time of this invocation: "
           f"{payload['wall_seconds_this_invocation']} s (cached cells cost nothing).", "",
           f"The choice: the {args.select_grid} candidate grid for images, 2 validation folds drawn from the 60,000 "
-          f"training images only (a stratified pool: {pool_rule(args.validation_size, None, 'images')}), the chosen "
+          f"training images only (a stratified pool: {pool_rule(args.validation_size or None, None, 'images')}; "
+          f"search seeds {seeds or 'as the final runs'}), the chosen "
           "recipe retrained on the few-shot subset and scored once on the test set. The oracle scores every candidate "
           "on the test set directly -- for this check only; the choice never sees it. Reference: real+classic.", "",
           "## Target: the choice never loses to real+classic beyond the interval and keeps the gains that exist", ""]
@@ -321,9 +341,10 @@ def main() -> None:
                              "bench/results file), so a fresh clone resumes instead of recomputing")
     parser.add_argument("--select", action="store_true", help="the automatic choice per n, beside an oracle (see above)")
     parser.add_argument("--select-grid", choices=["default", "quick"], default="quick",
-                        help="with --select: the candidate grid (default: per-class VAE and DDIM, CPU-days here)")
+                        help="with --select: the candidate grid, quick (small per-class VAEs; the script's default) "
+                             "or default (genaug's: per-class VAE and DDIM, CPU-days here)")
     parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
-                        help="with --select: the validation pool's size in images, stratified")
+                        help="with --select: the validation pool's size in images, stratified; 0 = half of every class")
     parser.add_argument("--search-seeds", default=None, help="with --select: the search's seeds (default --seeds)")
     args = parser.parse_args()
     known = {f"{g.label}/{v.label}" for g in specs(args.quick) + deep_specs(args.quick) for v in g.variants}

@@ -60,7 +60,21 @@ def classic_row(arm: str, mean: float, low: float, high: float, p: float) -> dic
     (REAL, [REAL, row("real+classic", 0.10, 0.06, 0.14, 0.001), classic_row("a", 0.0, -0.02, 0.02, 0.9)], "not met"),
     # the choice is real where classic augmentation hurt: no loss, no gain to keep
     (REAL, [REAL, row("real+classic", -0.05, -0.08, -0.02, 0.001), classic_row("a", 0.0, -0.02, 0.02, 0.9)], "met"),
+    # classic augmentation helps within noise: real does not lose beyond the interval (the negated
+    # interval is [-0.05, +0.01]; with its bounds left unswapped it would read as a loss)
+    (REAL, [REAL, row("real+classic", 0.02, -0.01, 0.05, 0.3)], "met"),
+    # Holm against real+classic: p = 0.03 beside three other candidates is no winner
+    ({"arm": "real+classic"}, [REAL, {"arm": "real+classic"}, classic_row("a", 0.05, 0.01, 0.09, 0.03)]
+     + [classic_row(x, 0.0, -0.02, 0.02, 0.9) for x in "bcd"], "met"),
 ])
 def test_the_select_check_against_classic_augmentation_for_images(choice, oracle, verdict):
     text = _select_check.select_check(choice, oracle, reference="real+classic")
     assert text.endswith(f"**{verdict}**") and "real+classic" in text, text
+
+
+def test_the_choice_is_judged_by_the_rows_given_for_it():
+    """The final run's rows (reference_rows) decide the choice's own difference, not the oracle's."""
+    oracle = [REAL, row("real+classic", 0.10, 0.06, 0.14, 0.001)]
+    final = [REAL, row("real+classic", 0.01, -0.02, 0.04, 0.5)]
+    assert _select_check.select_check(REAL, oracle, "real+classic").endswith("**not met**")
+    assert _select_check.select_check(REAL, oracle, "real+classic", reference_rows=final).endswith("**met**")
