@@ -56,6 +56,22 @@ def select_check(choice_row: dict, oracle_rows: list[dict], reference: str = "re
     return "; ".join(parts) + (": **met**" if (not loses and kept) else ": **not met**")
 
 
+def choice_checks(selection: dict, final_rows: list[dict], oracle_rows: list[dict], reference: str,
+                  prefix: str = "") -> list[str]:
+    """One line per n: the choice, its test difference to ``reference`` (from the final run, the
+    number the report prints) and ``select_check``'s verdict (winners from the oracle)."""
+    lines = []
+    for choice in selection["choices"]:
+        final_at_n = [r for r in final_rows if r["n"] == choice["n"]]
+        row = next(r for r in final_at_n if r["arm"] == choice["arm"])
+        d = difference_to_reference(row, final_at_n, reference)
+        lines.append(f"{prefix}n={choice['n']}: chose {choice['arm']}; test Δ vs {reference} "
+                     + (f"{d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})" if d else f"0 (it is {reference})")
+                     + "; " + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]], reference,
+                                           reference_rows=final_at_n))
+    return lines
+
+
 def pool_rule(size: Optional[int], per_class: Optional[int], unit: str = "examples") -> str:
     """The validation pool's rule in words, for a report (``unit``: rows, images, examples)."""
     rule = "half of every class" if not size else f"the same share of every class, at most half, {size} {unit} in all"

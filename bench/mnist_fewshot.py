@@ -31,7 +31,7 @@ import torch
 import numpy as np
 
 from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
-from _select_check import difference_to_reference, pool_rule, select_check
+from _select_check import choice_checks, pool_rule
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import decode_predictions
@@ -251,15 +251,7 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=name, cache_dir=args.cache,
                       progress=show, keep_samples=False)
     final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
-    checks = []
-    for choice in selection["choices"]:
-        row = next(r for r in final_rows if r["n"] == choice["n"] and r["arm"] == choice["arm"])
-        at_n = [r for r in final_rows if r["n"] == choice["n"]]  # the final run scored real and real+classic too
-        d = difference_to_reference(row, at_n, "real+classic")
-        checks.append(f"{classifier}, n={choice['n']}: chose {choice['arm']}; test Δ vs real+classic "
-                      + (f"{d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})" if d else "0 (it is real+classic)")
-                      + "; " + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]], "real+classic",
-                                            reference_rows=at_n))
+    checks = choice_checks(selection, final_rows, oracle_rows, "real+classic", prefix=f"{classifier}, ")
     return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
             "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,
             "sentences": selection_sentences(selection, final_rows),

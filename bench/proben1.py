@@ -25,7 +25,7 @@ import time
 import torch
 
 from _common import machine, setup, write_json
-from _select_check import pool_rule, select_check
+from _select_check import choice_checks, pool_rule
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.report import markdown_table
@@ -171,12 +171,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=f"proben1-thyroid-oracle{tag}",
                       cache_dir=args.cache, progress=show, keep_samples=False)
     oracle_rows = summarise(oracle)
-    checks = []
-    for choice in selection["choices"]:
-        row = next(r for r in final_rows if r["n"] == choice["n"] and r["arm"] == choice["arm"])
-        checks.append(f"- n={choice['n']}: chose {choice['arm']}; test Δ vs real "
-                      + (delta(row) if row.get("delta_vs_real") else "0 (it is real)") + "; "
-                      + select_check(row, [r for r in oracle_rows if r["n"] == choice["n"]]))
+    checks = [f"- {line}" for line in choice_checks(selection, final_rows, oracle_rows, "real")]
     payload = {"benchmark": "seed 001 table 6.3 grid through --select", "machine": machine(),
                "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
                            "seeds": protocol.seeds, "shots": shots, "validation_size": size, "search_seeds": search_seeds,
