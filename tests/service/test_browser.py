@@ -155,6 +155,27 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             page.locator("#eval-dataset").select_option("eval-shapes")
             expect(page.get_by_test_id("eval-mode-quick")).to_be_checked()  # the default: a first answer
             expect(page.get_by_test_id("eval-kinds")).to_be_hidden()
+            expect(page.get_by_test_id("eval-select-fields")).to_be_hidden()
+            # "Let genaug choose": the validation pool and the search seeds reach the job's params.
+            page.get_by_test_id("eval-mode-select").check()
+            expect(page.get_by_test_id("eval-select-fields")).to_be_visible()
+            page.get_by_label("Seeds", exact=True).fill("0")
+            page.get_by_label("Search seeds (optional)").fill("1, 1")
+            page.get_by_test_id("eval-submit").click()
+            expect(page.get_by_test_id("eval-error")).to_contain_text("Search seeds must be")  # checked in place
+            page.get_by_label("Search seeds (optional)").fill("3, 4")
+            page.get_by_label("Validation images (optional)").fill("8")
+            page.get_by_test_id("eval-submit").click()
+            page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
+            select_id = page.url.rsplit("/", 1)[-1]
+            params = service.get_json(f"/api/jobs/{select_id}")["params"]
+            assert (params["select"], params["validation_size"], params["search_seeds"], params["seeds"]) == \
+                (True, 8, [3, 4], [0])
+            page.once("dialog", lambda dialog: dialog.accept())  # "cancelling cannot be undone"
+            page.get_by_test_id("job-cancel").click()
+            expect(page.get_by_test_id("job-status")).to_contain_text("cancelled", timeout=120_000)
+            nav.get_by_role("link", name="Evaluate", exact=True).click()
+            page.locator("#eval-dataset").select_option("eval-shapes")
             page.get_by_test_id("eval-mode-pick").check()
             expect(page.locator("#eval-classifier")).to_have_value("cnn")
             expect(page.get_by_test_id("eval-kind-classic")).to_be_checked()  # the server's hints
@@ -163,7 +184,7 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             page.get_by_test_id("eval-kind-classic").check()
             page.get_by_test_id("eval-kind-vae").check()
             page.get_by_label("Shots (images per class)").fill("3")
-            page.get_by_label("Seeds").fill("0")
+            page.get_by_label("Seeds", exact=True).fill("0")
             page.get_by_label("Classifier steps (optional)").fill("10")
             page.get_by_label("Generator training steps (optional)").fill("0")
             page.get_by_test_id("eval-submit").click()
@@ -193,7 +214,7 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             expect(page.get_by_role("heading", name=f"Does {MODEL} help?")).to_be_visible()
             # The images it was trained on are refused, naming the overlap.
             page.locator("#eval-dataset").select_option("eval-shapes")
-            page.get_by_label("Seeds").fill("0")
+            page.get_by_label("Seeds", exact=True).fill("0")
             page.get_by_label("Classifier steps (optional)").fill("10")
             page.get_by_test_id("eval-submit").click()
             expect(page.get_by_test_id("eval-error")).to_contain_text(f"{MODEL} was trained on")

@@ -4,10 +4,11 @@ import * as api from '../api.js';
 import { add, code, errorBox, field, h, showError } from '../dom.js';
 import { emptyOnError, fail, getKinds, loading, pageHeading } from '../shared.js';
 
-function parseIntList(text, { min = -Infinity } = {}) {
+function parseIntList(text, { min = -Infinity, distinct = false } = {}) {
   const parts = text.split(/[\s,;]+/).filter(Boolean);
   const values = parts.map(Number);
   if (!parts.length || values.some((v) => !Number.isInteger(v) || v < min)) return null;
+  if (distinct && new Set(values).size !== values.length) return null;
   return values;
 }
 
@@ -85,6 +86,8 @@ export async function evaluatePage(view, { alive }, modelName) {
   const seeds = h('input', { type: 'text', id: 'eval-seeds', 'data-testid': 'eval-seeds', value: '0, 1, 2', inputmode: 'numeric' });
   const steps = h('input', { type: 'number', id: 'eval-classifier-steps', 'data-testid': 'eval-classifier-steps', min: 1, step: 1, placeholder: 'server default' });
   const genSteps = h('input', { type: 'number', id: 'eval-generator-steps', 'data-testid': 'eval-generator-steps', min: 1, step: 1, placeholder: 'each kind’s default' });
+  const validationSize = h('input', { type: 'number', id: 'eval-validation-size', 'data-testid': 'eval-validation-size', min: 4, step: 1, placeholder: '2000, at most half of each class' });
+  const searchSeeds = h('input', { type: 'text', id: 'eval-search-seeds', 'data-testid': 'eval-search-seeds', inputmode: 'numeric', placeholder: 'the seeds below' });
   const perClass = h('input', { type: 'number', id: 'eval-per-class', 'data-testid': 'eval-per-class', min: 1, step: 1, placeholder: 'as many as the real ones' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'eval-submit', 'data-testid': 'eval-submit' }, forModel ? `Does ${forModel} help?` : 'Start evaluation');
   const error = errorBox('eval-error');
@@ -92,6 +95,9 @@ export async function evaluatePage(view, { alive }, modelName) {
     kindsBox,
     field('Shots (images per class)', shots, 'Comma-separated few-shot sizes, e.g. 5, 10, 20: each run uses only that many real training images per class.'),
     field('Generator training steps (optional)', genSteps, 'Training steps of every generator that has them (a generator is trained for each shot and seed); empty = each kind’s default, which can take long on a CPU. A few hundred gives a quick first answer.'));
+  const selectFields = h('div', { 'data-testid': 'eval-select-fields' },
+    field('Validation images (optional)', validationSize, 'How many of your training images the search holds out to compare recipes, with your class mix; empty = 2000 (at most half of each class). The test images never take part in the choice.'),
+    field('Search seeds (optional)', searchSeeds, 'Comma-separated seeds for the search alone; empty = the seeds below. More seeds tell smaller gains from noise at few images per class, and the search takes that much longer.'));
   const seedsField = field('Seeds', seeds, 'Comma-separated seeds; 3 or more for intervals that mean something. More seeds = tighter intervals, longer run.');
   const stepsField = field('Classifier steps (optional)', steps, 'Training steps of every classifier; empty = the default.');
   if (forModel) {
@@ -103,10 +109,11 @@ export async function evaluatePage(view, { alive }, modelName) {
   } else {
     add(form, field('Dataset', datasetSelect), modeBox,
       field('Classifier', classifier, 'The same classifier and budget for every arm.'),
-      pickFields, seedsField, stepsField, h('div', { class: 'actions' }, submit), error);
+      pickFields, selectFields, seedsField, stepsField, h('div', { class: 'actions' }, submit), error);
     const showMode = () => {
       const mode = form.querySelector('input[name=eval-mode]:checked').value;
       pickFields.hidden = mode !== 'pick';
+      selectFields.hidden = mode !== 'select';
     };
     modeBox.addEventListener('change', showMode);
     showMode();
@@ -117,7 +124,7 @@ export async function evaluatePage(view, { alive }, modelName) {
     event.preventDefault();
     showError(error, '');
     const mode = forModel ? 'model' : form.querySelector('input[name=eval-mode]:checked').value;
-    const fields = { datasetSelect, classifier, seeds, steps, shots, perClass, genSteps, kindsBox };
+    const fields = { datasetSelect, classifier, seeds, steps, shots, perClass, genSteps, kindsBox, validationSize, searchSeeds };
     const { params, problem, focus } = evaluateParams(mode, fields, kinds, forModel);
     if (problem) {
       showError(error, problem);
@@ -142,8 +149,8 @@ export async function evaluatePage(view, { alive }, modelName) {
 function evaluateParams(mode, fields, kinds, forModel) {
   const { datasetSelect, classifier, seeds, steps } = fields;
   const params = { dataset: datasetSelect.value, classifier: classifier.value };
-  const seedList = parseIntList(seeds.value, { min: 0 });
-  if (!seedList) return { problem: 'Seeds must be a comma-separated list of whole numbers ≥ 0, e.g. 0, 1, 2.', focus: seeds };
+  const seedList = parseIntList(seeds.value, { min: 0, distinct: true });
+  if (!seedList) return { problem: 'Seeds must be a comma-separated list of different whole numbers ≥ 0, e.g. 0, 1, 2.', focus: seeds };
   params.seeds = seedList;
   if (steps.value.trim()) {
     const n = Number(steps.value);
@@ -151,9 +158,25 @@ function evaluateParams(mode, fields, kinds, forModel) {
     params.classifier_steps = n;
   }
   if (mode === 'quick') params.quick = true;
-  if (mode === 'select') params.select = true;
+  if (mode === 'select') return selectParams(params, fields);
   if (mode === 'model') return modelParams(params, fields, forModel);
   if (mode === 'pick') return pickParams(params, fields, kinds);
+  return { params };
+}
+
+/** `evaluateParams` for the automatic choice: the optional validation pool size and search seeds. */
+function selectParams(params, { validationSize, searchSeeds }) {
+  params.select = true;
+  if (validationSize.value.trim()) {
+    const n = Number(validationSize.value);
+    if (!Number.isInteger(n) || n < 4) return { problem: 'Validation images must be a whole number ≥ 4 (or empty).', focus: validationSize };
+    params.validation_size = n;
+  }
+  if (searchSeeds.value.trim()) {
+    const list = parseIntList(searchSeeds.value, { min: 0, distinct: true });
+    if (!list) return { problem: 'Search seeds must be a comma-separated list of different whole numbers ≥ 0, e.g. 0, 1, 2, 3, 4, 5 (or empty).', focus: searchSeeds };
+    params.search_seeds = list;
+  }
   return { params };
 }
 
