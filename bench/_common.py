@@ -36,6 +36,19 @@ def machine() -> dict:
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def command_sentence(payload: dict, budgets: str = "", wall: bool = True) -> str:
+    """A report's first line: the command, the machine and threads it ran on, then ``budgets`` (a
+    sentence, or none) and, with ``wall``, the invocation's wall time."""
+    m = payload["machine"]
+    parts = [f"Command: `{m['command']}` on {m['platform']}, CPU, {m['threads']} torch thread(s)."]
+    if budgets:
+        parts.append(budgets)
+    if wall:
+        parts.append(f"Wall time of this invocation: {payload['wall_seconds_this_invocation']} s "
+                     "(cached cells cost nothing).")
+    return " ".join(parts)
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

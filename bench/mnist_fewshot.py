@@ -30,7 +30,7 @@ import torch
 
 import numpy as np
 
-from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
+from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, write_json
 from _select_check import choice_checks, pool_rule
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
@@ -273,9 +273,7 @@ def write_select_report(runs: list[dict], args, started: float) -> None:
                "wall_seconds_this_invocation": round(time.time() - started, 1)}
     write_json(args.out / f"{name}.json", payload)
     md = ["# MNIST few-shot through `--select` (issue 12, item 8)", "",
-          f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-          f"{payload['machine']['threads']} torch thread(s). Wall time of this invocation: "
-          f"{payload['wall_seconds_this_invocation']} s (cached cells cost nothing).", "",
+          command_sentence(payload), "",
           f"The choice: the {args.select_grid} candidate grid for images, 2 validation folds drawn from the 60,000 "
           f"training images only (a stratified pool: {pool_rule(args.validation_size or None, None, 'images')}; "
           f"search seeds {seeds or 'as the final runs'}), the chosen "
@@ -391,8 +389,7 @@ def main() -> None:
                "wall_seconds_this_invocation": round(time.time() - started, 1), "budgets": budgets,
                "summary": summaries, "cells": cells}
     write_json(args.out / f"{name}.json", payload)
-    intro = [f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-             f"{payload['machine']['threads']} torch thread(s). Budgets in the JSON.", "",
+    intro = [command_sentence(payload, "Budgets in the JSON.", wall=False), "",
              "Weighted F1 on the full 10,000-image test set, mean and 95% bootstrap interval over seeds and test "
              "images; Δ = paired bootstrap difference (same seeds, same test images).", "",
              "Generators: `vae-single` learns its latent space from the 60,000 MNIST training images *without labels* "

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from _common import machine, setup, write_json
+from _common import command_sentence, machine, setup, write_json
 from _select_check import choice_checks, pool_rule
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
@@ -137,9 +137,7 @@ def main() -> None:
     payload["wall_seconds_this_invocation"] = round(time.time() - started, 1)
     write_json(args.out / f"proben1{tag}.json", payload)
     header = ["# PROBEN1 (seed 001 tables 6.2 and 6.3)", "",
-              f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-              f"{payload['machine']['threads']} torch thread(s). Budgets: {payload['budgets']}. "
-              f"Wall time of this invocation: {payload['wall_seconds_this_invocation']} s (cached cells cost nothing).",
+              command_sentence(payload, f"Budgets: {payload['budgets']}."),
               "", "The .dt files' own splits (training + validation to train on, test to score). Per-class tabular VAE, "
               "d = 2; the generative classifier is trained with every VAE and used in the VAE+GC column. Δ = paired "
               "difference to our baseline over the same seeds. Per-cell CPU seconds are in the JSON.", ""]
@@ -182,9 +180,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
                "wall_seconds_this_invocation": round(time.time() - started, 1)}
     write_json(args.out / f"proben1_select{suffix}.json", payload)
     md = ["# PROBEN1 thyroid few-shot through `--select` (issue 12, item 8)", "",
-          f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-          f"{payload['machine']['threads']} torch thread(s). Budgets: {payload['budgets']}. Wall time of this "
-          f"invocation: {payload['wall_seconds_this_invocation']} s (cached cells cost nothing).", "",
+          command_sentence(payload, f"Budgets: {payload['budgets']}."), "",
           "The choice: the default candidate grid for tables (per-class tabular VAE; samplers prior and "
           "interpolation+noise; 1:1 and 4:1 synthetic rows per real row; no classic augmentation for tables), "
           f"{selection['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
+from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, write_json
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.quality_utility import correlations, filter_ablation, quality_points, scatter_plot
@@ -177,8 +177,7 @@ def main() -> None:
                "correlations": table, "ablation": ablation, "summary": rows, "cells": result["cells"]}
     write_json(out / f"{out_name}.json", payload)
     md = ["# Does sample quality predict utility? Does a filter help? (MNIST few-shot)", "",
-          f"Command: `{payload['machine']['command']}` on {payload['machine']['platform']}, CPU, "
-          f"{payload['machine']['threads']} torch thread(s). Protocol and budgets in the JSON.", "",
+          command_sentence(payload, "Protocol and budgets in the JSON.", wall=False), "",
           "Utility = an arm's weighted-F1 gain over `real+classic` (mean over seeds, the same seeds and 10,000 test "
           "images). Quality = the runner's numbers for the arm's synthetic images (at most "
           f"{protocol.quality_samples} per class, Lite0 features) against the arm's own real training images "
