@@ -159,11 +159,15 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             # "Let genaug choose": the validation pool and the search seeds reach the job's params.
             page.get_by_test_id("eval-mode-select").check()
             expect(page.get_by_test_id("eval-select-fields")).to_be_visible()
+            assert accessibility_problems(page) == []
             page.get_by_label("Seeds", exact=True).fill("0")
             page.get_by_label("Search seeds (optional)").fill("1, 1")
             page.get_by_test_id("eval-submit").click()
             expect(page.get_by_test_id("eval-error")).to_contain_text("Search seeds must be")  # checked in place
             page.get_by_label("Search seeds (optional)").fill("3, 4")
+            page.get_by_label("Validation images (optional)").fill("100001")
+            page.get_by_test_id("eval-submit").click()
+            expect(page.get_by_test_id("eval-error")).to_contain_text("from 4 to 100000")
             page.get_by_label("Validation images (optional)").fill("8")
             page.get_by_test_id("eval-submit").click()
             page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))

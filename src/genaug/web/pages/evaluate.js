@@ -12,6 +12,10 @@ function parseIntList(text, { min = -Infinity, distinct = false } = {}) {
   return values;
 }
 
+// The service's limits (evaluate/request.py), checked here so the message names the field.
+const MAX_VALIDATION_SIZE = 100000;
+const MAX_SEARCH_SEEDS = 20;
+
 const CLASSIFIERS = {
   images: [
     ['cnn', 'Small CNN from scratch (fast; the theses’ setting)'],
@@ -86,7 +90,7 @@ export async function evaluatePage(view, { alive }, modelName) {
   const seeds = h('input', { type: 'text', id: 'eval-seeds', 'data-testid': 'eval-seeds', value: '0, 1, 2', inputmode: 'numeric' });
   const steps = h('input', { type: 'number', id: 'eval-classifier-steps', 'data-testid': 'eval-classifier-steps', min: 1, step: 1, placeholder: 'server default' });
   const genSteps = h('input', { type: 'number', id: 'eval-generator-steps', 'data-testid': 'eval-generator-steps', min: 1, step: 1, placeholder: 'each kind’s default' });
-  const validationSize = h('input', { type: 'number', id: 'eval-validation-size', 'data-testid': 'eval-validation-size', min: 4, step: 1, placeholder: '2000, at most half of each class' });
+  const validationSize = h('input', { type: 'number', id: 'eval-validation-size', 'data-testid': 'eval-validation-size', min: 4, max: MAX_VALIDATION_SIZE, step: 1, placeholder: '2000, at most half of each class' });
   const searchSeeds = h('input', { type: 'text', id: 'eval-search-seeds', 'data-testid': 'eval-search-seeds', inputmode: 'numeric', placeholder: 'the seeds below' });
   const perClass = h('input', { type: 'number', id: 'eval-per-class', 'data-testid': 'eval-per-class', min: 1, step: 1, placeholder: 'as many as the real ones' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'eval-submit', 'data-testid': 'eval-submit' }, forModel ? `Does ${forModel} help?` : 'Start evaluation');
@@ -167,14 +171,17 @@ function evaluateParams(mode, fields, kinds, forModel) {
 /** `evaluateParams` for the automatic choice: the optional validation pool size and search seeds. */
 function selectParams(params, { validationSize, searchSeeds }) {
   params.select = true;
+  const sizeProblem = `Validation images must be a whole number from 4 to ${MAX_VALIDATION_SIZE} (or empty), without separators.`;
+  // A number field the browser cannot read (e.g. "5,000") reads as empty: say so rather than use the default.
+  if (validationSize.validity.badInput) return { problem: sizeProblem, focus: validationSize };
   if (validationSize.value.trim()) {
     const n = Number(validationSize.value);
-    if (!Number.isInteger(n) || n < 4) return { problem: 'Validation images must be a whole number ≥ 4 (or empty).', focus: validationSize };
+    if (!Number.isInteger(n) || n < 4 || n > MAX_VALIDATION_SIZE) return { problem: sizeProblem, focus: validationSize };
     params.validation_size = n;
   }
   if (searchSeeds.value.trim()) {
     const list = parseIntList(searchSeeds.value, { min: 0, distinct: true });
-    if (!list) return { problem: 'Search seeds must be a comma-separated list of different whole numbers ≥ 0, e.g. 0, 1, 2, 3, 4, 5 (or empty).', focus: searchSeeds };
+    if (!list || list.length > MAX_SEARCH_SEEDS) return { problem: `Search seeds must be a comma-separated list of at most ${MAX_SEARCH_SEEDS} different whole numbers ≥ 0, e.g. 0, 1, 2, 3, 4, 5 (or empty).`, focus: searchSeeds };
     params.search_seeds = list;
   }
   return { params };
