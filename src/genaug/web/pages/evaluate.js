@@ -15,6 +15,21 @@ function parseIntList(text, { min = -Infinity, distinct = false } = {}) {
 // The service's limits (evaluate/request.py), checked here so the message names the field.
 const MAX_VALIDATION_SIZE = 100000;
 const MAX_SEARCH_SEEDS = 20;
+const MAX_CLASSIFIER_STEPS = 20000;
+const MAX_PER_CLASS = 10000;
+
+/**
+ * An optional whole-number field: `{ value }` (null when empty), or `{ bad: true }` when it is not a
+ * whole number from `min` to `max` -- or the browser could not read it: a number field holding
+ * e.g. "5,000" reads as empty, and would otherwise silently fall back to the default.
+ */
+function optionalWhole(input, min, max = Infinity) {
+  if (input.validity.badInput) return { bad: true };
+  const text = input.value.trim();
+  if (!text) return { value: null };
+  const n = Number(text);
+  return Number.isInteger(n) && n >= min && n <= max ? { value: n } : { bad: true };
+}
 
 const CLASSIFIERS = {
   images: [
@@ -156,11 +171,9 @@ function evaluateParams(mode, fields, kinds, forModel) {
   const seedList = parseIntList(seeds.value, { min: 0, distinct: true });
   if (!seedList) return { problem: 'Seeds must be a comma-separated list of different whole numbers ≥ 0, e.g. 0, 1, 2.', focus: seeds };
   params.seeds = seedList;
-  if (steps.value.trim()) {
-    const n = Number(steps.value);
-    if (!Number.isInteger(n) || n < 1) return { problem: 'Classifier steps must be a whole number ≥ 1.', focus: steps };
-    params.classifier_steps = n;
-  }
+  const classifierSteps = optionalWhole(steps, 1, MAX_CLASSIFIER_STEPS);
+  if (classifierSteps.bad) return { problem: `Classifier steps must be a whole number from 1 to ${MAX_CLASSIFIER_STEPS} (or empty).`, focus: steps };
+  if (classifierSteps.value !== null) params.classifier_steps = classifierSteps.value;
   if (mode === 'quick') params.quick = true;
   if (mode === 'select') return selectParams(params, fields);
   if (mode === 'model') return modelParams(params, fields, forModel);
@@ -171,14 +184,9 @@ function evaluateParams(mode, fields, kinds, forModel) {
 /** `evaluateParams` for the automatic choice: the optional validation pool size and search seeds. */
 function selectParams(params, { validationSize, searchSeeds }) {
   params.select = true;
-  const sizeProblem = `Validation images must be a whole number from 4 to ${MAX_VALIDATION_SIZE} (or empty), without separators.`;
-  // A number field the browser cannot read (e.g. "5,000") reads as empty: say so rather than use the default.
-  if (validationSize.validity.badInput) return { problem: sizeProblem, focus: validationSize };
-  if (validationSize.value.trim()) {
-    const n = Number(validationSize.value);
-    if (!Number.isInteger(n) || n < 4 || n > MAX_VALIDATION_SIZE) return { problem: sizeProblem, focus: validationSize };
-    params.validation_size = n;
-  }
+  const size = optionalWhole(validationSize, 4, MAX_VALIDATION_SIZE);
+  if (size.bad) return { problem: `Validation images must be a whole number from 4 to ${MAX_VALIDATION_SIZE} (or empty), without separators.`, focus: validationSize };
+  if (size.value !== null) params.validation_size = size.value;
   if (searchSeeds.value.trim()) {
     const list = parseIntList(searchSeeds.value, { min: 0, distinct: true });
     if (!list || list.length > MAX_SEARCH_SEEDS) return { problem: `Search seeds must be a comma-separated list of at most ${MAX_SEARCH_SEEDS} different whole numbers ≥ 0, e.g. 0, 1, 2, 3, 4, 5 (or empty).`, focus: searchSeeds };
@@ -195,21 +203,17 @@ function modelParams(params, { shots, perClass }, forModel) {
     if (!shotList) return { problem: 'Shots must be a comma-separated list of whole numbers ≥ 1, e.g. 5, 10 (or empty).', focus: shots };
     params.shots = shotList;
   }
-  if (perClass.value.trim()) {
-    const n = Number(perClass.value);
-    if (!Number.isInteger(n) || n < 1) return { problem: 'Images per class must be a whole number ≥ 1 (or empty).', focus: perClass };
-    params.per_class = n;
-  }
+  const images = optionalWhole(perClass, 1, MAX_PER_CLASS);
+  if (images.bad) return { problem: `Images per class must be a whole number from 1 to ${MAX_PER_CLASS} (or empty).`, focus: perClass };
+  if (images.value !== null) params.per_class = images.value;
   return { params };
 }
 
 /** `evaluateParams` for generators picked by the user: the kinds (with their steps) and the shots. */
 function pickParams(params, { shots, genSteps, kindsBox }, kinds) {
-  let generatorSteps = null;
-  if (genSteps.value.trim()) {
-    generatorSteps = Number(genSteps.value);
-    if (!Number.isInteger(generatorSteps) || generatorSteps < 1) return { problem: 'Generator training steps must be a whole number ≥ 1.', focus: genSteps };
-  }
+  const trainingSteps = optionalWhole(genSteps, 1);
+  if (trainingSteps.bad) return { problem: 'Generator training steps must be a whole number ≥ 1 (or empty).', focus: genSteps };
+  const generatorSteps = trainingSteps.value;
   const hasSteps = (kind) => Boolean(kinds.find((k) => k.kind === kind)?.schema?.properties?.steps);
   const chosen = [...kindsBox.querySelectorAll('input:checked')].map((c) => (
     generatorSteps && hasSteps(c.value) ? { kind: c.value, config: { steps: generatorSteps } } : { kind: c.value }));
