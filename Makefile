@@ -66,6 +66,7 @@ bench-quality: $(BIN)/genaug  ## issue 14: quality vs utility and the filter abl
 
 bench-throughput: $(BIN)/genaug
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/lite0_precision.py
 
 bench-reports: $(BIN)/genaug  ## rewrite the MNIST and flowers reports from what is cached (computes nothing)
 	$(BIN)/python bench/mnist_fewshot.py --cached-only

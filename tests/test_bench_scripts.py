@@ -165,3 +165,15 @@ def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
     md = (tmp_path / "out" / "proben1_select_quick.md").read_text()
     assert re.search(r"- n=5: chose \S+; test Δ vs real .*\*\*(not )?met\*\*", md), md
     assert "proben1.py --quick" in md and "--select" in md.split("\n")[2] and "Search cost" in log
+
+
+def test_lite0_precision_quick_measures_both_precisions(tmp_path):
+    """`lite0_precision.py --quick`: every precision's speed, its distance to fp32, and 5 probe draws."""
+    run_bench("lite0_precision.py", tmp_path)
+    result = json.loads((tmp_path / "out" / "lite0_precision_quick.json").read_text())
+    rows = {row["precision"]: row for row in result["sets"][0]["rows"]}
+    assert set(rows) == {"fp32", "bf16"}
+    assert rows["fp32"]["relative_difference"] == 0 and 0 < rows["bf16"]["relative_difference"] < 0.15
+    assert all(len(row["probe_accuracies"]) == 5 and 0 < row["probe_accuracy"] <= 1 for row in rows.values())
+    report = (tmp_path / "out" / "lite0_precision_quick.md").read_text()
+    assert "| mnist | bf16 | 160 |" in report and "Wall time:" in report

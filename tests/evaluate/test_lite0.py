@@ -91,8 +91,9 @@ def test_feature_cache_computes_each_array_once(monkeypatch):
     synthetic_b, _ = _digits(2, offset=4)
     test_x, _ = _digits(1, offset=6)
     cache: dict = {}
-    first = lite0.lite0_features(real, cache=cache)
-    assert np.array_equal(lite0.lite0_features(real.copy(), cache=cache), first)  # same bytes: no new call
+    precision = lite0.classifier_precision()  # the classifier's: its features share the cache entries
+    first = lite0.lite0_features(real, cache=cache, precision=precision)
+    assert np.array_equal(lite0.lite0_features(real.copy(), cache=cache, precision=precision), first)  # same bytes
     assert calls == [len(real)]
     budget = ClassifierBudget(steps=5, batch_size=8)
     for synthetic in (synthetic_a, synthetic_b):  # two arms sharing the real images and the test set
@@ -100,8 +101,34 @@ def test_feature_cache_computes_each_array_once(monkeypatch):
                                            synthetic_labels=syn_y, feature_cache=cache)
         predict(test_x)
     assert calls == [len(real), len(synthetic_a), len(test_x), len(synthetic_b)]
-    lite0.lite0_features(real[:-1], cache=cache)  # different content: computed
+    lite0.lite0_features(real[:-1], cache=cache, precision=precision)  # different content: computed
     assert len(calls) == 5
+
+
+def test_the_probe_precision_is_in_its_version_and_bf16_features_stay_close_to_fp32(monkeypatch, small_input):
+    from genaug.evaluate.classifiers import resolve_classifier
+
+    monkeypatch.setenv(lite0.PRECISION_ENV, "fp32")
+    assert lite0.classifier_precision() == "fp32"
+    assert resolve_classifier("lite0-linear", "images").version == f"lite0-linear-{lite0.LITE0_VERSION}"
+    monkeypatch.setenv(lite0.PRECISION_ENV, "bf16")
+    bf16_version = resolve_classifier("lite0-linear", "images").version
+    assert bf16_version == f"lite0-linear-{lite0.LITE0_VERSION}-bf16"  # another cell identity
+    assert resolve_classifier("lite0-finetune", "images").version == f"lite0-finetune-{lite0.LITE0_VERSION}"
+    monkeypatch.setenv(lite0.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="GENAUG_LITE0_PRECISION='half'.*fp32, bf16"):
+        lite0.classifier_precision()
+    with pytest.raises(ValueError, match="unknown precision"):
+        lite0.lite0_features(_digits(1)[0], precision="fp16")
+
+    images, _ = _digits(2)
+    cache: dict = {}
+    full = lite0.lite0_features(images, cache=cache, precision="fp32")
+    half = lite0.lite0_features(images, cache=cache, precision="bf16")
+    assert len(cache) == 2 and half.dtype == np.float32 and half.shape == full.shape  # one entry per precision
+    relative = float(np.linalg.norm(half - full) / np.linalg.norm(full))
+    print(f"bf16 features vs fp32: relative difference {relative:.4f}")
+    assert 0 < relative < 0.15, relative  # bf16 ran (not identical) and stays close (.05 here, .05-.07 at 160 px)
 
 
 def test_finetune_and_augmented_probe_run_end_to_end(small_input, monkeypatch):

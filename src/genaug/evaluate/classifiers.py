@@ -88,9 +88,12 @@ def resolve_classifier(name: Optional[str], data_kind: str) -> ClassifierChoice:
 
         version = f"supcon-{SUPCON_VERSION}-cnn-{CLASSIFIER_VERSION}"
     elif name.startswith("lite0"):
-        from ..pretrained.lite0 import LITE0_VERSION
+        from ..pretrained.lite0 import LITE0_VERSION, classifier_precision
 
         version = f"{name}-{LITE0_VERSION}"
+        if name == "lite0-linear" and classifier_precision() != "fp32":
+            # Its frozen features' precision (fp32 cells, made before bf16, keep their identity).
+            version += f"-{classifier_precision()}"
     else:
         version = f"{name}-{TABLE_CLASSIFIER_VERSION}"
     return ClassifierChoice(name, data_kind, version)  # type: ignore[arg-type]

@@ -19,7 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..generators.images import images_to_tensor
-from ..pretrained.lite0 import LITE0_FEATURE_DIM, Lite0Backbone, lite0_features, load_lite0_backbone
+from ..pretrained.lite0 import (
+    LITE0_FEATURE_DIM,
+    Lite0Backbone,
+    classifier_precision,
+    lite0_autocast,
+    lite0_features,
+    load_lite0_backbone,
+)
 from .image_classifier import ClassifierBudget, TrainedClassifier, TrainingLedger, batch_indices, module_classifier
 
 # Fine-tuning: a small rate for the pretrained backbone, a larger one for the new head (used
@@ -79,11 +86,13 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
     n_real = len(real)
     # Loaded before seeding: building the network draws from torch's RNG on the first load only.
     backbone = load_lite0_backbone(classifier="lite0-linear")
+    # Training, augmented and test features all at one precision (the classifier version names it).
+    precision = classifier_precision()
     features = None
     if augment is None:
-        parts = [lite0_features(real, cache=feature_cache)]
+        parts = [lite0_features(real, cache=feature_cache, precision=precision)]
         if n_syn:
-            parts.append(lite0_features(synthetic, cache=feature_cache))
+            parts.append(lite0_features(synthetic, cache=feature_cache, precision=precision))
         features = torch.from_numpy(np.concatenate(parts))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -97,7 +106,9 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
             fb = features[torch.from_numpy(idx)]
         else:
             with torch.no_grad():
-                fb = backbone(augment(_gather_images(real, synthetic, idx)).clamp(0, 1))
+                images = augment(_gather_images(real, synthetic, idx)).clamp(0, 1)
+                with lite0_autocast(precision):
+                    fb = backbone(images).float()
         yb = y[torch.from_numpy(idx)]
         loss = F.cross_entropy(head(fb), yb)
         optimiser.zero_grad(set_to_none=True)
@@ -110,7 +121,7 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
     ema.eval()
 
     def outputs(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        features = lite0_features(np.asarray(images), cache=feature_cache)
+        features = lite0_features(np.asarray(images), cache=feature_cache, precision=precision)
         with torch.inference_mode():
             return ema(torch.from_numpy(features)).numpy(), features
     return TrainedClassifier(outputs)
