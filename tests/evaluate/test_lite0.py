@@ -115,6 +115,17 @@ def test_the_probe_precision_is_in_its_version_and_bf16_features_stay_close_to_f
     bf16_version = resolve_classifier("lite0-linear", "images").version
     assert bf16_version == f"lite0-linear-{lite0.LITE0_VERSION}-bf16"  # another cell identity
     assert resolve_classifier("lite0-finetune", "images").version == f"lite0-finetune-{lite0.LITE0_VERSION}"
+    # Decided once, when the classifier is resolved: training follows the choice, not a later environment.
+    from genaug.evaluate.classifiers import train_classifier
+
+    choice = resolve_classifier("lite0-linear", "images")
+    assert choice.precision == "bf16"
+    monkeypatch.setenv(lite0.PRECISION_ENV, "fp32")
+    real, real_y = _digits(1)
+    cache: dict = {}
+    train_classifier(choice, real, real_y, 10, seed=0, budget=ClassifierBudget(steps=2, batch_size=4),
+                     feature_cache=cache)
+    assert list(cache) == [lite0._array_key(real, "bf16")]
     monkeypatch.setenv(lite0.PRECISION_ENV, "half")
     with pytest.raises(ValueError, match="GENAUG_LITE0_PRECISION='half'.*fp32, bf16"):
         lite0.classifier_precision()
@@ -122,7 +133,7 @@ def test_the_probe_precision_is_in_its_version_and_bf16_features_stay_close_to_f
         lite0.lite0_features(_digits(1)[0], precision="fp16")
 
     images, _ = _digits(2)
-    cache: dict = {}
+    cache = {}
     full = lite0.lite0_features(images, cache=cache, precision="fp32")
     half = lite0.lite0_features(images, cache=cache, precision="bf16")
     assert len(cache) == 2 and half.dtype == np.float32 and half.shape == full.shape  # one entry per precision

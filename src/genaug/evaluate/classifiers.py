@@ -59,6 +59,8 @@ class ClassifierChoice:
     data_kind: Literal["images", "table"]
     version: str
     user_fn: Optional[Callable[..., Callable[[np.ndarray], np.ndarray]]] = None
+    # lite0-linear: the precision of its frozen features, decided once here and named in ``version``.
+    precision: Optional[str] = None
 
     @property
     def description(self) -> str:
@@ -91,9 +93,11 @@ def resolve_classifier(name: Optional[str], data_kind: str) -> ClassifierChoice:
         from ..pretrained.lite0 import LITE0_VERSION, classifier_precision
 
         version = f"{name}-{LITE0_VERSION}"
-        if name == "lite0-linear" and classifier_precision() != "fp32":
+        if name == "lite0-linear":
+            precision = classifier_precision()
             # Its frozen features' precision (fp32 cells, made before bf16, keep their identity).
-            version += f"-{classifier_precision()}"
+            version += "" if precision == "fp32" else f"-{precision}"
+            return ClassifierChoice(name, data_kind, version, precision=precision)  # type: ignore[arg-type]
     else:
         version = f"{name}-{TABLE_CLASSIFIER_VERSION}"
     return ClassifierChoice(name, data_kind, version)  # type: ignore[arg-type]
@@ -192,8 +196,10 @@ def train_classifier(choice: ClassifierChoice, real_x: Any, real_y: np.ndarray, 
         return module_classifier(model), used
     from .lite0 import train_lite0_finetune, train_lite0_linear
 
-    trainer = train_lite0_linear if choice.name == "lite0-linear" else train_lite0_finetune
-    return trainer(real_x, real_y, n_classes, feature_cache=feature_cache, **common), ledger.as_dict()
+    if choice.name == "lite0-linear":
+        return train_lite0_linear(real_x, real_y, n_classes, feature_cache=feature_cache, precision=choice.precision,
+                                  **common), ledger.as_dict()
+    return train_lite0_finetune(real_x, real_y, n_classes, feature_cache=feature_cache, **common), ledger.as_dict()
 
 
 def _run_user(choice, real_x, real_y, n_classes, test_x, seed, budget, synthetic_x, synthetic_y, augment):

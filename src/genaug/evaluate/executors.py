@@ -92,9 +92,16 @@ def read_back(train, test, generators: list, protocol, *, dataset_name: str, cac
     if missing:
         shown = ", ".join(f"n={n} seed={s} {arm}" for n, s, arm in sorted(missing, key=str)[:5])
         raise ExecutorError(f"executor {executor}: {len(missing)} cell(s) the workers computed are not in the cache "
-                           f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug "
-                           "and share that folder?")
+                           f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug, "
+                           "share that folder, and (lite0-linear) compute features at the same precision "
+                           f"({_precision_hint()})?")
     return result
+
+
+def _precision_hint() -> str:
+    from ..pretrained.lite0 import PRECISION_ENV, classifier_precision
+
+    return f"{PRECISION_ENV}; here {classifier_precision()}"
 
 
 def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,

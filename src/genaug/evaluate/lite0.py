@@ -74,7 +74,7 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
                        budget: ClassifierBudget, synthetic: Optional[np.ndarray] = None,
                        synthetic_labels: Optional[np.ndarray] = None, augment: Optional[nn.Module] = None,
                        real_fraction: Optional[float] = 0.5, ledger: Optional[TrainingLedger] = None,
-                       feature_cache: Optional[dict] = None) -> TrainedClassifier:
+                       feature_cache: Optional[dict] = None, precision: Optional[str] = None) -> TrainedClassifier:
     """A linear head on frozen EfficientNet-Lite0 features, trained for ``budget.steps`` steps of
     ``budget.batch_size`` examples (Adam at ``budget.lr``, cosine schedule, EMA head).
 
@@ -86,8 +86,9 @@ def train_lite0_linear(real: np.ndarray, real_labels: np.ndarray, n_classes: int
     n_real = len(real)
     # Loaded before seeding: building the network draws from torch's RNG on the first load only.
     backbone = load_lite0_backbone(classifier="lite0-linear")
-    # Training, augmented and test features all at one precision (the classifier version names it).
-    precision = classifier_precision()
+    # Training, augmented and test features all at one precision (the classifier version names it;
+    # None: this machine's, ``classifier_precision``).
+    precision = precision or classifier_precision()
     features = None
     if augment is None:
         parts = [lite0_features(real, cache=feature_cache, precision=precision)]

@@ -56,8 +56,8 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: Opti
     """Features (N x D, float32) of uint8 NHWC images (1 or 3 channels, any size) in ``space``.
 
     ``cache``: the Lite0 feature cache of ``pretrained.lite0.lite0_features`` (the evaluation runner
-    passes its own, so the real images of an arm are computed once for classifier, filters and
-    quality numbers)."""
+    passes its own, so the real images of an arm are computed once for filters and quality numbers,
+    and for the lite0-linear classifier too where it runs in fp32; in bf16 it has entries of its own)."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -66,8 +66,8 @@ def image_features(images: np.ndarray, space: str = "lite0", *, batch_size: Opti
     if space == "lite0":
         from ..pretrained.lite0 import lite0_features
 
-        # Lite0's own default batch: the classifier's features and these come out identical, so
-        # whichever fills the shared cache first does not matter.
+        # Lite0's own default batch and fp32: an fp32 classifier's features and these come out
+        # identical, so whichever fills the shared cache first does not matter.
         kwargs = {} if batch_size is None else {"batch_size": batch_size}
         return np.asarray(lite0_features(images, progress=progress, cache=cache, **kwargs), dtype=np.float32)
     if space != "inception":
