@@ -52,6 +52,16 @@ def command_sentence(payload: dict, budgets: str = "", wall: bool = True) -> str
     return " ".join(parts)
 
 
+def warn_not_cached(result: dict, name: str) -> None:
+    """A partial report (--cached-only / --report-only) says which cells it left out, and whether
+    they are cached under other settings (e.g. lite0-linear features at another precision)."""
+    from genaug.evaluate.protocol import not_cached_sentence
+
+    sentence = not_cached_sentence(result)
+    if sentence:
+        print(f"warning: {name}: {sentence}", file=sys.stderr, flush=True)
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import RESULTS_DIR, machine, restore_cells, setup, write_json
+from _common import RESULTS_DIR, machine, restore_cells, setup, warn_not_cached, write_json
 from genaug.data import LabelledImages, load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.ood_summary import better, ood_table, summarise_ood
@@ -161,6 +161,7 @@ def run_dataset(dataset: str, args, log) -> tuple[list[dict], dict]:
             result = evaluate(train, test, generators, protocol.model_copy(update={"shots": [n]}), dataset_name=name,
                               cache_dir=args.cache, keep_samples=False, cached_only=args.report_only, ood=ood,
                               progress=lambda e, c=classifier: log(f"{dataset} {c}: {e.step}/{e.total} {e.message}"))
+            warn_not_cached(result, f"{name} n={n}")
             if merged is None:
                 merged = result
             else:

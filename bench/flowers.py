@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, RESULTS_DIR, machine, restore_cells, setup, write_json
+from _common import CACHE_DIR, RESULTS_DIR, machine, restore_cells, setup, warn_not_cached, write_json
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise
@@ -155,6 +155,7 @@ def run_scenario(number: int, args, classifier: str, log) -> dict:
                       progress=lambda e: log(f"scenario {number} {classifier}: {e.step}/{e.total} {e.message}"
                                              + (f" (eta {e.eta_seconds:.0f} s)" if e.eta_seconds else "")),
                       keep_samples=False, cached_only=args.report_only)
+    warn_not_cached(result, dataset)
     for cell in result["cells"]:
         cell["dataset"] = dataset
     rows = summarise(result)

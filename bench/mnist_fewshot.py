@@ -15,7 +15,8 @@ labelled examples; class-conditional on the few-shot subset) and conditional-DCG
 
 --select runs `genaug evaluate --select` (genaug.evaluate.select) for every n and classifier: the
 candidates are the default image grid (--select-grid default: per-class VAE and DDIM img2img; CPU-days
-on MNIST) or the quick grid (--select-grid quick: small per-class VAEs), chosen on validation folds
+on MNIST) or the quick grid (--select-grid quick: small per-class VAEs; quick+pool adds the single VAE
+whose latent space is learned from the training images without labels), chosen on validation folds
 of the 60,000 training images, retrained and scored once on the test set. Beside it, every
 candidate is scored directly on the test set (the oracle: for the report's check only, it never
 reaches the choice) to say whether the choice lost to real+classic or gave up a gain that exists.
@@ -30,7 +31,7 @@ import torch
 
 import numpy as np
 
-from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, write_json
+from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
 from _select_check import choice_checks, pool_rule
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
@@ -215,13 +216,27 @@ def mnist_protocol(classifier: str, args) -> Protocol:
                     classifier_batch=64, classic=ClassicConfig(preset="strong"), real_fraction=0.5)
 
 
+def pool_candidate(quick: bool) -> GeneratorSpec:
+    """The single VAE of seed 001 (latent space learned on the training split's images without
+    labels) with its best sampler at 2,000 per class, with and without classic augmentation: the
+    arm that beats real+classic at n = 5 on the test split (``results/issue12/mnist-vae``). In a
+    search fold it learns from that fold's inner training images only, never from the fold."""
+    single = next(spec for spec in specs(quick) if spec.label == "vae-single")
+    big = 50 if quick else 2000
+    variant = next(v for v in single.variants if v.label == f"extrapolation+noise,{big}")
+    return single.model_copy(update={"label": "vae-pool", "variants": [variant]})
+
+
 def select_candidates(train, args) -> list[GeneratorSpec]:
-    """The --select grid; --quick shrinks every candidate's training to a smoke test's budget."""
-    candidates = default_grid(train, quick=args.select_grid == "quick")
+    """The --select grid (``quick+pool``: the quick grid and the pool-trained single VAE); --quick
+    shrinks every per-class candidate's training to a smoke test's budget."""
+    candidates = default_grid(train, quick=args.select_grid in ("quick", "quick+pool"))
     if args.quick:
         tiny = {"steps": 20, "channels": [8, 16], "hidden": 16}
         candidates = [spec.model_copy(update={"config": {**spec.config, **tiny}}) for spec in candidates
                       if spec.kind == "vae"]
+    if args.select_grid == "quick+pool":
+        candidates.append(pool_candidate(args.quick))
     return candidates
 
 
@@ -297,6 +312,7 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
     generators = [] if args.generators == "none" else only(specs(args.quick), args.variant)
     result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
                       cached_only=args.cached_only)
+    warn_not_cached(result, name)
     deep_shots = [] if args.generators == "none" else [2] if args.quick else \
         [int(s) for s in args.deep_shots.split(",") if s]
     if deep_shots:
@@ -306,6 +322,7 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
                                                     "arms": ["real+synthetic", "real+synthetic+classic"]})
         deep = evaluate(train, test, only(deep_specs(args.quick), args.variant), deep_protocol, dataset_name=name,
                         cache_dir=args.cache, progress=show, cached_only=args.cached_only)
+        warn_not_cached(deep, name + " (deep arms)")
         result["cells"] += deep["cells"]
         generators = generators + only(deep_specs(args.quick), args.variant)
     for cell in result["cells"]:
@@ -330,9 +347,10 @@ def main() -> None:
                         help="results JSON whose cells go back into the cache first (default: the committed "
                              "bench/results file), so a fresh clone resumes instead of recomputing")
     parser.add_argument("--select", action="store_true", help="the automatic choice per n, beside an oracle (see above)")
-    parser.add_argument("--select-grid", choices=["default", "quick"], default="quick",
-                        help="with --select: the candidate grid, quick (small per-class VAEs; the script's default) "
-                             "or default (genaug's: per-class VAE and DDIM, CPU-days here)")
+    parser.add_argument("--select-grid", choices=["default", "quick", "quick+pool"], default="quick",
+                        help="with --select: the candidate grid, quick (small per-class VAEs; the script's default), "
+                             "quick+pool (those and the pool-trained single VAE of seed 001, the arm that beats "
+                             "real+classic at n = 5) or default (genaug's: per-class VAE and DDIM, CPU-days here)")
     parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
                         help="with --select: the validation pool's size in images, stratified; 0 = half of every class")
     parser.add_argument("--search-seeds", default=None, help="with --select: the search's seeds (default --seeds)")

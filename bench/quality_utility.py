@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, write_json
+from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.quality_utility import correlations, filter_ablation, quality_points, scatter_plot
@@ -164,6 +164,7 @@ def main() -> None:
     generators = specs(args.quick)
     result = evaluate(train, test, generators, protocol, dataset_name=name, cache_dir=args.cache, progress=show,
                       cached_only=args.cached_only, keep_samples=False)
+    warn_not_cached(result, name)
     for cell in result["cells"]:
         cell["dataset"] = name
     rows = summarise(result)

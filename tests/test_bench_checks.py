@@ -78,3 +78,19 @@ def test_the_choice_is_judged_by_the_rows_given_for_it():
     final = [REAL, row("real+classic", 0.01, -0.02, 0.04, 0.5)]
     assert _select_check.select_check(REAL, oracle, "real+classic").endswith("**not met**")
     assert _select_check.select_check(REAL, oracle, "real+classic", reference_rows=final).endswith("**met**")
+
+
+def test_a_partial_report_names_the_cells_it_left_out(capsys):
+    """--cached-only / --report-only: the cells missing from the cache are counted and named on
+    stderr, those cached under other settings (e.g. another lite0 precision) said apart."""
+    import _common
+
+    _common.warn_not_cached({"cells": [], "not_cached": {"cells": 0, "under_other_identity": 0, "first": []}}, "d")
+    _common.warn_not_cached({"cells": []}, "d")  # a full run has nothing to say
+    assert capsys.readouterr().err == ""
+    _common.warn_not_cached({"not_cached": {"cells": 3, "under_other_identity": 2,
+                                            "first": ["n=5 seed=0 real", "n=5 seed=1 real"]}}, "mnist-lite0")
+    err = capsys.readouterr().err
+    assert err.startswith("warning: mnist-lite0: 3 cell(s) of this plan are not in the cache and were left out; "
+                          "2 of them are cached under other settings")
+    assert "GENAUG_LITE0_PRECISION" in err and "e.g. n=5 seed=0 real, n=5 seed=1 real." in err

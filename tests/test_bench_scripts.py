@@ -96,16 +96,21 @@ def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_p
     """`mnist_fewshot.py --select`: the choice per n on validation folds of the training images,
     its test scores beside real and real+classic, the oracle's every candidate, and the target
     check against real+classic in the report."""
-    log = run_bench("mnist_fewshot.py", tmp_path, "--select")
+    log = run_bench("mnist_fewshot.py", tmp_path, "--select", "--select-grid", "quick+pool")
     assert "search fold 2/2" in log and "final run at n=2" in log
-    report = json.loads((tmp_path / "out" / "mnist_quick_select_quick.json").read_text())
+    report = json.loads((tmp_path / "out" / "mnist_quick_select_quick+pool.json").read_text())
     (run,) = report["runs"]
     (choice,) = run["choices"]
     assert choice["n"] == 2 and run["cost"]["validation_examples"] >= 1990  # a 2,000-image stratified pool
     assert {"real", "real+classic", choice["arm"]} == {r["arm"] for r in run["final_summary"]}
     oracle_arms = {r["arm"] for r in run["oracle_summary"]}
     assert "real+classic" in oracle_arms and len(oracle_arms) == 2 + run["cost"]["candidate_arms"]
-    md = (tmp_path / "out" / "mnist_quick_select_quick.md").read_text()
+    # quick+pool: the pool-trained single VAE is a candidate beside the per-class ones, with and without classic
+    assert {"real+synthetic[vae-pool/extrapolation+noise,50]", "real+synthetic+classic[vae-pool/extrapolation+noise,50]",
+            "real+synthetic[vae/prior,1:1]"} <= oracle_arms
+    pool = [c for c in run["candidates"] if c["label"] == "vae-pool"]
+    assert len(pool) == 1 and pool[0]["unlabeled_pool"] and pool[0]["config"]["mode"] == "single"
+    md = (tmp_path / "out" / "mnist_quick_select_quick+pool.md").read_text()
     (check,) = [line for line in md.splitlines() if line.startswith("- cnn, n=2: chose")]
     assert "lose to real+classic beyond the interval" in check and check.endswith(("**met**", "**not met**"))
 

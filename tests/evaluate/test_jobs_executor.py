@@ -21,7 +21,7 @@ from genaug.data import LabelledTable
 from genaug.evaluate import Protocol, evaluate
 from genaug.evaluate.executors import ExecutorError
 from genaug.jobs import FINISHED, JobStore
-from genaug.jobs.grid import JOB_TYPE, load_plan, run_on_jobs, write_plan
+from genaug.jobs.grid import JOB_TYPE, load_plan, run_evaluate_cells, run_on_jobs, write_plan
 from genaug.store import Registry
 
 pytestmark = pytest.mark.timeout(900)
@@ -174,3 +174,7 @@ def test_plans_read_back_unchanged_and_refusals(tmp_path):
         load_plan(tmp_path, plan_id)
     with pytest.raises(ValueError, match="executor jobs: needs a cache folder"):
         run_on_jobs(train, test, specs, protocol, dataset_name="data", cache_dir=None, home=tmp_path / "home")
+    # The submitter's lite0-linear precision travels with each job; a value no genaug wrote is refused.
+    with pytest.raises(ValueError, match="lite0_precision: 'half' is not one of fp32, bf16"):
+        run_evaluate_cells({"cache": str(tmp_path), "plan": table_id, "shots": [2], "seed": 0,
+                            "lite0_precision": "half"}, tmp_path, tmp_path, lambda event: None, lambda note: None)

@@ -188,3 +188,58 @@ def test_grayscale_is_replicated_and_a_missing_package_is_explained(monkeypatch,
             with pytest.raises(ImportError, match="classifier 'lite0-finetune' needs .*pip install"):
                 lite0_classifiers.train_lite0_finetune(gray, np.zeros(3, np.int64), 2, seed=0,
                                            budget=ClassifierBudget(steps=1, batch_size=2))
+
+
+def test_a_unit_carries_the_submitters_precision_and_a_cached_only_run_names_what_it_left_out(
+        monkeypatch, small_input, tmp_path):
+    """A fanned-out unit computes lite0-linear at the precision of the run that submitted it (not the
+    worker's own), so the submitter reads its cells back; a cached_only run under the other
+    precision leaves that cell out and says so."""
+    import threading
+
+    from genaug.data.datasets import LabelledImages
+    from genaug.evaluate import Protocol, evaluate
+    from genaug.evaluate.classifiers import resolve_classifier
+    from genaug.evaluate.executors import run_unit
+    from genaug.evaluate.protocol import not_cached_sentence
+
+    monkeypatch.setenv(lite0.PRECISION_ENV, "bf16")  # "the worker's CPU"
+    with lite0.precision_override("fp32"):
+        assert lite0.classifier_precision() == "fp32"
+        assert resolve_classifier("lite0-linear", "images").version == f"lite0-linear-{lite0.LITE0_VERSION}"
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(lite0.classifier_precision()))
+        other.start()
+        other.join()
+        assert seen == ["bf16"]  # another thread of the worker keeps its own choice
+    assert lite0.classifier_precision() == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        with lite0.precision_override("half"):
+            pass
+
+    names = [str(c) for c in range(10)]
+    train = LabelledImages(*_digits(3), names)
+    test = LabelledImages(*_digits(1, offset=5), names)
+    protocol = Protocol(shots=[2], seeds=[0], classifier="lite0-linear", classifier_steps=2, classifier_batch=8,
+                        arms=["real"])
+    cells = run_unit(train, test, [], protocol, ((2,), 0), "carried", str(tmp_path), None, precision="fp32")
+    assert cells == [(2, 0, "real")]
+
+    monkeypatch.setenv(lite0.PRECISION_ENV, "fp32")  # the submitter reads back at its own precision
+    back = evaluate(train, test, [], protocol, dataset_name="carried", cache_dir=tmp_path, cached_only=True)
+    assert [(c["n"], c["seed"], c["arm"]) for c in back["cells"]] == cells
+    assert back["not_cached"] == {"cells": 0, "under_other_identity": 0, "first": []}
+    assert not_cached_sentence(back) is None
+
+    monkeypatch.setenv(lite0.PRECISION_ENV, "bf16")  # a report made at the other precision: said, not silent
+    partial = evaluate(train, test, [], protocol, dataset_name="carried", cache_dir=tmp_path, cached_only=True)
+    assert partial["cells"] == []
+    assert partial["not_cached"] == {"cells": 1, "under_other_identity": 1, "first": ["n=2 seed=0 real"]}
+    sentence = not_cached_sentence(partial)
+    assert sentence.startswith("1 cell(s) of this plan are not in the cache")
+    assert "1 of them are cached under other settings" in sentence and "here bf16" in sentence
+    assert "n=2 seed=0 real" in sentence
+    absent = evaluate(train, test, [], protocol.model_copy(update={"seeds": [1]}), dataset_name="carried",
+                      cache_dir=tmp_path, cached_only=True)
+    assert absent["not_cached"] == {"cells": 1, "under_other_identity": 0, "first": ["n=2 seed=1 real"]}
+    assert "other settings" not in not_cached_sentence(absent)

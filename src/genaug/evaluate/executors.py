@@ -92,30 +92,36 @@ def read_back(train, test, generators: list, protocol, *, dataset_name: str, cac
     if missing:
         shown = ", ".join(f"n={n} seed={s} {arm}" for n, s, arm in sorted(missing, key=str)[:5])
         raise ExecutorError(f"executor {executor}: {len(missing)} cell(s) the workers computed are not in the cache "
-                           f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug, "
-                           "share that folder, and (lite0-linear) compute features at the same precision "
-                           f"({_precision_hint()})?")
+                           f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug "
+                           "and share that folder?")
     return result
 
 
-def _precision_hint() -> str:
-    from ..pretrained.lite0 import PRECISION_ENV, classifier_precision
+def submitter_precision() -> str:
+    """The lite0-linear feature precision of this (the submitting) process: every unit carries it,
+    so a worker on a CPU without native bf16 still computes the cells this run reads back."""
+    from ..pretrained.lite0 import classifier_precision
 
-    return f"{PRECISION_ENV}; here {classifier_precision()}"
+    return classifier_precision()
 
 
 def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,
-             cache_dir: str, ood: Optional[dict], progress: Optional[ProgressCallback] = None) -> list[tuple]:
-    """One unit of work into the shared cache, with one torch thread; returns its cells' (n, seed, arm)."""
+             cache_dir: str, ood: Optional[dict], progress: Optional[ProgressCallback] = None,
+             precision: Optional[str] = None) -> list[tuple]:
+    """One unit of work into the shared cache, with one torch thread; returns its cells' (n, seed, arm).
+    ``precision``: the submitter's lite0-linear precision (``submitter_precision``; None: this
+    process's own)."""
     import torch
 
+    from ..pretrained.lite0 import precision_override
     from .protocol import evaluate
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = evaluate(train, test, generators, unit_protocol(protocol, unit), dataset_name=dataset_name,
-                          cache_dir=Path(cache_dir), keep_samples=False, ood=ood, progress=progress)
+        with precision_override(precision):
+            result = evaluate(train, test, generators, unit_protocol(protocol, unit), dataset_name=dataset_name,
+                              cache_dir=Path(cache_dir), keep_samples=False, ood=ood, progress=progress)
     finally:
         torch.set_num_threads(threads)  # a shared worker runs other work after this unit
     return [(c["n"], c["seed"], c["arm"]) for c in result["cells"]]
@@ -144,8 +150,9 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
         with Client(cluster if cluster is not None else address) as client:
             # The data travels to the workers once, not once per task.
             data = client.scatter([train, test, generators, ood], broadcast=True)
+            precision = submitter_precision()
             futures = {client.submit(run_unit, *data[:3], protocol, unit, dataset_name, str(cache_dir), data[3],
-                                     pure=False, key=f"genaug-{unit_label(unit).replace(' ', '-')}-{time.time_ns()}"):
+                                     precision=precision, pure=False, key=f"genaug-{unit_label(unit).replace(' ', '-')}-{time.time_ns()}"):
                        unit for unit in units}
             computed: set[tuple] = set()
             for done, future in enumerate(as_completed(futures), start=1):

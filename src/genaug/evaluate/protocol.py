@@ -191,6 +191,17 @@ class CellCache:
             return None
         return self.root / "fitted" / f"{_slug(spec.label)}-{key}"
 
+    def holds_other(self, n, seed, arm, identity: str) -> bool:
+        """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
+        another version, another precision) -- what ``get`` refuses."""
+        path = self._path(n, seed, arm)
+        if path is None or not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("identity") != identity
+        except (OSError, ValueError):
+            return True
+
     def get(self, n, seed, arm, identity: str) -> Optional[dict]:
         """The cached cell, or None -- also when it was computed under other settings."""
         path = self._path(n, seed, arm)
@@ -507,7 +518,9 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
     Summaries, tables and plots: ``genaug.evaluate.report``.
 
     ``cached_only``: compute nothing, report the cells already in the cache (a partial report
-    of a benchmark that is still running or was stopped).
+    of a benchmark that is still running or was stopped). The result's ``not_cached`` then says
+    how many cells were left out, and how many of those are cached under another identity (other
+    settings or version, or lite0-linear features at another precision), with the first few named.
 
     ``stored``: fitted generators by spec label, for specs with a ``model`` (a registry model
     evaluated as trained; ``genaug.api.evaluate_model`` loads it and checks the test split
@@ -538,6 +551,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                          + sum(1 for s in generators for v in s.variants for a in gen_arms
                                if v.arms is None or a in v.arms))
     done, cells, samples_for_grid, shared = 0, [], {}, {}
+    skipped: list[tuple] = []  # cached_only: (n, seed, arm, cached under another identity?)
     started = time.monotonic()
     computed = 0
 
@@ -558,6 +572,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 continue
             cell = cache.get(n, seed, base, base_identity)
             if cell is None and cached_only:
+                skipped.append((n, seed, base, cache.holds_other(n, seed, base, base_identity)))
                 continue
             if cell is None:
                 report(f"n={n} seed={seed} {base}")
@@ -579,6 +594,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             for name, base, variant in spec_arms:
                 cell = cached[name]
                 if cell is None and cached_only:
+                    skipped.append((n, seed, name, cache.holds_other(n, seed, name, identities[name])))
                     continue
                 if cell is None:
                     if generator is None and spec.model is not None:
@@ -649,7 +665,34 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             "class_names": list(train.class_names), "n_test": len(test),
             "test_labels": np.asarray(test.labels).tolist(),
             "fingerprints": {"train": train_fp, "test": test_fp}, "cells": cells,
-            "samples": samples_for_grid}
+            "samples": samples_for_grid, **({"not_cached": _not_cached(skipped)} if cached_only else {})}
+
+
+def _not_cached(skipped: list[tuple]) -> dict:
+    """What a ``cached_only`` run left out: counts, and the first few cells by name."""
+    other = [s for s in skipped if s[3]]
+    return {"cells": len(skipped), "under_other_identity": len(other),
+            "first": [f"n={n} seed={seed} {arm}" for n, seed, arm, _ in (other or skipped)[:5]]}
+
+
+def _precision_hint() -> str:
+    from ..pretrained.lite0 import PRECISION_ENV, classifier_precision
+
+    return f"{PRECISION_ENV}=fp32 or bf16 chooses it; here {classifier_precision()}"
+
+
+def not_cached_sentence(result: dict) -> Optional[str]:
+    """One line for a partial (``cached_only``) report: how many cells are missing and why; None
+    when nothing is."""
+    missing = result.get("not_cached") or {}
+    if not missing.get("cells"):
+        return None
+    sentence = f"{missing['cells']} cell(s) of this plan are not in the cache and were left out"
+    if missing["under_other_identity"]:
+        sentence += (f"; {missing['under_other_identity']} of them are cached under other settings (another "
+                     "genaug version, generator or classifier config, or lite0-linear features at another "
+                     f"precision: {_precision_hint()})")
+    return sentence + f" -- e.g. {', '.join(missing['first'])}."
 
 
 def _sampled_classes(spec: GeneratorSpec, real: LabelledData) -> list[int]:

@@ -28,7 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..evaluate.executors import ExecutorError, check_fan_out, read_back, run_unit, unit_label, work_units
+from ..evaluate.executors import ExecutorError, check_fan_out, read_back, run_unit, submitter_precision, unit_label, \
+    work_units
 from ..progress import ProgressCallback, ProgressEvent
 from ..store.datasets import load_part, save_part
 from ..store.registry import Registry
@@ -120,6 +121,11 @@ def _load_plan_folder(folder: Path, plan_id: str) -> dict[str, Any]:
 def run_evaluate_cells(params: dict[str, Any], home: Path, folder: Path, progress: ProgressCallback,
                        note: Callable[[dict], None], *, owner: Optional[str] = None) -> dict[str, Any]:
     """The worker's side: one unit of a plan's grid into the shared cache."""
+    from ..pretrained.lite0 import PRECISIONS
+
+    precision = params.get("lite0_precision")  # the submitter's (absent in jobs queued before it was carried)
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"lite0_precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     cache = Path(params["cache"])
     plan = load_plan(cache, str(params["plan"]))
     shots = params.get("shots")
@@ -128,7 +134,7 @@ def run_evaluate_cells(params: dict[str, Any], home: Path, folder: Path, progres
         raise ValueError(f"shots: {shots!r} is not a list of positive integers or null (the whole split)")
     unit = (tuple(shots), int(params["seed"]))
     cells = run_unit(plan["train"], plan["test"], plan["generators"], plan["protocol"], unit, plan["dataset_name"],
-                     str(cache), plan["ood"], progress=progress)
+                     str(cache), plan["ood"], progress=progress, precision=precision)
     return {"plan": params["plan"], "unit": unit_label(unit), "cells": [list(cell) for cell in cells]}
 
 
@@ -146,6 +152,7 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
     check_plan(train, test, generators, protocol, ood)  # refuse before queueing anything
     plan_id = write_plan(cache_dir, train, test, generators, protocol, dataset_name, ood)
     units = work_units(protocol, generators)
+    precision = submitter_precision()
     started = time.monotonic()
     with Registry.open(home, url) as registry:
         store = JobStore(registry)
@@ -153,7 +160,7 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
         try:
             for shots, seed in units:
                 row = store.submit(JOB_TYPE, {"cache": str(cache_dir), "plan": plan_id, "dataset": dataset_name,
-                                              "shots": list(shots), "seed": seed})
+                                              "shots": list(shots), "seed": seed, "lite0_precision": precision})
                 jobs[row.id] = (shots, seed)
             rows = _wait(store, jobs, progress, poll_seconds)
         except BaseException:  # Ctrl-C, or a unit failed: the rest would only burn the workers' time

@@ -47,6 +47,7 @@ Everything runs on the CPU.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import os
@@ -70,6 +71,9 @@ LITE0_FEATURE_DIM = 1280
 
 PRECISIONS = ("fp32", "bf16")
 PRECISION_ENV = "GENAUG_LITE0_PRECISION"
+# Set by ``precision_override`` while a fanned-out unit runs on a worker: the submitter's choice,
+# so a worker on another CPU computes the cells under the submitter's identity.
+_PRECISION_OVERRIDE: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("lite0_precision", default=None)
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,14 +171,33 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def classifier_precision() -> str:
-    """The precision of the ``lite0-linear`` classifier's frozen features: ``GENAUG_LITE0_PRECISION``
-    (``fp32`` or ``bf16``) when set, else ``bf16`` where the CPU has native bf16, else ``fp32``."""
+    """The precision of the ``lite0-linear`` classifier's frozen features: the one a fanned-out
+    unit carries (``precision_override``), else ``GENAUG_LITE0_PRECISION`` (``fp32`` or ``bf16``)
+    when set, else ``bf16`` where the CPU has native bf16, else ``fp32``."""
+    carried = _PRECISION_OVERRIDE.get()
+    if carried is not None:
+        return carried
     chosen = os.environ.get(PRECISION_ENV, "").strip().lower()
     if chosen:
         if chosen not in PRECISIONS:
             raise ValueError(f"{PRECISION_ENV}={chosen!r}: use one of {', '.join(PRECISIONS)} (or leave it unset)")
         return chosen
     return "bf16" if _cpu_has_native_bf16() else "fp32"
+
+
+@contextlib.contextmanager
+def precision_override(precision: Optional[str]):
+    """Within this context (this thread or task only), ``classifier_precision`` answers
+    ``precision``: how a worker computes a unit at the precision of the run that submitted it.
+    None changes nothing."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"lite0: unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+    token = _PRECISION_OVERRIDE.set(precision) if precision is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _PRECISION_OVERRIDE.reset(token)
 
 
 def lite0_autocast(precision: str):
