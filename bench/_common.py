@@ -82,6 +82,16 @@ def write_section(target: Path, begin: str, end: str, section: str) -> None:
     target.write_text(text)
 
 
+CELL_LISTS = ("cells", "fold_cells", "final_cells", "oracle_cells")
+
+
+def stored_cells(payload: dict) -> list[dict]:
+    """Every cell a results file keeps: its ``cells``, and a ``--select`` report's search, final and
+    oracle cells (at the top level or per run)."""
+    parts = [payload] + list(payload.get("runs", []))
+    return [cell for part in parts for key in CELL_LISTS for cell in part.get(key, [])]
+
+
 def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) -> int:
     """Put the cells of a committed results file back into the runner's cell cache (those not
     cached already); returns how many.
@@ -96,7 +106,7 @@ def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) ->
         return 0
     caches: dict[str, CellCache] = {}
     restored = 0
-    for cell in json.loads(results.read_text()).get("cells", []):
+    for cell in stored_cells(json.loads(results.read_text())):
         name = cell.get("dataset", dataset)
         if name is None:
             continue

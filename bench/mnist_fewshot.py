@@ -266,12 +266,16 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=name, cache_dir=args.cache,
                       progress=show, keep_samples=False)
     final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
+    for cell in oracle["cells"]:
+        cell["dataset"] = name
     checks = choice_checks(selection, final_rows, oracle_rows, "real+classic", prefix=f"{classifier}, ")
     return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
             "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,
             "sentences": selection_sentences(selection, final_rows),
             "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
-            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"]}
+            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
+            # with these, --restore-from this report puts the whole run back into a fresh clone's cache
+            "fold_cells": selection["fold_cells"]}
 
 
 def write_select_report(runs: list[dict], args, started: float) -> None:

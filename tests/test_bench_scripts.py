@@ -113,6 +113,17 @@ def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_p
     md = (tmp_path / "out" / "mnist_quick_select_quick+pool.md").read_text()
     (check,) = [line for line in md.splitlines() if line.startswith("- cnn, n=2: chose")]
     assert "lose to real+classic beyond the interval" in check and check.endswith(("**met**", "**not met**"))
+    # The report keeps every cell it made, search folds included: a fresh clone restores them and computes nothing.
+    folds = {c["dataset"] for c in run["fold_cells"]}
+    assert folds == {"mnist_quick-select-quick+pool-select-fold0", "mnist_quick-select-quick+pool-select-fold1"}
+    assert len(run["fold_cells"]) == 2 * (2 + run["cost"]["candidate_arms"])  # 2 folds x every arm, n = 2, one seed
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    again = run_bench("mnist_fewshot.py", fresh, "--select", "--select-grid", "quick+pool", "--restore-from",
+                      str(tmp_path / "out" / "mnist_quick_select_quick+pool.json"))
+    assert "restored" in again and " fit " not in again and "final run at n=2" in again
+    rerun = json.loads((fresh / "out" / "mnist_quick_select_quick+pool.json").read_text())["runs"][0]
+    assert rerun["choices"] == run["choices"] and rerun["final_summary"] == run["final_summary"]
 
 
 def test_quality_utility_reads_a_flowers_run_and_computes_nothing(tmp_path):

@@ -164,6 +164,10 @@ def test_the_selection_never_reads_the_test_split(digits_split):
     assert runs[0]["choices"] == runs[1]["choices"]
     strip = lambda r: sorted((c["n"], c["seed"], c["arm"], c["predictions"]) for c in r["validation"]["cells"])  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
+    # Every search cell is kept, named by its fold's cache, and untouched by the test labels too.
+    folds_kept = [sorted((c["dataset"], c["seed"], c["arm"], c["predictions"]) for c in r["fold_cells"]) for r in runs]
+    assert folds_kept[0] == folds_kept[1] and len(folds_kept[0]) == 2 * 2 * 5  # folds x seeds x arms
+    assert {c[0] for c in folds_kept[0]} == {"data-select-fold0", "data-select-fold1"}
     # The validation examples are training examples; none is a test example.
     folds = validation_folds(train, per_class=20)
     validation_items = {i for _, fold in folds for i in fold.item_fingerprints()}

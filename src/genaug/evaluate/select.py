@@ -194,7 +194,9 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                   search_seeds: Optional[list[int]] = None, dataset_name: str = "data",
                   cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None) -> dict:
     """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
-    once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...}}``.
+    once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...},
+    "candidates": [...], "fold_cells": [...]}`` (every search cell, with the ``dataset`` its cache is
+    named by; the final result's cells carry theirs too).
 
     ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
     ``real``, ``real+classic`` and every candidate arm -- those that exist for the data: tables
@@ -222,6 +224,9 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
         fold_results.append(evaluate(inner, validation, candidates, search_protocol,
                                      dataset_name=f"{dataset_name}-select-fold{f}", cache_dir=cache_dir,
                                      progress=fold_progress, keep_samples=False))
+    # Each fold's cells, named by the cache they live in: a results file that keeps them lets a fresh
+    # clone put them back (bench/_common.restore_cells) instead of searching again.
+    fold_cells = [{**cell, "dataset": result["dataset"]} for result in fold_results for cell in result["cells"]]
     validation = _join_folds(fold_results)
     search_wall = time.monotonic() - started
     picks = recommend(summarise(validation))
@@ -246,7 +251,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
         if pick["arm"] not in {c["arm"] for c in final["cells"]}:  # never again a choice silently left out
             raise RuntimeError(f"select: the final run at n={n} did not score the chosen {pick['arm']}")
         finals.append(final)
-        final_cells += final["cells"]
+        final_cells += [{**cell, "dataset": dataset_name} for cell in final["cells"]]
         choices.append({"n": n, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
                         "validation_sentence": pick["sentence"], "recipe": recipe,
                         "candidates": pick["compared"]})
@@ -260,7 +265,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
             "candidate_arms": sum(len(v.arms or []) for s in candidates for v in s.variants),
             "folds": folds, "validation_examples": validation["n_test"], "search_seeds": search_protocol.seeds}
     return {"choices": choices, "validation": validation, "final": final, "cost": cost,
-            "candidates": [c.model_dump(mode="json") for c in candidates]}
+            "candidates": [c.model_dump(mode="json") for c in candidates], "fold_cells": fold_cells}
 
 
 def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
