@@ -85,11 +85,21 @@ def write_section(target: Path, begin: str, end: str, section: str) -> None:
 CELL_LISTS = ("cells", "fold_cells", "final_cells", "oracle_cells")
 
 
-def stored_cells(payload: dict) -> list[dict]:
-    """Every cell a results file keeps: its ``cells``, and a ``--select`` report's search, final and
-    oracle cells (at the top level or per run)."""
-    parts = [payload] + list(payload.get("runs", []))
-    return [cell for part in parts for key in CELL_LISTS for cell in part.get(key, [])]
+def stored_cells(payload: dict, dataset: str | None = None) -> list[dict]:
+    """Every cell a results file keeps, each with the ``dataset`` its cache is named by: its
+    ``cells`` (``dataset`` where a cell names none), and a ``--select`` report's search, final and
+    oracle cells (at the top level or per run; those without a name of their own -- reports
+    written before they carried one -- are left out, since their cache is not the script's)."""
+    runs = payload.get("runs")
+    parts = [payload] + ([run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else [])
+    found = []
+    for part in parts:
+        for key in CELL_LISTS:
+            for cell in part.get(key, []):
+                name = cell.get("dataset", dataset if key == "cells" else None)
+                if name is not None:
+                    found.append({**cell, "dataset": name})
+    return found
 
 
 def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) -> int:
@@ -106,10 +116,8 @@ def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) ->
         return 0
     caches: dict[str, CellCache] = {}
     restored = 0
-    for cell in stored_cells(json.loads(results.read_text())):
-        name = cell.get("dataset", dataset)
-        if name is None:
-            continue
+    for cell in stored_cells(json.loads(results.read_text()), dataset):
+        name = cell["dataset"]
         cache = caches.setdefault(name, CellCache(cache_dir, name))
         restored += cache.restore({k: v for k, v in cell.items() if k != "dataset"})
     return restored

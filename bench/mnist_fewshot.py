@@ -254,8 +254,9 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     """One classifier's automatic choice per n, its test-set scores, and the oracle beside it."""
     protocol = mnist_protocol(classifier, args)
     candidates = select_candidates(train, args)
-    # the fold cells are cached per pool (another pool: other cells); the final and the oracle runs
-    # share one name, so the oracle reuses the final run's real, real+classic and chosen cells
+    # the fold cells are cached per pool (another pool: other cells); with the default pool the final
+    # and the oracle runs share one name, so the oracle reuses the final run's real, real+classic and
+    # chosen cells
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + f"-select-{args.select_grid}" \
         + ("" if classifier == "cnn" else f"-{classifier}")
     selection = select_recipe(train, test, protocol, candidates, dataset_name=name + pool_suffix(args),
@@ -268,6 +269,8 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
     for cell in oracle["cells"]:
         cell["dataset"] = name
+    for cell in selection["final"]["cells"]:
+        cell["dataset"] = name + pool_suffix(args)
     checks = choice_checks(selection, final_rows, oracle_rows, "real+classic", prefix=f"{classifier}, ")
     return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
             "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,

@@ -88,9 +88,27 @@ def test_a_partial_report_names_the_cells_it_left_out(capsys):
     _common.warn_not_cached({"cells": [], "not_cached": {"cells": 0, "under_other_identity": 0, "first": []}}, "d")
     _common.warn_not_cached({"cells": []}, "d")  # a full run has nothing to say
     assert capsys.readouterr().err == ""
-    _common.warn_not_cached({"not_cached": {"cells": 3, "under_other_identity": 2,
-                                            "first": ["n=5 seed=0 real", "n=5 seed=1 real"]}}, "mnist-lite0")
+    missing = {"cells": 3, "under_other_identity": 2, "first": ["n=5 seed=0 real", "n=5 seed=1 real"]}
+    _common.warn_not_cached({"not_cached": missing, "classifier": {"name": "lite0-linear",
+                                                                   "version": "lite0-linear-1-bf16"}}, "mnist-lite0")
     err = capsys.readouterr().err
     assert err.startswith("warning: mnist-lite0: 3 cell(s) of this plan are not in the cache and were left out; "
                           "2 of them are cached under other settings")
-    assert "GENAUG_LITE0_PRECISION" in err and "e.g. n=5 seed=0 real, n=5 seed=1 real." in err
+    assert "this run's is bf16, GENAUG_LITE0_PRECISION" in err and "e.g. n=5 seed=0 real, n=5 seed=1 real." in err
+    _common.warn_not_cached({"not_cached": missing, "classifier": {"name": "cnn", "version": "cnn-1"}}, "mnist")
+    err = capsys.readouterr().err
+    assert "other settings" in err and "precision" not in err  # the precision hint only where it applies
+
+
+def test_restore_reads_every_cell_list_of_a_report_and_only_cells_that_name_their_cache():
+    """A --select report's search, final and oracle cells come back with the cache they name; those
+    of older reports name none and are left out (they are not the script's cells); a report whose
+    ``runs`` is not a list of runs (bench/results/executors.json) is read for its ``cells`` only."""
+    import _common
+
+    payload = {"cells": [{"arm": "real"}, {"arm": "x", "dataset": "other"}],
+               "runs": [{"fold_cells": [{"arm": "f", "dataset": "d-select-fold0"}],
+                         "final_cells": [{"arm": "old"}], "oracle_cells": [{"arm": "o", "dataset": "d"}]}, "text"]}
+    found = [(c["arm"], c["dataset"]) for c in _common.stored_cells(payload, "script")]
+    assert found == [("real", "script"), ("x", "other"), ("f", "d-select-fold0"), ("o", "d")]
+    assert _common.stored_cells({"runs": {"local": {}}, "cells": [{"arm": "a"}]}, "s") == [{"arm": "a", "dataset": "s"}]

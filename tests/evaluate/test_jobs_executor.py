@@ -178,3 +178,28 @@ def test_plans_read_back_unchanged_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="lite0_precision: 'half' is not one of fp32, bf16"):
         run_evaluate_cells({"cache": str(tmp_path), "plan": table_id, "shots": [2], "seed": 0,
                             "lite0_precision": "half"}, tmp_path, tmp_path, lambda event: None, lambda note: None)
+
+
+def test_each_job_carries_the_submitters_lite0_precision_and_no_other_classifier_gets_one(tmp_path, monkeypatch):
+    """The jobs executor puts the run's lite0-linear precision (decided when its classifier was
+    resolved) into every job's params, and nothing for other classifiers."""
+    from genaug.jobs import grid
+
+    submitted = []
+
+    class Stop(Exception):
+        pass
+
+    def submit(self, job_type, params):
+        submitted.append(params)
+        raise Stop  # enough: what would be queued is known
+
+    monkeypatch.setattr(JobStore, "submit", submit)
+    train, test, specs, protocol = tiny_grid()
+    monkeypatch.setenv("GENAUG_LITE0_PRECISION", "fp32")
+    for classifier, expected in (("lite0-linear", "fp32"), ("cnn", None)):
+        with pytest.raises(Stop):
+            grid.run_on_jobs(train, test, [], protocol.model_copy(update={"classifier": classifier}),
+                             dataset_name="data", cache_dir=tmp_path / "cells", home=tmp_path / "home")
+        assert submitted[-1].get("lite0_precision") == expected
+        assert ("lite0_precision" in submitted[-1]) == (expected is not None)

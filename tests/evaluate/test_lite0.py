@@ -237,7 +237,7 @@ def test_a_unit_carries_the_submitters_precision_and_a_cached_only_run_names_wha
     assert partial["not_cached"] == {"cells": 1, "under_other_identity": 1, "first": ["n=2 seed=0 real"]}
     sentence = not_cached_sentence(partial)
     assert sentence.startswith("1 cell(s) of this plan are not in the cache")
-    assert "1 of them are cached under other settings" in sentence and "here bf16" in sentence
+    assert "1 of them are cached under other settings" in sentence and "this run's is bf16" in sentence
     assert "n=2 seed=0 real" in sentence
     absent = evaluate(train, test, [], protocol.model_copy(update={"seeds": [1]}), dataset_name="carried",
                       cache_dir=tmp_path, cached_only=True)

@@ -13,7 +13,8 @@ cache in the usual order (``evaluate(..., cached_only=True)``), so a fanned-out 
 cells as a local one (not the sample grids: the workers keep no samples), and a worker that dies
 loses only its unfinished cells: the next run recomputes exactly those. Each unit trains with one
 torch thread (two units on two cores do not fight over them, and the numbers match a local
-one-thread run).
+one-thread run). Each unit also carries the submitting run's lite0-linear feature precision, so a
+worker on another CPU computes the cells under the submitter's identity.
 
 Ray is not used: at start-up it contacts the network unless specially configured.
 """
@@ -84,25 +85,27 @@ def read_back(train, test, generators: list, protocol, *, dataset_name: str, cac
               ood: Optional[dict], computed: set[tuple], executor: str) -> dict[str, Any]:
     """The fanned-out grid read from the cache in the usual order; refuses when a cell the workers
     reported is not there under this run's identities (another genaug version, another folder)."""
-    from .protocol import evaluate
+    from .protocol import evaluate, not_cached_sentence
 
     result = evaluate(train, test, generators, protocol, dataset_name=dataset_name, cache_dir=cache_dir,
                       cached_only=True, ood=ood)
+    left_out = not_cached_sentence(result)
+    result.pop("not_cached", None)  # a fanned-out result looks like a local one
     missing = computed - {(c["n"], c["seed"], c["arm"]) for c in result["cells"]}
     if missing:
         shown = ", ".join(f"n={n} seed={s} {arm}" for n, s, arm in sorted(missing, key=str)[:5])
         raise ExecutorError(f"executor {executor}: {len(missing)} cell(s) the workers computed are not in the cache "
                            f"{cache_dir} under this run's identities ({shown}); do all workers run the same genaug "
-                           "and share that folder?")
+                           f"and share that folder? ({left_out})")
     return result
 
 
-def submitter_precision() -> str:
-    """The lite0-linear feature precision of this (the submitting) process: every unit carries it,
-    so a worker on a CPU without native bf16 still computes the cells this run reads back."""
-    from ..pretrained.lite0 import classifier_precision
-
-    return classifier_precision()
+def carried_precision(classifier) -> Optional[str]:
+    """What every unit carries to its worker: the submitting run's lite0-linear feature precision,
+    as decided when its classifier was resolved (``check_plan``), so a worker on a CPU without
+    native bf16 computes the cells this run reads back (in emulated bf16: slower there, same
+    identity); None for every other classifier."""
+    return classifier.precision
 
 
 def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,
@@ -139,7 +142,8 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
 
     from .protocol import check_plan
 
-    check_plan(train, test, generators, protocol, ood)  # refuse before starting a cluster
+    _, classifier = check_plan(train, test, generators, protocol, ood)  # refuse before starting a cluster
+    precision = carried_precision(classifier)
     units = work_units(protocol, generators)
     cluster = None
     if address is None:
@@ -150,9 +154,9 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
         with Client(cluster if cluster is not None else address) as client:
             # The data travels to the workers once, not once per task.
             data = client.scatter([train, test, generators, ood], broadcast=True)
-            precision = submitter_precision()
             futures = {client.submit(run_unit, *data[:3], protocol, unit, dataset_name, str(cache_dir), data[3],
-                                     precision=precision, pure=False, key=f"genaug-{unit_label(unit).replace(' ', '-')}-{time.time_ns()}"):
+                                     precision=precision, pure=False,
+                                     key=f"genaug-{unit_label(unit).replace(' ', '-')}-{time.time_ns()}"):
                        unit for unit in units}
             computed: set[tuple] = set()
             for done, future in enumerate(as_completed(futures), start=1):

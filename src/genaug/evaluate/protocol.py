@@ -193,7 +193,8 @@ class CellCache:
 
     def holds_other(self, n, seed, arm, identity: str) -> bool:
         """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
-        another version, another precision) -- what ``get`` refuses."""
+        another version, another precision) -- what ``get`` refuses; also when its file cannot be
+        read (it will be computed again all the same)."""
         path = self._path(n, seed, arm)
         if path is None or not path.exists():
             return False
@@ -520,7 +521,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
     ``cached_only``: compute nothing, report the cells already in the cache (a partial report
     of a benchmark that is still running or was stopped). The result's ``not_cached`` then says
     how many cells were left out, and how many of those are cached under another identity (other
-    settings or version, or lite0-linear features at another precision), with the first few named.
+    settings or version, lite0-linear features at another precision) or without the quality
+    numbers asked for, with the first few named.
 
     ``stored``: fitted generators by spec label, for specs with a ``model`` (a registry model
     evaluated as trained; ``genaug.api.evaluate_model`` loads it and checks the test split
@@ -593,8 +595,9 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
             for name, base, variant in spec_arms:
                 cell = cached[name]
-                if cell is None and cached_only:
-                    skipped.append((n, seed, name, cache.holds_other(n, seed, name, identities[name])))
+                if cell is None and cached_only:  # held elsewhere, or here without the quality numbers asked for
+                    skipped.append((n, seed, name, cache.holds_other(n, seed, name, identities[name])
+                                    or cache.get(n, seed, name, identities[name]) is not None))
                     continue
                 if cell is None:
                     if generator is None and spec.model is not None:
@@ -675,12 +678,6 @@ def _not_cached(skipped: list[tuple]) -> dict:
             "first": [f"n={n} seed={seed} {arm}" for n, seed, arm, _ in (other or skipped)[:5]]}
 
 
-def _precision_hint() -> str:
-    from ..pretrained.lite0 import PRECISION_ENV, classifier_precision
-
-    return f"{PRECISION_ENV}=fp32 or bf16 chooses it; here {classifier_precision()}"
-
-
 def not_cached_sentence(result: dict) -> Optional[str]:
     """One line for a partial (``cached_only``) report: how many cells are missing and why; None
     when nothing is."""
@@ -690,8 +687,12 @@ def not_cached_sentence(result: dict) -> Optional[str]:
     sentence = f"{missing['cells']} cell(s) of this plan are not in the cache and were left out"
     if missing["under_other_identity"]:
         sentence += (f"; {missing['under_other_identity']} of them are cached under other settings (another "
-                     "genaug version, generator or classifier config, or lite0-linear features at another "
-                     f"precision: {_precision_hint()})")
+                     "genaug version, generator or classifier config, or without the quality numbers asked for")
+        if (result.get("classifier") or {}).get("name") == "lite0-linear":
+            precision = (result["classifier"].get("version") or "").endswith("-bf16") and "bf16" or "fp32"
+            sentence += (f"; or lite0-linear features at another precision: this run's is {precision}, "
+                         "GENAUG_LITE0_PRECISION=fp32 or bf16 chooses it")
+        sentence += ")"
     return sentence + f" -- e.g. {', '.join(missing['first'])}."
 
 

@@ -196,7 +196,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
     once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...},
     "candidates": [...], "fold_cells": [...]}`` (every search cell, with the ``dataset`` its cache is
-    named by; the final result's cells carry theirs too).
+    named by; the final cells live under ``dataset_name``).
 
     ``protocol``: shots, seeds, classifier and budget (its ``arms`` are ignored: the search runs
     ``real``, ``real+classic`` and every candidate arm -- those that exist for the data: tables
@@ -251,7 +251,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
         if pick["arm"] not in {c["arm"] for c in final["cells"]}:  # never again a choice silently left out
             raise RuntimeError(f"select: the final run at n={n} did not score the chosen {pick['arm']}")
         finals.append(final)
-        final_cells += [{**cell, "dataset": dataset_name} for cell in final["cells"]]
+        final_cells += final["cells"]
         choices.append({"n": n, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
                         "validation_sentence": pick["sentence"], "recipe": recipe,
                         "candidates": pick["compared"]})

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..evaluate.executors import ExecutorError, check_fan_out, read_back, run_unit, submitter_precision, unit_label, \
+from ..evaluate.executors import ExecutorError, carried_precision, check_fan_out, read_back, run_unit, unit_label, \
     work_units
 from ..progress import ProgressCallback, ProgressEvent
 from ..store.datasets import load_part, save_part
@@ -149,10 +149,11 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
     from ..evaluate.protocol import check_plan
 
     cache_dir = check_fan_out(generators, cache_dir, "jobs")
-    check_plan(train, test, generators, protocol, ood)  # refuse before queueing anything
+    _, classifier = check_plan(train, test, generators, protocol, ood)  # refuse before queueing anything
     plan_id = write_plan(cache_dir, train, test, generators, protocol, dataset_name, ood)
     units = work_units(protocol, generators)
-    precision = submitter_precision()
+    precision = carried_precision(classifier)
+    carried = {} if precision is None else {"lite0_precision": precision}
     started = time.monotonic()
     with Registry.open(home, url) as registry:
         store = JobStore(registry)
@@ -160,7 +161,7 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
         try:
             for shots, seed in units:
                 row = store.submit(JOB_TYPE, {"cache": str(cache_dir), "plan": plan_id, "dataset": dataset_name,
-                                              "shots": list(shots), "seed": seed, "lite0_precision": precision})
+                                              "shots": list(shots), "seed": seed, **carried})
                 jobs[row.id] = (shots, seed)
             rows = _wait(store, jobs, progress, poll_seconds)
         except BaseException:  # Ctrl-C, or a unit failed: the rest would only burn the workers' time
