@@ -112,7 +112,7 @@ def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,
              cache_dir: str, ood: Optional[dict], progress: Optional[ProgressCallback] = None,
              precision: Optional[str] = None) -> list[tuple]:
     """One unit of work into the shared cache, with one torch thread; returns its cells' (n, seed, arm).
-    ``precision``: the submitter's lite0-linear precision (``submitter_precision``; None: this
+    ``precision``: the submitting run's lite0-linear precision (``carried_precision``; None: this
     process's own)."""
     import torch
 

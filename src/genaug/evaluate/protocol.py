@@ -689,7 +689,7 @@ def not_cached_sentence(result: dict) -> Optional[str]:
         sentence += (f"; {missing['under_other_identity']} of them are cached under other settings (another "
                      "genaug version, generator or classifier config, or without the quality numbers asked for")
         if (result.get("classifier") or {}).get("name") == "lite0-linear":
-            precision = (result["classifier"].get("version") or "").endswith("-bf16") and "bf16" or "fp32"
+            precision = "bf16" if (result["classifier"].get("version") or "").endswith("-bf16") else "fp32"
             sentence += (f"; or lite0-linear features at another precision: this run's is {precision}, "
                          "GENAUG_LITE0_PRECISION=fp32 or bf16 chooses it")
         sentence += ")"
