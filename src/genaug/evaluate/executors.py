@@ -100,20 +100,13 @@ def read_back(train, test, generators: list, protocol, *, dataset_name: str, cac
     return result
 
 
-def carried_precision(classifier) -> Optional[str]:
-    """What every unit carries to its worker: the submitting run's lite0-linear feature precision,
-    as decided when its classifier was resolved (``check_plan``), so a worker on a CPU without
-    native bf16 computes the cells this run reads back (in emulated bf16: slower there, same
-    identity); None for every other classifier."""
-    return classifier.precision
-
-
 def run_unit(train, test, generators, protocol, unit: Unit, dataset_name: str,
              cache_dir: str, ood: Optional[dict], progress: Optional[ProgressCallback] = None,
              precision: Optional[str] = None) -> list[tuple]:
     """One unit of work into the shared cache, with one torch thread; returns its cells' (n, seed, arm).
-    ``precision``: the submitting run's lite0-linear precision (``carried_precision``; None: this
-    process's own)."""
+    ``precision``: the submitting run's lite0-linear precision, as its classifier was resolved
+    (``ClassifierChoice.precision``; None for other classifiers): a worker on a CPU without native
+    bf16 then computes, in emulated bf16, the cells the submitter reads back. None: this process's own."""
     import torch
 
     from ..pretrained.lite0 import precision_override
@@ -143,7 +136,7 @@ def run_on_dask(train, test, generators: list, protocol, *, address: Optional[st
     from .protocol import check_plan
 
     _, classifier = check_plan(train, test, generators, protocol, ood)  # refuse before starting a cluster
-    precision = carried_precision(classifier)
+    precision = classifier.precision  # the submitter's, carried to every unit (run_unit)
     units = work_units(protocol, generators)
     cluster = None
     if address is None:

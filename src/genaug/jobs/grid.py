@@ -28,8 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..evaluate.executors import ExecutorError, carried_precision, check_fan_out, read_back, run_unit, unit_label, \
-    work_units
+from ..evaluate.executors import ExecutorError, check_fan_out, read_back, run_unit, unit_label, work_units
 from ..progress import ProgressCallback, ProgressEvent
 from ..store.datasets import load_part, save_part
 from ..store.registry import Registry
@@ -152,8 +151,8 @@ def run_on_jobs(train, test, generators: list, protocol, *, dataset_name: str, c
     _, classifier = check_plan(train, test, generators, protocol, ood)  # refuse before queueing anything
     plan_id = write_plan(cache_dir, train, test, generators, protocol, dataset_name, ood)
     units = work_units(protocol, generators)
-    precision = carried_precision(classifier)
-    carried = {} if precision is None else {"lite0_precision": precision}
+    # the submitter's lite0-linear precision travels with each job (run_unit); none for other classifiers
+    carried = {} if classifier.precision is None else {"lite0_precision": classifier.precision}
     started = time.monotonic()
     with Registry.open(home, url) as registry:
         store = JobStore(registry)
