@@ -67,3 +67,30 @@ def test_work_units_are_n_seed_pairs_unless_a_generator_is_pool_trained():
     assert [unit_protocol(whole, u).shots for u in units] == [[5], [None], [5], [None]]
     assert [unit_label(u) for u in units[:2]] == ["n=5 seed=0", "n=all seed=0"]
     assert unit_label(work_units(whole, pooled)[0]) == "n=5,all seed=0"
+
+
+# Slow (a worker process that loads EfficientNet-Lite0, ~30 s): run by .ci/run beside make test.
+@pytest.mark.slow
+def test_a_dask_worker_computes_lite0_linear_at_the_submitters_precision(tmp_path, monkeypatch):
+    """A worker process started under bf16 computes the fp32 submitter's cells in fp32, so the
+    submitter's read-back finds them (without the carried precision it would refuse: the cells would
+    be cached under the worker's bf16 identity)."""
+    from distributed import LocalCluster
+
+    from genaug.evaluate import Protocol
+    from genaug.pretrained import lite0
+
+    train, test, _, _ = _grid()
+    protocol = Protocol(shots=[2], seeds=[0], classifier="lite0-linear", classifier_steps=2, classifier_batch=8,
+                        arms=["real"])
+    monkeypatch.setenv(lite0.PRECISION_ENV, "bf16")  # the worker process inherits this at its start
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv(lite0.PRECISION_ENV, "fp32")  # the submitter's own choice
+        fanned = run_on_dask(train, test, [], protocol, address=cluster.scheduler_address, dataset_name="data",
+                             cache_dir=tmp_path)
+        assert [(c["n"], c["seed"], c["arm"]) for c in fanned["cells"]] == [(2, 0, "real")]
+        assert fanned["classifier"]["version"] == f"lite0-linear-{lite0.LITE0_VERSION}"  # fp32: no suffix
+    monkeypatch.setenv(lite0.PRECISION_ENV, "bf16")  # the same plan at bf16 is not what the worker cached
+    partial = evaluate(train, test, [], protocol, dataset_name="data", cache_dir=tmp_path, cached_only=True)
+    assert partial["cells"] == [] and partial["not_cached"]["under_other_identity"] == 1
