@@ -431,3 +431,36 @@ def test_the_recommendation_names_a_clear_winner_and_says_so_when_nothing_helps(
     pick = recommend(summarise(worse))[0]
     assert not pick["helps"] and pick["arm"] == "real+classic"
     assert "worse beyond noise" in pick["sentence"] and "within noise after" not in pick["sentence"]
+
+
+def test_a_gain_left_within_noise_by_the_search_is_said_with_what_would_resolve_it():
+    """The search keeps real+classic when the best candidate is ahead on validation only within
+    noise; the report then names that candidate, its validation difference and the pool's size,
+    and says nothing of the kind when the candidate was behind or was chosen."""
+    from genaug.evaluate.select import selection_sentences
+
+    y = np.repeat(np.arange(5), 20)  # a small validation pool: 100 examples
+    counts = {"samples_per_class": {str(c): 500 for c in range(5)}}
+    cost = {"folds": 2, "validation_examples": len(y), "search_seeds": [0, 1, 2], "search_cpu_seconds": 10.0,
+            "search_wall_seconds": 5.0, "final_cpu_seconds": 2.0}
+
+    def selection_for(candidate_share):
+        validation = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.70, y)
+                             + _cells("real+synthetic[vae/prior]", candidate_share, y, **counts), y)
+        pick = recommend(summarise(validation))[0]
+        choice = {"n": 10, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
+                  "candidates": pick["compared"], "runner_up": pick["runner_up"]}
+        final = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.7, y), y)
+        return pick, selection_sentences({"choices": [choice], "cost": cost}, summarise(final))
+
+    pick, lines = selection_for(0.71)
+    assert not pick["helps"] and pick["arm"] == "real+classic"
+    up = pick["runner_up"]
+    assert up["arm"] == "real+synthetic[vae/prior]" and up["delta"]["mean"] > 0 and up["delta"]["within_noise"]
+    assert (f"On the validation folds {up['plain_name']} was ahead by {up['delta']['mean']:+.3f}" in lines[0]
+            and "not be resolved by 100 validation examples" in lines[0] and "validation_size" in lines[0])
+    pick, lines = selection_for(0.55)  # behind: nothing given up
+    assert not pick["helps"] and pick["runner_up"]["delta"]["mean"] < 0 and "ahead by" not in lines[0]
+    pick, lines = selection_for(0.95)  # ahead beyond noise: chosen, no runner-up
+    assert pick["helps"] and pick["runner_up"] is None
+    assert "chose your images + 500 vae images per class" in lines[0] and "ahead by" not in lines[0]

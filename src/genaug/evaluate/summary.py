@@ -162,7 +162,9 @@ def _range(entry: dict, signed: bool = False) -> str:
 def recommend(rows: list[dict]) -> list[dict]:
     """Per n: the recommended arm and one plain sentence, with the Holm correction stated.
 
-    ``{"n", "arm", "plain_name", "helps", "sentence", "reference", "compared", "holm_p"}``.
+    ``{"n", "arm", "plain_name", "helps", "sentence", "reference", "compared", "holm_p", "runner_up"}``;
+    ``runner_up`` (None where a candidate was chosen or none ran): the best candidate not chosen,
+    ``{"arm", "plain_name", "delta"}`` with its difference to the reference.
     """
     out = []
     for n in sorted({r["n"] for r in rows}, key=_n_key):
@@ -190,7 +192,8 @@ def recommend(rows: list[dict]) -> list[dict]:
                         f"({_range({'low': best[f'{metric}_low'], 'high': best[f'{metric}_high']})}), "
                         f"{d['mean']:+.3f} over {ref['plain_name']} ({_range(d, True)}; p = {p:.3g}, {correction}).")
             out.append({"n": n, "arm": best["arm"], "plain_name": best["plain_name"], "helps": True,
-                        "sentence": sentence, "reference": reference, "compared": len(candidates), "holm_p": p})
+                        "sentence": sentence, "reference": reference, "compared": len(candidates), "holm_p": p,
+                        "runner_up": None})
             continue
         choice = ref
         if reference == "real+classic" and "real" in here and "delta_vs_real" in ref:
@@ -208,8 +211,11 @@ def recommend(rows: list[dict]) -> list[dict]:
                     f"({_range(d, True)}) vs {ref['plain_name']}: {verdict} ({correction}).")
         what = "Synthetic data does not help here beyond noise" if candidates else "No generator arm ran"
         sentence = f"{at.capitalize()}: {what}; use {choice['plain_name']}: {ref_text if choice is ref else metric + ' ' + format(choice[f'{metric}_mean'], '.3f')}.{tail}"
+        runner_up = None if best_other is None else {"arm": best_other["arm"], "plain_name": best_other["plain_name"],
+                                                     "delta": best_other[key]}
         out.append({"n": n, "arm": choice["arm"], "plain_name": choice["plain_name"], "helps": False,
-                    "sentence": sentence, "reference": reference, "compared": len(candidates), "holm_p": None})
+                    "sentence": sentence, "reference": reference, "compared": len(candidates), "holm_p": None,
+                    "runner_up": runner_up})
     return out
 
 
