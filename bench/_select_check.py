@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from genaug.evaluate import GeneratorSpec
+
 from genaug.evaluate.statistics import holm_adjust
 from genaug.evaluate.summary import ALPHA
 
@@ -76,3 +78,10 @@ def pool_rule(size: Optional[int], per_class: Optional[int], unit: str = "exampl
     """The validation pool's rule in words, for a report (``unit``: rows, images, examples)."""
     rule = "half of every class" if not size else f"the same share of every class, at most half, {size} {unit} in all"
     return rule + (f", at most {per_class} {unit} per class" if per_class else "")
+
+
+def smoke_test_grid(candidates: list[GeneratorSpec]) -> list[GeneratorSpec]:
+    """--quick: the grid's VAE candidates at a smoke test's budget (a check that the script runs,
+    not a result); the other kinds are left out."""
+    tiny = {"steps": 20, "channels": [8, 16], "hidden": 16}
+    return [spec.model_copy(update={"config": {**spec.config, **tiny}}) for spec in candidates if spec.kind == "vae"]

@@ -26,6 +26,11 @@ recommendation.
     python bench/flowers.py --classifier lite0-linear --generators none   # the real arms only
     python bench/flowers.py --generators none --arms real                 # each classifier on your images
     python bench/flowers.py                                               # everything (days on a CPU)
+    python bench/flowers.py --select --scenarios 2 --classifier cnn      # the automatic choice, checked
+--select chooses a recipe per scenario on validation folds of its training split
+(genaug.evaluate.select), retrains it and scores it once on the test split, beside every
+candidate's test score (the oracle, for the check only): issue 12's "never loses to real+classic,
+keeps the gains that exist".
 """
 from __future__ import annotations
 
@@ -35,12 +40,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, RESULTS_DIR, machine, restore_cells, setup, warn_not_cached, write_json
+from _common import CACHE_DIR, RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
+from _select_check import choice_checks, pool_rule, smoke_test_grid
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise
 from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table
+from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
 
 THESIS = {  # accuracy, seed 002 tables 4.2/4.3 (scenario 1, DDIM) and 4.4/4.5 (scenario 3, DDIM)
     1: {"mixed test": {"real": 0.87, "synthetic": 0.84, "mixed": 0.89},
@@ -135,21 +142,36 @@ def target_recall(result: dict, target: int) -> dict[tuple, float]:
             for c in result["cells"]}
 
 
+def scenario_data(number: int, args) -> tuple[LabelledImages, LabelledImages]:
+    """The scenario's (training split, test split); --quick keeps every tenth test image."""
+    train, test = scenario_split(load_flowers(), number)
+    return train, test.subset(range(0, len(test), 10)) if args.quick else test
+
+
+def scenario_protocol(number: int, args, classifier: str, arms: list[str]) -> Protocol:
+    """The scenario's protocol: n on the target class only (the others whole), the same classifier
+    and budget for every arm, accuracy, the unused target images scored where n is set."""
+    scenario = SCENARIOS[number]
+    return Protocol(shots=[scenario["n_target"] if not args.quick or scenario["n_target"] is None else 20],
+                    seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
+                    arms=arms, classifier=classifier,
+                    classifier_steps=20 if args.quick else args.classifier_steps,
+                    shot_classes=[scenario["target"]] if scenario["n_target"] else None,
+                    score_unused=scenario["n_target"] is not None, metric="accuracy",
+                    quality_samples=args.quality_samples)
+
+
+def generator_names(args) -> list[str]:
+    """--generators as a list ('none': [])."""
+    return [] if args.generators == "none" else args.generators.split(",")
+
+
 def run_scenario(number: int, args, classifier: str, log) -> dict:
     """One scenario under one classifier: the runner's result, with each row's target-only scores."""
     scenario = SCENARIOS[number]
-    train, test = scenario_split(load_flowers(), number)
-    if args.quick:
-        test = test.subset(range(0, len(test), 10))
-    names = [] if args.generators == "none" else args.generators.split(",")
-    specs = scenario_specs(number, names, args.quick, args.budget_scale)
-    protocol = Protocol(shots=[scenario["n_target"] if not args.quick or scenario["n_target"] is None else 20],
-                        seeds=[0] if args.quick else [int(s) for s in args.seeds.split(",")],
-                        arms=args.arms.split(","), classifier=classifier,
-                        classifier_steps=20 if args.quick else args.classifier_steps,
-                        shot_classes=[scenario["target"]] if scenario["n_target"] else None,
-                        score_unused=scenario["n_target"] is not None, metric="accuracy",
-                        quality_samples=args.quality_samples)
+    train, test = scenario_data(number, args)
+    specs = scenario_specs(number, generator_names(args), args.quick, args.budget_scale)
+    protocol = scenario_protocol(number, args, classifier, args.arms.split(","))
     dataset = f"s{number}-{classifier}"
     result = evaluate(train, test, specs, protocol, dataset_name=dataset, cache_dir=args.cache_root,
                       progress=lambda e: log(f"scenario {number} {classifier}: {e.step}/{e.total} {e.message}"
@@ -166,6 +188,80 @@ def run_scenario(number: int, args, classifier: str, log) -> dict:
         row["scenario"] = number
     return {"scenario": number, "classifier": classifier, "rows": rows, "recommendation": recommend(rows),
             "cells": result["cells"], "generators": result["generators"], "protocol": result["protocol"]}
+
+
+def select_candidates(number: int, train: LabelledImages, args) -> list[GeneratorSpec]:
+    """--select-grid: ``quick`` (genaug's quick image grid: small per-class VAEs, 1:1 and 4:1, with
+    and without classic augmentation) or ``scenario`` (the scenario's own --generators, declared as
+    the plain run declares them, so the oracle is the plain run's cells)."""
+    if args.select_grid == "scenario":
+        return scenario_specs(number, generator_names(args), args.quick, args.budget_scale)
+    candidates = default_grid(train, quick=True)
+    return smoke_test_grid(candidates) if args.quick else candidates
+
+
+def pool_suffix(args) -> str:
+    """Names another validation pool's search cells and report apart from the default's."""
+    return "" if args.validation_size == VALIDATION_SIZE else f"_s{args.validation_size or 'half'}"
+
+
+def select_scenario(number: int, args, classifier: str, log) -> dict:
+    """One scenario's automatic choice (``select_recipe``) beside the oracle (every candidate scored
+    on the test split, for the check only). The final and oracle runs share the plain run's cache
+    (``s<N>-<classifier>``): its real, real+classic and -- with the scenario grid -- generator cells
+    serve them."""
+    train, test = scenario_data(number, args)
+    candidates = select_candidates(number, train, args)
+    plain = f"s{number}-{classifier}"
+    show = lambda e: log(f"scenario {number} {classifier} select: {e.step}/{e.total} {e.message}"  # noqa: E731
+                         + (f" (eta {e.eta_seconds:.0f} s)" if e.eta_seconds else ""))
+    protocol = scenario_protocol(number, args, classifier, ["real"])  # the search sets its own arms
+    selection = select_recipe(train, test, protocol, candidates, dataset_name=plain, cache_dir=args.cache_root,
+                              progress=show, validation_size=args.validation_size or None,
+                              search_name=f"{plain}-{args.select_grid}{pool_suffix(args)}")
+    oracle_protocol = scenario_protocol(number, args, classifier, ["real", "real+classic", "real+synthetic",
+                                                                   "real+synthetic+classic"])
+    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=plain, cache_dir=args.cache_root,
+                      progress=show, keep_samples=False)
+    final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
+    for cell in oracle["cells"] + selection["final"]["cells"]:
+        cell["dataset"] = plain
+    return {"scenario": number, "classifier": classifier, "choices": selection["choices"], "cost": selection["cost"],
+            "candidates": selection["candidates"],
+            "checks": choice_checks(selection, final_rows, oracle_rows, "real+classic",
+                                    prefix=f"scenario {number}, {classifier}, "),
+            "sentences": selection_sentences(selection, final_rows),
+            "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
+            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
+            # with these, --restore-from this report puts the whole run back into a fresh clone's cache
+            "fold_cells": selection["fold_cells"]}
+
+
+def write_select_report(runs: list[dict], args, name: str, started: float) -> None:
+    """<name>_select_<grid>[_s<pool>].{json,md}: per scenario and classifier the choice, its check
+    against the oracle, and the test-split tables."""
+    report = f"{name}_select_{args.select_grid}{pool_suffix(args)}"
+    payload = {"benchmark": "seed 002 flowers scenarios through --select", "machine": machine(), "runs": runs,
+               "select_grid": args.select_grid, "validation_size": args.validation_size,
+               "wall_seconds_this_invocation": round(time.time() - started, 1)}
+    write_json(args.out / f"{report}.json", payload)
+    md = ["# Flowers scenarios through `--select` (issue 12, item 8)", "", command_sentence(payload), "",
+          f"The choice: the {args.select_grid} candidate grid, 2 validation folds drawn from the scenario's training "
+          f"split only (a stratified pool: {pool_rule(args.validation_size or None, None, 'images')}), the chosen "
+          "recipe retrained on the training split (n target images drawn per seed) and scored once on the fixed "
+          "test split. The oracle scores every candidate on the test split directly -- for this check only; the "
+          "choice never sees it. Reference: real+classic.", "",
+          "## Target: the choice never loses to real+classic beyond the interval and keeps the gains that exist", ""]
+    md += [f"- {line}" for run in runs for line in run["checks"]]
+    for run in runs:
+        md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
+        md += [f"- {line}" for line in run["sentences"]]
+        md += ["", "Test split, the chosen recipes:", "", markdown_table(run["final_summary"]), "",
+               "Test split, every candidate (the oracle, not used by the choice):", "",
+               markdown_table(run["oracle_summary"]), "", "Validation folds, what the choice saw:", "",
+               markdown_table(run["validation_summary"]), ""]
+    (args.out / f"{report}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
 
 
 def target_lines(runs: list[dict]) -> list[str]:
@@ -226,7 +322,18 @@ def main() -> None:
     parser.add_argument("--quality-samples", type=int, default=0,
                         help="score up to N generated images per class of every generator arm (KID, PRDC, "
                              "near-copies against the arm's real training images; issue 14); 0 = off")
+    parser.add_argument("--select", action="store_true",
+                        help="each scenario through the automatic choice (genaug evaluate --select), its test "
+                             "score checked against every candidate's (the oracle); report <name>_select_<grid>")
+    parser.add_argument("--select-grid", choices=["quick", "scenario"], default="quick",
+                        help="with --select: genaug's quick image grid (small per-class VAEs) or the scenario's own "
+                             "--generators")
+    parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
+                        help="with --select: images in the validation pool (stratified, at most half of each class; "
+                             "0 = half of every class)")
     args = parser.parse_args()
+    if args.select and args.report_only:
+        parser.error("--report-only reports the plain runs; --select reruns from its cache (computing only what is missing)")
     torch.set_num_threads(args.threads)
     started = time.time()
     name = "flowers_quick" if args.quick else "flowers"
@@ -235,10 +342,15 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.time() - started:7.0f}s] {message}", flush=True)
 
-    restored = sum(restore_cells(path, args.cache_root)
-                   for path in args.restore_from or [RESULTS_DIR / f"{name}.json"])
+    default_restore = [RESULTS_DIR / f"{name}.json"] + \
+        ([RESULTS_DIR / f"{name}_select_{args.select_grid}{pool_suffix(args)}.json"] if args.select else [])
+    restored = sum(restore_cells(path, args.cache_root) for path in args.restore_from or default_restore)
     if restored:
         log(f"restored {restored} cells from the committed results into {args.cache_root}")
+    if args.select:
+        write_select_report([select_scenario(number, args, classifier, log) for classifier in args.classifier.split(",")
+                             for number in [int(s) for s in args.scenarios.split(",")]], args, name, started)
+        return
     runs = [run_scenario(number, args, classifier, log)
             for classifier in args.classifier.split(",") for number in [int(s) for s in args.scenarios.split(",")]]
     payload = {"benchmark": "seed 002 flowers scenarios", "machine": machine(),

@@ -32,7 +32,7 @@ import torch
 import numpy as np
 
 from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
-from _select_check import choice_checks, pool_rule
+from _select_check import choice_checks, pool_rule, smoke_test_grid
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import decode_predictions
@@ -232,9 +232,7 @@ def select_candidates(train, args) -> list[GeneratorSpec]:
     shrinks every per-class candidate's training to a smoke test's budget."""
     candidates = default_grid(train, quick=args.select_grid in ("quick", "quick+pool"))
     if args.quick:
-        tiny = {"steps": 20, "channels": [8, 16], "hidden": 16}
-        candidates = [spec.model_copy(update={"config": {**spec.config, **tiny}}) for spec in candidates
-                      if spec.kind == "vae"]
+        candidates = smoke_test_grid(candidates)
     if args.select_grid == "quick+pool":
         candidates.append(pool_candidate(args.quick))
     return candidates

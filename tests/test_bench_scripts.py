@@ -126,6 +126,37 @@ def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_p
     assert rerun["choices"] == run["choices"] and rerun["final_summary"] == run["final_summary"]
 
 
+def test_flowers_select_checks_its_choice_and_shares_the_plain_runs_cells(tmp_path):
+    """`flowers.py --select`: per scenario the choice on validation folds of the training split, its
+    test score beside every candidate's (the oracle) and the target check; the final and oracle cells
+    live in the plain run's cache (a plain run afterwards computes nothing), and the report restores
+    into an empty cache."""
+    log = run_flowers(tmp_path, "--select", "--scenarios", "2", "--classifier", "cnn")
+    assert "search fold 2/2" in log and "final run at n=20" in log
+    report = json.loads((tmp_path / "out" / "flowers_quick_select_quick.json").read_text())
+    (run,) = report["runs"]
+    (choice,) = run["choices"]
+    assert run["scenario"] == 2 and choice["n"] == 20 and run["cost"]["validation_examples"] > 1000
+    assert {"real", "real+classic", choice["arm"]} == {r["arm"] for r in run["final_summary"]}
+    oracle_arms = {r["arm"] for r in run["oracle_summary"]}
+    assert len(oracle_arms) == 2 + run["cost"]["candidate_arms"] and "real+synthetic[vae/prior,1:1]" in oracle_arms
+    md = (tmp_path / "out" / "flowers_quick_select_quick.md").read_text()
+    (check,) = [line for line in md.splitlines() if line.startswith("- scenario 2, cnn, n=20: chose")]
+    assert "lose to real+classic beyond the interval" in check and check.endswith(("**met**", "**not met**"))
+    assert {c["dataset"] for c in run["fold_cells"]} == {"s2-cnn-quick-select-fold0", "s2-cnn-quick-select-fold1"}
+    assert {c["dataset"] for c in run["oracle_cells"] + run["final_cells"]} == {"s2-cnn"}
+    plain = run_flowers(tmp_path, "--scenarios", "2", "--classifier", "cnn", "--generators", "none",
+                        "--arms", "real,real+classic")
+    assert "2/2 done" in plain and "seed=0 real" not in plain  # both cells were the select run's
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    again = run_flowers(fresh, "--select", "--scenarios", "2", "--classifier", "cnn", "--restore-from",
+                        str(tmp_path / "out" / "flowers_quick_select_quick.json"))
+    assert "restored" in again and " fit " not in again and "final run at n=20" in again
+    rerun = json.loads((fresh / "out" / "flowers_quick_select_quick.json").read_text())["runs"][0]
+    assert rerun["choices"] == run["choices"] and rerun["oracle_summary"] == run["oracle_summary"]
+
+
 def test_quality_utility_reads_a_flowers_run_and_computes_nothing(tmp_path):
     """`quality_utility.py --flowers` turns a committed flowers run (made with --quality-samples)
     into the correlation table, the per-arm numbers and the plot, from the JSON alone."""

@@ -192,7 +192,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                   candidates: Optional[list[GeneratorSpec]] = None, *, folds: int = SELECTION_FOLDS,
                   validation_size: Optional[int] = VALIDATION_SIZE, validation_per_class: Optional[int] = None,
                   search_seeds: Optional[list[int]] = None, dataset_name: str = "data",
-                  cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None) -> dict:
+                  cache_dir: Optional[Path] = None, progress: Optional[ProgressCallback] = None,
+                  search_name: Optional[str] = None) -> dict:
     """Choose a recipe per n on validation folds of ``train``; retrain it on ``train`` and score it
     once on ``test``. Returns ``{"choices": [...], "validation": result, "final": result, "cost": {...},
     "candidates": [...], "fold_cells": [...]}`` (every search cell, with the ``dataset`` its cache is
@@ -203,7 +204,9 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     have no ``+classic`` arms). ``validation_size`` / ``validation_per_class``: the validation
     pool (``validation_pool_sizes``). ``search_seeds``: the search's seeds (default the protocol's):
     at small n a few-shot draw moves the score more than the pool's size does, so more seeds
-    resolve smaller gains; the final run keeps the protocol's seeds."""
+    resolve smaller gains; the final run keeps the protocol's seeds. ``search_name``: the folds'
+    caches are ``{search_name}-select-fold{f}`` (default ``dataset_name``), so searches over other
+    pools or grids keep their cells apart while their final runs share ``dataset_name``'s cache."""
     if search_seeds is not None and (not search_seeds or len(set(search_seeds)) != len(search_seeds)):
         raise ValueError(f"search_seeds: {list(search_seeds)} must be distinct seeds, at least one")
     candidates = candidates if candidates is not None else default_grid(train)
@@ -222,7 +225,7 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
                                        message=f"search fold {f + 1}/{folds}: {event.message}",
                                        eta_seconds=event.eta_seconds))
         fold_results.append(evaluate(inner, validation, candidates, search_protocol,
-                                     dataset_name=f"{dataset_name}-select-fold{f}", cache_dir=cache_dir,
+                                     dataset_name=f"{search_name or dataset_name}-select-fold{f}", cache_dir=cache_dir,
                                      progress=fold_progress, keep_samples=False))
     # Each fold's cells, named by the cache they live in: a results file that keeps them lets a fresh
     # clone put them back (bench/_common.restore_cells) instead of searching again.
