@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from genaug.evaluate import GeneratorSpec
-
+from genaug.evaluate.select import VALIDATION_SIZE
 from genaug.evaluate.statistics import holm_adjust
 from genaug.evaluate.summary import ALPHA
 
@@ -85,3 +85,19 @@ def smoke_test_grid(candidates: list[GeneratorSpec]) -> list[GeneratorSpec]:
     not a result); the other kinds are left out."""
     tiny = {"steps": 20, "channels": [8, 16], "hidden": 16}
     return [spec.model_copy(update={"config": {**spec.config, **tiny}}) for spec in candidates if spec.kind == "vae"]
+
+
+def pool_suffix(validation_size: Optional[int]) -> str:
+    """Names a search over another validation pool's cells and report apart from the default's
+    (``--validation-size``; 0 or None: half of every class)."""
+    return "" if validation_size == VALIDATION_SIZE else f"_s{validation_size or 'half'}"
+
+
+def seed_list(value: Optional[str]) -> Optional[list[int]]:
+    """--search-seeds as a list (None: the protocol's seeds)."""
+    return None if value is None else [int(s) for s in value.split(",") if s.strip()]
+
+
+def seeds_suffix(seeds: Optional[list[int]]) -> str:
+    """Names a report of a search over other seeds apart from the default's."""
+    return "" if not seeds else "_seeds" + "-".join(map(str, seeds))

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from _common import CACHE_DIR, RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
-from _select_check import choice_checks, pool_rule, smoke_test_grid
+from _select_check import choice_checks, pool_rule, pool_suffix, seed_list, seeds_suffix, smoke_test_grid
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise
@@ -200,11 +200,6 @@ def select_candidates(number: int, train: LabelledImages, args) -> list[Generato
     return smoke_test_grid(candidates) if args.quick else candidates
 
 
-def pool_suffix(args) -> str:
-    """Names another validation pool's search cells and report apart from the default's."""
-    return "" if args.validation_size == VALIDATION_SIZE else f"_s{args.validation_size or 'half'}"
-
-
 def select_scenario(number: int, args, classifier: str, log) -> dict:
     """One scenario's automatic choice (``select_recipe``) beside the oracle (every candidate scored
     on the test split, for the check only). The final and oracle runs share the plain run's cache
@@ -218,7 +213,8 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
     protocol = scenario_protocol(number, args, classifier, ["real"])  # the search sets its own arms
     selection = select_recipe(train, test, protocol, candidates, dataset_name=plain, cache_dir=args.cache_root,
                               progress=show, validation_size=args.validation_size or None,
-                              search_name=f"{plain}-{args.select_grid}{pool_suffix(args)}")
+                              search_seeds=seed_list(args.search_seeds),
+                              search_name=f"{plain}-{args.select_grid}{pool_suffix(args.validation_size)}")
     oracle_protocol = scenario_protocol(number, args, classifier, ["real", "real+classic", "real+synthetic",
                                                                    "real+synthetic+classic"])
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=plain, cache_dir=args.cache_root,
@@ -226,7 +222,8 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
     final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
     for cell in oracle["cells"] + selection["final"]["cells"]:
         cell["dataset"] = plain
-    return {"scenario": number, "classifier": classifier, "choices": selection["choices"], "cost": selection["cost"],
+    return {"scenario": number, "classifier": classifier, "protocol": protocol.model_dump(mode="json"),
+            "choices": selection["choices"], "cost": selection["cost"],
             "candidates": selection["candidates"],
             "checks": choice_checks(selection, final_rows, oracle_rows, "real+classic",
                                     prefix=f"scenario {number}, {classifier}, "),
@@ -237,10 +234,16 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
             "fold_cells": selection["fold_cells"]}
 
 
+def select_report_name(name: str, args) -> str:
+    """<name>_select_<grid>[_s<pool>][_seeds<list>]: one report per grid, pool and search seeds
+    (a run of other scenarios or classifiers rewrites it: pass them all, the cache keeps the cells)."""
+    return f"{name}_select_{args.select_grid}{pool_suffix(args.validation_size)}{seeds_suffix(seed_list(args.search_seeds))}"
+
+
 def write_select_report(runs: list[dict], args, name: str, started: float) -> None:
-    """<name>_select_<grid>[_s<pool>].{json,md}: per scenario and classifier the choice, its check
-    against the oracle, and the test-split tables."""
-    report = f"{name}_select_{args.select_grid}{pool_suffix(args)}"
+    """The --select report (``select_report_name``): per scenario and classifier the choice, its
+    check against the oracle, and the test-split tables."""
+    report = select_report_name(name, args)
     payload = {"benchmark": "seed 002 flowers scenarios through --select", "machine": machine(), "runs": runs,
                "select_grid": args.select_grid, "validation_size": args.validation_size,
                "wall_seconds_this_invocation": round(time.time() - started, 1)}
@@ -328,6 +331,7 @@ def main() -> None:
     parser.add_argument("--select-grid", choices=["quick", "scenario"], default="quick",
                         help="with --select: genaug's quick image grid (small per-class VAEs) or the scenario's own "
                              "--generators")
+    parser.add_argument("--search-seeds", default=None, help="with --select: the search's seeds (default --seeds)")
     parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
                         help="with --select: images in the validation pool (stratified, at most half of each class; "
                              "0 = half of every class)")
@@ -343,7 +347,7 @@ def main() -> None:
         print(f"[{time.time() - started:7.0f}s] {message}", flush=True)
 
     default_restore = [RESULTS_DIR / f"{name}.json"] + \
-        ([RESULTS_DIR / f"{name}_select_{args.select_grid}{pool_suffix(args)}.json"] if args.select else [])
+        ([RESULTS_DIR / f"{select_report_name(name, args)}.json"] if args.select else [])
     restored = sum(restore_cells(path, args.cache_root) for path in args.restore_from or default_restore)
     if restored:
         log(f"restored {restored} cells from the committed results into {args.cache_root}")

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 import numpy as np
 
 from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
-from _select_check import choice_checks, pool_rule, smoke_test_grid
+from _select_check import choice_checks, pool_rule, pool_suffix, seed_list, seeds_suffix, smoke_test_grid
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import decode_predictions
@@ -238,16 +237,6 @@ def select_candidates(train, args) -> list[GeneratorSpec]:
     return candidates
 
 
-def search_seeds(args) -> Optional[list[int]]:
-    """--search-seeds as a list (None: the protocol's seeds)."""
-    return None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
-
-
-def pool_suffix(args) -> str:
-    """Names another validation pool's fold cells and report apart from the default's."""
-    return "" if args.validation_size == VALIDATION_SIZE else f"_s{args.validation_size or 'half'}"
-
-
 def select_benchmark(classifier: str, args, train, test, show) -> dict:
     """One classifier's automatic choice per n, its test-set scores, and the oracle beside it."""
     protocol = mnist_protocol(classifier, args)
@@ -257,9 +246,9 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     # chosen cells
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + f"-select-{args.select_grid}" \
         + ("" if classifier == "cnn" else f"-{classifier}")
-    selection = select_recipe(train, test, protocol, candidates, dataset_name=name + pool_suffix(args),
+    selection = select_recipe(train, test, protocol, candidates, dataset_name=name + pool_suffix(args.validation_size),
                               cache_dir=args.cache, progress=show, validation_size=args.validation_size or None,
-                              search_seeds=search_seeds(args))
+                              search_seeds=seed_list(args.search_seeds))
     oracle_protocol = protocol.model_copy(update={"arms": ["real", "real+classic", "real+synthetic",
                                                            "real+synthetic+classic"]})
     oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=name, cache_dir=args.cache,
@@ -268,7 +257,7 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
     for cell in oracle["cells"]:
         cell["dataset"] = name
     for cell in selection["final"]["cells"]:
-        cell["dataset"] = name + pool_suffix(args)
+        cell["dataset"] = name + pool_suffix(args.validation_size)
     checks = choice_checks(selection, final_rows, oracle_rows, "real+classic", prefix=f"{classifier}, ")
     return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
             "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,
@@ -282,11 +271,11 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
 def write_select_report(runs: list[dict], args, started: float) -> None:
     """mnist_fewshot_select[_<grid>][_s<pool>][_seeds<list>][_<classifiers>].{json,md} (mnist_quick_...
     with --quick): the choices, the target check, the test-set tables."""
-    seeds = search_seeds(args)
+    seeds = seed_list(args.search_seeds)
     classifiers = args.classifier.split(",")
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + "_select" + \
-        ("" if args.select_grid == "default" else f"_{args.select_grid}") + pool_suffix(args) \
-        + ("" if not seeds else "_seeds" + "-".join(map(str, seeds))) \
+        ("" if args.select_grid == "default" else f"_{args.select_grid}") + pool_suffix(args.validation_size) \
+        + seeds_suffix(seeds) \
         + ("" if classifiers == ["cnn"] else "_" + "-".join(classifiers))
     payload = {"benchmark": "MNIST few-shot through --select", "machine": machine(), "runs": runs,
                "select_grid": args.select_grid, "validation_size": args.validation_size,

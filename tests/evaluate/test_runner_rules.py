@@ -434,33 +434,49 @@ def test_the_recommendation_names_a_clear_winner_and_says_so_when_nothing_helps(
 
 
 def test_a_gain_left_within_noise_by_the_search_is_said_with_what_would_resolve_it():
-    """The search keeps real+classic when the best candidate is ahead on validation only within
-    noise; the report then names that candidate, its validation difference and the pool's size,
-    and says nothing of the kind when the candidate was behind or was chosen."""
+    """The search keeps real+classic when the best candidate is ahead on validation but not beyond
+    noise after the Holm correction; the report then names that candidate, its validation
+    difference, the pool's size and the remedy, and says nothing of the kind when the candidate was
+    behind or was chosen, or when the choice is your images alone (classic augmentation hurt)."""
     from genaug.evaluate.select import selection_sentences
 
     y = np.repeat(np.arange(5), 20)  # a small validation pool: 100 examples
     counts = {"samples_per_class": {str(c): 500 for c in range(5)}}
     cost = {"folds": 2, "validation_examples": len(y), "search_seeds": [0, 1, 2], "search_cpu_seconds": 10.0,
-            "search_wall_seconds": 5.0, "final_cpu_seconds": 2.0}
+            "search_wall_seconds": 5.0, "final_cpu_seconds": 2.0, "validation_size": 2000,
+            "validation_per_class": None}
 
-    def selection_for(candidate_share):
-        validation = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.70, y)
-                             + _cells("real+synthetic[vae/prior]", candidate_share, y, **counts), y)
+    def selection_for(candidate_share, classic_share=0.70, others=0, pool=cost):
+        extra = [c for i in range(others) for c in _cells(f"real+synthetic[vae/other{i}]", 0.6, y, **counts)]
+        validation = _result(_cells("real", 0.6, y) + _cells("real+classic", classic_share, y)
+                             + _cells("real+synthetic[vae/prior]", candidate_share, y, **counts) + extra, y)
         pick = recommend(summarise(validation))[0]
         choice = {"n": 10, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
-                  "candidates": pick["compared"], "runner_up": pick["runner_up"]}
-        final = _result(_cells("real", 0.6, y) + _cells("real+classic", 0.7, y), y)
-        return pick, selection_sentences({"choices": [choice], "cost": cost}, summarise(final))
+                  "candidates": pick["compared"], "reference": pick["reference"], "runner_up": pick["runner_up"]}
+        final = _result(_cells("real", 0.6, y) + _cells("real+classic", classic_share, y), y)
+        return pick, selection_sentences({"choices": [choice], "cost": pool}, summarise(final))
 
     pick, lines = selection_for(0.71)
     assert not pick["helps"] and pick["arm"] == "real+classic"
     up = pick["runner_up"]
     assert up["arm"] == "real+synthetic[vae/prior]" and up["delta"]["mean"] > 0 and up["delta"]["within_noise"]
-    assert (f"On the validation folds {up['plain_name']} was ahead by {up['delta']['mean']:+.3f}" in lines[0]
-            and "not be resolved by 100 validation examples" in lines[0] and "validation_size" in lines[0])
+    assert (f"On the validation folds {up['plain_name']} was ahead of your images + classic augmentation by "
+            f"{up['delta']['mean']:+.3f}" in lines[0] and "Holm correction over 1 arms" in lines[0])
+    assert "not be resolved by 100 validation examples" in lines[0] and "--validation-size" in lines[0]
+    # The pool is already half of every class: only more search seeds are offered.
+    _, lines = selection_for(0.71, pool={**cost, "validation_size": None})
+    assert "ahead of" in lines[0] and "--validation-size" not in lines[0] and "--search-seeds" in lines[0]
+    # Ahead beyond noise before the correction, within it after (7 candidates): still a gain given up.
+    pick, lines = selection_for(0.73, others=6)
+    assert not pick["helps"] and pick["compared"] == 7
+    assert pick["runner_up"]["delta"]["low"] > 0 and not pick["runner_up"]["delta"]["within_noise"]
+    assert "ahead of your images + classic augmentation" in lines[0] and "over 7 arms" in lines[0]
+    # Classic augmentation hurt: the choice is your images alone, to which the runner-up's
+    # difference does not refer: silent.
+    pick, lines = selection_for(0.45, classic_share=0.45)
+    assert pick["arm"] == "real" and pick["runner_up"]["delta"]["mean"] > 0 and "ahead of" not in lines[0]
     pick, lines = selection_for(0.55)  # behind: nothing given up
-    assert not pick["helps"] and pick["runner_up"]["delta"]["mean"] < 0 and "ahead by" not in lines[0]
+    assert not pick["helps"] and pick["runner_up"]["delta"]["mean"] < 0 and "ahead of" not in lines[0]
     pick, lines = selection_for(0.95)  # ahead beyond noise: chosen, no runner-up
     assert pick["helps"] and pick["runner_up"] is None
-    assert "chose your images + 500 vae images per class" in lines[0] and "ahead by" not in lines[0]
+    assert "chose your images + 500 vae images per class" in lines[0] and "ahead of" not in lines[0]

@@ -257,7 +257,8 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
         final_cells += final["cells"]
         choices.append({"n": n, "arm": pick["arm"], "plain_name": pick["plain_name"], "helps_on_validation": pick["helps"],
                         "validation_sentence": pick["sentence"], "recipe": recipe,
-                        "candidates": pick["compared"], "runner_up": pick["runner_up"]})
+                        "candidates": pick["compared"], "reference": pick["reference"],
+                        "runner_up": pick["runner_up"]})
     final = {**finals[0], "cells": final_cells,
              "protocol": protocol.model_dump(mode="json"),
              "arms": [a for a in ALL_ARMS if any(a in r["arms"] for r in finals)],
@@ -266,24 +267,32 @@ def select_recipe(train: LabelledData, test: LabelledData, protocol: Protocol,
     cost = {"search_cpu_seconds": _search_cost(validation), "search_wall_seconds": round(search_wall, 1),
             "final_cpu_seconds": 0.0 if final is None else _search_cost(final),
             "candidate_arms": sum(len(v.arms or []) for s in candidates for v in s.variants),
-            "folds": folds, "validation_examples": validation["n_test"], "search_seeds": search_protocol.seeds}
+            "folds": folds, "validation_examples": validation["n_test"], "validation_size": validation_size,
+            "validation_per_class": validation_per_class, "search_seeds": search_protocol.seeds}
     return {"choices": choices, "validation": validation, "final": final, "cost": cost,
             "candidates": [c.model_dump(mode="json") for c in candidates], "fold_cells": fold_cells}
 
 
 def _unresolved_gain(choice: dict, cost: dict) -> str:
-    """A sentence when the search kept the reference although a candidate was ahead on validation
-    within noise: a gain the search may have given up, and what would resolve it (bench: MNIST
-    n = 5 gave up +0.027 with a 1,995-image pool and kept it with 29,997)."""
+    """A sentence when the search kept the reference although a candidate was ahead of it on
+    validation (so not beyond noise after the Holm correction): a gain the search may have given
+    up, and what would resolve it (bench: MNIST n = 5 gave up +0.027 with a 1,995-image pool and
+    kept it with 29,997). Silent where the choice is not the reference (e.g. your images alone,
+    classic augmentation having hurt): the runner-up's difference is to the reference."""
     runner_up = choice.get("runner_up")
-    if choice.get("helps_on_validation") or not runner_up or runner_up["delta"]["mean"] <= 0 \
-            or not runner_up["delta"]["within_noise"]:
+    if (choice.get("helps_on_validation") or not runner_up or choice["arm"] != choice.get("reference")
+            or runner_up["delta"]["mean"] <= 0):
         return ""
     d = runner_up["delta"]
-    return (f" On the validation folds {runner_up['plain_name']} was ahead by {d['mean']:+.3f} ({d['low']:+.3f} to "
-            f"{d['high']:+.3f}), within noise, so it was not chosen: a gain this small may exist and not be "
-            f"resolved by {cost['validation_examples']} validation examples; a larger validation pool "
-            f"(validation_size, up to half of every class) or more search seeds resolve smaller gains, at their cost.")
+    # already half of every class: only more search seeds can help
+    pool_at_most = cost.get("validation_size", VALIDATION_SIZE) is None and cost.get("validation_per_class") is None
+    remedy = ("more search seeds (--search-seeds)" if pool_at_most else
+              "a larger validation pool (--validation-size, up to half of every class) or more search seeds "
+              "(--search-seeds)")
+    return (f" On the validation folds {runner_up['plain_name']} was ahead of {choice['plain_name']} by {d['mean']:+.3f} "
+            f"({d['low']:+.3f} to {d['high']:+.3f}), not beyond noise after the Holm correction over "
+            f"{choice.get('candidates')} arms, so it was not chosen: a gain this small may exist and not be resolved "
+            f"by {cost['validation_examples']} validation examples; {remedy} resolve smaller gains, at their cost.")
 
 
 def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
