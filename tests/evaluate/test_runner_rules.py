@@ -256,8 +256,8 @@ def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thy
     plan = {5: "real", 8: "real+synthetic[tvae/4:1]", 10: "real+synthetic[tvae/4:1]"}
 
     def choose(rows):
-        return [{"n": n, "arm": arm, "plain_name": arm, "helps": arm != "real", "sentence": "", "compared": 2}
-                for n, arm in plan.items()]
+        return [{"n": n, "arm": arm, "plain_name": arm, "helps": arm != "real", "sentence": "", "compared": 2,
+                 "reference": "real", "runner_up": None} for n, arm in plan.items()]
     monkeypatch.setattr(select, "recommend", choose)
     selection = select.select_recipe(train, test, Protocol(shots=list(plan), seeds=[0], classifier_steps=15),
                                      [spec], validation_size=60, search_seeds=[0, 1])
