@@ -5,10 +5,13 @@ choice keeps a gain. The test-split scores of every candidate (the "oracle") ser
 only; the choice never sees them."""
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Callable, Optional
 
-from genaug.evaluate import GeneratorSpec
-from genaug.evaluate.select import VALIDATION_SIZE
+from genaug.data import LabelledData
+from genaug.evaluate import GeneratorSpec, Protocol, evaluate, summarise
+from genaug.evaluate.report import markdown_table
+from genaug.evaluate.select import VALIDATION_SIZE, select_recipe, selection_sentences
 from genaug.evaluate.statistics import holm_adjust
 from genaug.evaluate.summary import ALPHA
 
@@ -99,5 +102,52 @@ def seed_list(value: Optional[str]) -> Optional[list[int]]:
 
 
 def seeds_suffix(seeds: Optional[list[int]]) -> str:
-    """Names a report of a search over other seeds apart from the default's."""
-    return "" if not seeds else "_seeds" + "-".join(map(str, seeds))
+    """Names a report of a search over other seeds apart from the default's: seeds 0..k-1
+    ``_seeds<k>``, any other list the seeds themselves, so no two runs share a report."""
+    if not seeds:
+        return ""
+    return f"_seeds{len(seeds)}" if seeds == list(range(len(seeds))) else "_seeds" + "-".join(map(str, seeds))
+
+
+def select_with_oracle(train: LabelledData, test: LabelledData, protocol: Protocol, oracle_protocol: Protocol,
+                       candidates: list[GeneratorSpec], *, final_name: str, oracle_name: str, cache_dir: Path,
+                       show: Callable, reference: str, prefix: str = "", validation_size: Optional[int] = VALIDATION_SIZE,
+                       validation_per_class: Optional[int] = None, search_seeds: Optional[list[int]] = None,
+                       search_name: Optional[str] = None) -> dict:
+    """One ``--select`` benchmark run: ``select_recipe`` (search on validation folds of ``train``,
+    final cells cached under ``final_name``) beside the oracle (``oracle_protocol``'s arms for every
+    candidate on the test split, cached under ``oracle_name``; for the check only), the check against
+    ``reference`` and the report's sentences. Every cell is tagged with the cache it lives in, so
+    ``--restore-from`` the report puts the whole run back into a fresh clone's cache."""
+    selection = select_recipe(train, test, protocol, candidates, dataset_name=final_name, cache_dir=cache_dir,
+                              progress=show, validation_size=validation_size, validation_per_class=validation_per_class,
+                              search_seeds=search_seeds, search_name=search_name)
+    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=oracle_name, cache_dir=cache_dir,
+                      progress=show, keep_samples=False)
+    final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
+    for cell in oracle["cells"]:
+        cell["dataset"] = oracle_name
+    for cell in selection["final"]["cells"]:
+        cell["dataset"] = final_name
+    return {"protocol": protocol.model_dump(mode="json"), "choices": selection["choices"], "cost": selection["cost"],
+            "candidates": selection["candidates"],
+            "checks": choice_checks(selection, final_rows, oracle_rows, reference, prefix=prefix),
+            "sentences": selection_sentences(selection, final_rows),
+            "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
+            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
+            "fold_cells": selection["fold_cells"]}
+
+
+def select_sections(run: dict, split: str = "test split", heading: str = "") -> list[str]:
+    """A run's markdown after its check: the choice's sentences, then the test tables of the chosen
+    recipes and of every candidate (the oracle), then what the search saw on the validation folds.
+    ``heading`` (e.g. ``"## "``) makes each part a heading rather than a lead-in line."""
+    def title(text: str) -> list[str]:
+        return [f"{heading}{text}", ""] if heading else [f"{text}:", ""]
+
+    capital = split[0].upper() + split[1:]
+    return ([f"- {line}" for line in run["sentences"]] + [""]
+            + title(f"{capital}, the chosen recipes") + [markdown_table(run["final_summary"]), ""]
+            + title(f"{capital}, every candidate (the oracle, not used by the choice)")
+            + [markdown_table(run["oracle_summary"]), ""]
+            + title("Validation folds, what the choice saw") + [markdown_table(run["validation_summary"]), ""])

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from _common import CACHE_DIR, RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
-from _select_check import choice_checks, pool_rule, pool_suffix, seed_list, seeds_suffix, smoke_test_grid
+from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle, smoke_test_grid
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise
 from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table
-from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
+from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 
 THESIS = {  # accuracy, seed 002 tables 4.2/4.3 (scenario 1, DDIM) and 4.4/4.5 (scenario 3, DDIM)
     1: {"mixed test": {"real": 0.87, "synthetic": 0.84, "mixed": 0.89},
@@ -206,32 +206,17 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
     (``s<N>-<classifier>``): its real, real+classic and -- with the scenario grid -- generator cells
     serve them."""
     train, test = scenario_data(number, args)
-    candidates = select_candidates(number, train, args)
     plain = f"s{number}-{classifier}"
     show = lambda e: log(f"scenario {number} {classifier} select: {e.step}/{e.total} {e.message}"  # noqa: E731
                          + (f" (eta {e.eta_seconds:.0f} s)" if e.eta_seconds else ""))
-    protocol = scenario_protocol(number, args, classifier, ["real"])  # the search sets its own arms
-    selection = select_recipe(train, test, protocol, candidates, dataset_name=plain, cache_dir=args.cache_root,
-                              progress=show, validation_size=args.validation_size or None,
-                              search_seeds=seed_list(args.search_seeds),
-                              search_name=f"{plain}-{args.select_grid}{pool_suffix(args.validation_size)}")
-    oracle_protocol = scenario_protocol(number, args, classifier, ["real", "real+classic", "real+synthetic",
-                                                                   "real+synthetic+classic"])
-    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=plain, cache_dir=args.cache_root,
-                      progress=show, keep_samples=False)
-    final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
-    for cell in oracle["cells"] + selection["final"]["cells"]:
-        cell["dataset"] = plain
-    return {"scenario": number, "classifier": classifier, "protocol": protocol.model_dump(mode="json"),
-            "choices": selection["choices"], "cost": selection["cost"],
-            "candidates": selection["candidates"],
-            "checks": choice_checks(selection, final_rows, oracle_rows, "real+classic",
-                                    prefix=f"scenario {number}, {classifier}, "),
-            "sentences": selection_sentences(selection, final_rows),
-            "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
-            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
-            # with these, --restore-from this report puts the whole run back into a fresh clone's cache
-            "fold_cells": selection["fold_cells"]}
+    run = select_with_oracle(
+        train, test, scenario_protocol(number, args, classifier, ["real"]),  # the search sets its own arms
+        scenario_protocol(number, args, classifier, ["real", "real+classic", "real+synthetic", "real+synthetic+classic"]),
+        select_candidates(number, train, args), final_name=plain, oracle_name=plain, cache_dir=args.cache_root,
+        show=show, reference="real+classic", prefix=f"scenario {number}, {classifier}, ",
+        validation_size=args.validation_size or None, search_seeds=seed_list(args.search_seeds),
+        search_name=f"{plain}-{args.select_grid}{pool_suffix(args.validation_size)}")
+    return {"scenario": number, "classifier": classifier, **run}
 
 
 def select_report_name(name: str, args) -> str:
@@ -257,12 +242,7 @@ def write_select_report(runs: list[dict], args, name: str, started: float) -> No
           "## Target: the choice never loses to real+classic beyond the interval and keeps the gains that exist", ""]
     md += [f"- {line}" for run in runs for line in run["checks"]]
     for run in runs:
-        md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
-        md += [f"- {line}" for line in run["sentences"]]
-        md += ["", "Test split, the chosen recipes:", "", markdown_table(run["final_summary"]), "",
-               "Test split, every candidate (the oracle, not used by the choice):", "",
-               markdown_table(run["oracle_summary"]), "", "Validation folds, what the choice saw:", "",
-               markdown_table(run["validation_summary"]), ""]
+        md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""] + select_sections(run)
     (args.out / f"{report}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

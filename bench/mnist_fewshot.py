@@ -31,12 +31,12 @@ import torch
 import numpy as np
 
 from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
-from _select_check import choice_checks, pool_rule, pool_suffix, seed_list, seeds_suffix, smoke_test_grid
+from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle, smoke_test_grid
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table, plot_metric_vs_n, verdict_lines
-from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
+from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 from genaug.evaluate.statistics import paired_bootstrap_difference
 from genaug.generators.classic import ClassicConfig
 
@@ -240,32 +240,18 @@ def select_candidates(train, args) -> list[GeneratorSpec]:
 def select_benchmark(classifier: str, args, train, test, show) -> dict:
     """One classifier's automatic choice per n, its test-set scores, and the oracle beside it."""
     protocol = mnist_protocol(classifier, args)
-    candidates = select_candidates(train, args)
     # the fold cells are cached per pool (another pool: other cells); with the default pool the final
     # and the oracle runs share one name, so the oracle reuses the final run's real, real+classic and
     # chosen cells
     name = ("mnist_quick" if args.quick else "mnist_fewshot") + f"-select-{args.select_grid}" \
         + ("" if classifier == "cnn" else f"-{classifier}")
-    selection = select_recipe(train, test, protocol, candidates, dataset_name=name + pool_suffix(args.validation_size),
-                              cache_dir=args.cache, progress=show, validation_size=args.validation_size or None,
-                              search_seeds=seed_list(args.search_seeds))
     oracle_protocol = protocol.model_copy(update={"arms": ["real", "real+classic", "real+synthetic",
                                                            "real+synthetic+classic"]})
-    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=name, cache_dir=args.cache,
-                      progress=show, keep_samples=False)
-    final_rows, oracle_rows = summarise(selection["final"]), summarise(oracle)
-    for cell in oracle["cells"]:
-        cell["dataset"] = name
-    for cell in selection["final"]["cells"]:
-        cell["dataset"] = name + pool_suffix(args.validation_size)
-    checks = choice_checks(selection, final_rows, oracle_rows, "real+classic", prefix=f"{classifier}, ")
-    return {"classifier": classifier, "protocol": protocol.model_dump(mode="json"), "choices": selection["choices"],
-            "cost": selection["cost"], "candidates": selection["candidates"], "checks": checks,
-            "sentences": selection_sentences(selection, final_rows),
-            "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
-            "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
-            # with these, --restore-from this report puts the whole run back into a fresh clone's cache
-            "fold_cells": selection["fold_cells"]}
+    run = select_with_oracle(train, test, protocol, oracle_protocol, select_candidates(train, args),
+                             final_name=name + pool_suffix(args.validation_size), oracle_name=name,
+                             cache_dir=args.cache, show=show, reference="real+classic", prefix=f"{classifier}, ",
+                             validation_size=args.validation_size or None, search_seeds=seed_list(args.search_seeds))
+    return {"classifier": classifier, **run}
 
 
 def write_select_report(runs: list[dict], args, started: float) -> None:
@@ -291,10 +277,7 @@ def write_select_report(runs: list[dict], args, started: float) -> None:
           "## Target: the choice never loses to real+classic beyond the interval and keeps the gains that exist", ""]
     md += [f"- {line}" for run in runs for line in run["checks"]]
     for run in runs:
-        md += ["", f"## Classifier {run['classifier']}", ""] + [f"- {line}" for line in run["sentences"]]
-        md += ["", "Test set, the chosen recipes:", "", markdown_table(run["final_summary"]), "",
-               "Test set, every candidate (the oracle, not used by the choice):", "", markdown_table(run["oracle_summary"]),
-               "", "Validation folds, what the choice saw:", "", markdown_table(run["validation_summary"]), ""]
+        md += ["", f"## Classifier {run['classifier']}", ""] + select_sections(run, split="test set")
     (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

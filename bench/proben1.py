@@ -25,11 +25,11 @@ import time
 import torch
 
 from _common import command_sentence, machine, setup, write_json
-from _select_check import choice_checks, pool_rule
+from _select_check import pool_rule, seed_list, seeds_suffix, select_sections, select_with_oracle
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.report import markdown_table
-from genaug.evaluate.select import VALIDATION_SIZE, default_grid, select_recipe, selection_sentences
+from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 
 # Seed 001 table 6.2: (balance, mix data) and weighted F1 (baseline, VAE, VAE+GC) for beta norm and 1.0.
 SEED_62 = {
@@ -152,47 +152,36 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
     few_protocol = protocol.model_copy(update={"shots": shots})
     candidates = [spec.model_copy(update={"config": {**spec.config, "steps": vae_steps}}) for spec in default_grid(train)]
     size, per_class = args.validation_size or None, args.validation_per_class
-    search_seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
+    search_seeds = seed_list(args.search_seeds)
     # another pool is another experiment: its own cells and report beside the default's (the oracle is shared)
-    pool_suffix = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
-                         f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
+    pool = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
+                  f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
     # more search seeds: the same pool's cells (cached under its name) plus the new seeds' cells
-    # seeds 0..k-1: "_seeds<k>"; any other list: the seeds themselves, so no two runs share a report
-    seeds_suffix = "" if not search_seeds else (f"_seeds{len(search_seeds)}" if search_seeds == list(range(len(search_seeds)))
-                                                else "_seeds" + "-".join(map(str, search_seeds)))
-    suffix = pool_suffix + seeds_suffix
-    selection = select_recipe(train, test, few_protocol, candidates, dataset_name=f"proben1-thyroid-select{pool_suffix}",
-                              cache_dir=args.cache, progress=show, validation_size=size,
-                              validation_per_class=per_class, search_seeds=search_seeds)
-    final_rows = summarise(selection["final"])
-    oracle_protocol = few_protocol.model_copy(update={"arms": ["real", "real+synthetic"]})
-    oracle = evaluate(train, test, candidates, oracle_protocol, dataset_name=f"proben1-thyroid-oracle{tag}",
-                      cache_dir=args.cache, progress=show, keep_samples=False)
-    oracle_rows = summarise(oracle)
-    checks = [f"- {line}" for line in choice_checks(selection, final_rows, oracle_rows, "real")]
+    suffix = pool + seeds_suffix(search_seeds)
+    run = select_with_oracle(train, test, few_protocol, few_protocol.model_copy(update={"arms": ["real", "real+synthetic"]}),
+                             candidates, final_name=f"proben1-thyroid-select{pool}",
+                             oracle_name=f"proben1-thyroid-oracle{tag}", cache_dir=args.cache, show=show,
+                             reference="real", validation_size=size, validation_per_class=per_class,
+                             search_seeds=search_seeds)
     payload = {"benchmark": "seed 001 table 6.3 grid through --select", "machine": machine(),
                "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
                            "seeds": protocol.seeds, "shots": shots, "validation_size": size, "search_seeds": search_seeds,
                            "validation_per_class": per_class},
-               "choices": selection["choices"], "cost": selection["cost"], "candidates": selection["candidates"],
-               "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
-               "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
+               **{k: v for k, v in run.items() if k != "protocol"},
                "wall_seconds_this_invocation": round(time.time() - started, 1)}
     write_json(args.out / f"proben1_select{suffix}.json", payload)
     md = ["# PROBEN1 thyroid few-shot through `--select` (issue 12, item 8)", "",
           command_sentence(payload, f"Budgets: {payload['budgets']}."), "",
           "The choice: the default candidate grid for tables (per-class tabular VAE; samplers prior and "
           "interpolation+noise; 1:1 and 4:1 synthetic rows per real row; no classic augmentation for tables), "
-          f"{selection['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "
-          f"{pool_rule(size, per_class, 'rows')}: {selection['cost']['validation_examples']} rows; seeds "
-          f"{selection['cost']['search_seeds']} in the search, {protocol.seeds} in the final runs), the chosen recipe "
+          f"{run['cost']['folds']} validation folds drawn from the training split only (a stratified pool: "
+          f"{pool_rule(size, per_class, 'rows')}: {run['cost']['validation_examples']} rows; seeds "
+          f"{run['cost']['search_seeds']} in the search, {protocol.seeds} in the final runs), the chosen recipe "
           "retrained on the whole few-shot subset and scored once on the test split. The oracle scores every "
           "candidate on the test split directly -- for this check only; the choice never sees it.", "",
           "## Target: the choice never loses to the reference beyond the interval and keeps the gains that exist", ""]
-    md += checks + ["", "## The choice, per n", ""] + [f"- {line}" for line in selection_sentences(selection, final_rows)]
-    md += ["", "## Test split: the chosen recipes", "", markdown_table(final_rows), "",
-           "## Test split: every candidate (the oracle, not used by the choice)", "", markdown_table(oracle_rows), "",
-           "## Validation folds: what the choice saw", "", markdown_table(payload["validation_summary"]), ""]
+    md += [f"- {line}" for line in run["checks"]] + ["", "## The choice, per n", ""] \
+        + select_sections(run, heading="## ")
     (args.out / f"proben1_select{suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
