@@ -103,10 +103,13 @@ def seed_list(value: Optional[str]) -> Optional[list[int]]:
 
 def seeds_suffix(seeds: Optional[list[int]]) -> str:
     """Names a report of a search over other seeds apart from the default's: seeds 0..k-1
-    ``_seeds<k>``, any other list the seeds themselves, so no two runs share a report."""
+    ``_seeds<k>``, one other seed ``_seed<s>``, any other list its seeds joined by ``-`` (never a
+    bare number), so no two seed lists share a report."""
     if not seeds:
         return ""
-    return f"_seeds{len(seeds)}" if seeds == list(range(len(seeds))) else "_seeds" + "-".join(map(str, seeds))
+    if seeds == list(range(len(seeds))):
+        return f"_seeds{len(seeds)}"
+    return f"_seed{seeds[0]}" if len(seeds) == 1 else "_seeds" + "-".join(map(str, seeds))
 
 
 def select_with_oracle(train: LabelledData, test: LabelledData, protocol: Protocol, oracle_protocol: Protocol,
@@ -118,7 +121,8 @@ def select_with_oracle(train: LabelledData, test: LabelledData, protocol: Protoc
     final cells cached under ``final_name``) beside the oracle (``oracle_protocol``'s arms for every
     candidate on the test split, cached under ``oracle_name``; for the check only), the check against
     ``reference`` and the report's sentences. Every cell is tagged with the cache it lives in, so
-    ``--restore-from`` the report puts the whole run back into a fresh clone's cache."""
+    restoring the report (``_common.restore_cells``, a script's ``--restore-from``) puts the whole
+    run back into a fresh clone's cache."""
     selection = select_recipe(train, test, protocol, candidates, dataset_name=final_name, cache_dir=cache_dir,
                               progress=show, validation_size=validation_size, validation_per_class=validation_per_class,
                               search_seeds=search_seeds, search_name=search_name)

@@ -220,7 +220,7 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
 
 
 def select_report_name(name: str, args) -> str:
-    """<name>_select_<grid>[_s<pool>][_seeds<list>]: one report per grid, pool and search seeds
+    """<name>_select_<grid>[_s<pool>][``seeds_suffix``]: one report per grid, pool and search seeds
     (a run of other scenarios or classifiers rewrites it: pass them all, the cache keeps the cells)."""
     return f"{name}_select_{args.select_grid}{pool_suffix(args.validation_size)}{seeds_suffix(seed_list(args.search_seeds))}"
 

@@ -255,7 +255,7 @@ def select_benchmark(classifier: str, args, train, test, show) -> dict:
 
 
 def write_select_report(runs: list[dict], args, started: float) -> None:
-    """mnist_fewshot_select[_<grid>][_s<pool>][_seeds<list>][_<classifiers>].{json,md} (mnist_quick_...
+    """mnist_fewshot_select[_<grid>][_s<pool>][``seeds_suffix``][_<classifiers>].{json,md} (mnist_quick_...
     with --quick): the choices, the target check, the test-set tables."""
     seeds = seed_list(args.search_seeds)
     classifiers = args.classifier.split(",")

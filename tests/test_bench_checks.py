@@ -112,3 +112,12 @@ def test_restore_reads_every_cell_list_of_a_report_and_only_cells_that_name_thei
     found = [(c["arm"], c["dataset"]) for c in _common.stored_cells(payload, "script")]
     assert found == [("real", "script"), ("x", "other"), ("f", "d-select-fold0"), ("o", "d")]
     assert _common.stored_cells({"runs": {"local": {}}, "cells": [{"arm": "a"}]}, "s") == [{"arm": "a", "dataset": "s"}]
+
+
+def test_every_search_seed_list_names_its_own_report():
+    """--search-seeds lists name their reports apart (a shared name would overwrite a report and
+    restore the other run's cells); seeds 0..k-1 keep the committed "_seeds<k>" form."""
+    lists = [None, [0], [1], [3], [0, 1, 2], [0, 1, 2, 3, 4, 5], [6], [1, 2], [2, 1], [0, 2], [12], [1, 2, 3]]
+    names = [_select_check.seeds_suffix(seeds) for seeds in lists]
+    assert len(set(names)) == len(names), names
+    assert names[0] == "" and _select_check.seeds_suffix(list(range(6))) == "_seeds6"

@@ -209,6 +209,10 @@ def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
     assert choice["n"] == 5 and not any("classic" in r["arm"] for r in report["validation_summary"])  # tables: none
     assert {r["arm"] for r in report["final_summary"]} == {"real", choice["arm"]}
     assert len({r["arm"] for r in report["oracle_summary"]}) == 5  # real + 4 candidates
+    # every cell names the cache it lives in, search folds included (restore_cells puts them back)
+    assert {c["dataset"] for c in report["fold_cells"]} == {f"proben1-thyroid-select_quick-select-fold{f}" for f in (0, 1)}
+    assert {c["dataset"] for c in report["final_cells"]} == {"proben1-thyroid-select_quick"}
+    assert {c["dataset"] for c in report["oracle_cells"]} == {"proben1-thyroid-oracle_quick"}
     md = (tmp_path / "out" / "proben1_select_quick.md").read_text()
     assert re.search(r"- n=5: chose \S+; test Δ vs real .*\*\*(not )?met\*\*", md), md
     assert "proben1.py --quick" in md and "--select" in md.split("\n")[2] and "Search cost" in log
