@@ -275,6 +275,8 @@ def test_a_chosen_generator_recipe_is_retrained_and_scored_on_the_test_split(thy
     sentences = select.selection_sentences(selection, summarise(final))
     assert sentences[1].startswith("At 8 per class: the search") and "vs your rows alone" in sentences[1]
     assert ", 2 seeds)" in sentences[1]
+    one_seed = {**selection, "cost": {**selection["cost"], "search_seeds": [0]}}
+    assert ", 1 seed)" in select.selection_sentences(one_seed, summarise(final))[1]
 
 
 def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_order_of_n(digits_split, monkeypatch):

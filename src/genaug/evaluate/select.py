@@ -310,7 +310,7 @@ def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
         seeds = len(cost.get("search_seeds") or [])
         text = (f"{at}: the search over {choice['candidates']} candidate arms ({cost['folds']} validation folds "
                 f"from your training split, {cost['validation_examples']} examples"
-                + (f", {seeds} seeds" if seeds else "") + f") chose {choice['plain_name']}. "
+                + (f", {seeds} seed{'s' if seeds != 1 else ''}" if seeds else "") + f") chose {choice['plain_name']}. "
                 f"On the test split: {metric} {row[f'{metric}_mean']:.3f} ({row[f'{metric}_low']:.3f} to "
                 f"{row[f'{metric}_high']:.3f})")
         real = next((r for r in final_rows if r["n"] == n and r["arm"] == "real"), None)
