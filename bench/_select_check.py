@@ -90,10 +90,12 @@ def smoke_test_grid(candidates: list[GeneratorSpec]) -> list[GeneratorSpec]:
     return [spec.model_copy(update={"config": {**spec.config, **tiny}}) for spec in candidates if spec.kind == "vae"]
 
 
-def pool_suffix(validation_size: Optional[int]) -> str:
+def pool_suffix(validation_size: Optional[int], per_class: Optional[int] = None) -> str:
     """Names a search over another validation pool's cells and report apart from the default's
-    (``--validation-size``; 0 or None: half of every class)."""
-    return "" if validation_size == VALIDATION_SIZE else f"_s{validation_size or 'half'}"
+    (``--validation-size``, 0 or None: half of every class; ``--validation-per-class``)."""
+    if (validation_size, per_class) == (VALIDATION_SIZE, None):
+        return ""
+    return f"_s{validation_size or 'half'}" + (f"_pc{per_class}" if per_class else "")
 
 
 def seed_list(value: Optional[str]) -> Optional[list[int]]:

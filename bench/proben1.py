@@ -25,7 +25,7 @@ import time
 import torch
 
 from _common import command_sentence, machine, setup, write_json
-from _select_check import pool_rule, seed_list, seeds_suffix, select_sections, select_with_oracle
+from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.report import markdown_table
@@ -154,8 +154,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
     size, per_class = args.validation_size or None, args.validation_per_class
     search_seeds = seed_list(args.search_seeds)
     # another pool is another experiment: its own cells and report beside the default's (the oracle is shared)
-    pool = tag + ("" if (size, per_class) == (VALIDATION_SIZE, None) else
-                  f"_s{size or 'half'}" + (f"_pc{per_class}" if per_class else ""))
+    pool = tag + pool_suffix(size, per_class)
     # more search seeds: the same pool's cells (cached under its name) plus the new seeds' cells
     suffix = pool + seeds_suffix(search_seeds)
     run = select_with_oracle(train, test, few_protocol, few_protocol.model_copy(update={"arms": ["real", "real+synthetic"]}),

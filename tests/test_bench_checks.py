@@ -121,3 +121,11 @@ def test_every_search_seed_list_names_its_own_report():
     names = [_select_check.seeds_suffix(seeds) for seeds in lists]
     assert len(set(names)) == len(names), names
     assert names[0] == "" and _select_check.seeds_suffix(list(range(6))) == "_seeds6"
+
+
+def test_every_validation_pool_names_its_own_report():
+    """The pool rule's report suffix: the default pool none; the committed PROBEN1 names kept."""
+    assert _select_check.pool_suffix(_select_check.VALIDATION_SIZE) == ""
+    assert _select_check.pool_suffix(0) == _select_check.pool_suffix(None) == "_shalf"
+    assert _select_check.pool_suffix(None, 100) == "_shalf_pc100" and _select_check.pool_suffix(500) == "_s500"
+    assert _select_check.pool_suffix(_select_check.VALIDATION_SIZE, 100) == f"_s{_select_check.VALIDATION_SIZE}_pc100"
