@@ -20,7 +20,13 @@ demo: $(BIN)/genaug  ## train a VAE on sklearn's digits and print whether it hel
 # server (tests/_postgres.py). The PostgreSQL server binaries and chromium (browser tests) are
 # installed first when this user may (root, or sudo without a password); otherwise the run
 # ends with one line saying what did not run. -ra lists every skip with its reason.
-PYTEST := $(BIN)/pytest -q -ra
+# Two pytest-xdist workers: much of the suite waits on servers, browsers and child processes, so
+# two workers on two cores cut the idle run by about a third. --dist loadscope keeps each module
+# on one worker, so a module's service, database or fitted model is made once. TEST_WORKERS=0
+# runs everything in this one process (e.g. to read a test's output in order).
+TEST_WORKERS ?= 2
+PYTEST_SERIAL := $(BIN)/pytest -q -ra
+PYTEST := $(PYTEST_SERIAL) -n $(TEST_WORKERS) --dist loadscope
 PG_TEST := GENAUG_TEST_DATABASE=postgresql
 DEPS := scripts/test-system-deps
 
@@ -43,10 +49,10 @@ test-postgres: $(BIN)/genaug  ## the default test suite on PostgreSQL only
 test-slow: test-slow-sqlite test-slow-postgres  ## only the slow tests, on SQLite and on PostgreSQL
 
 test-slow-sqlite: $(BIN)/genaug
-	$(PYTEST) -m slow
+	$(PYTEST_SERIAL) -m slow
 
 test-slow-postgres: $(BIN)/genaug
-	$(PG_TEST) $(PYTEST) -m 'slow and not sqlite_only'
+	$(PG_TEST) $(PYTEST_SERIAL) -m 'slow and not sqlite_only'
 
 bench: bench-throughput bench-service bench-mnist bench-proben1 bench-flowers bench-quality  ## seed 001/002 reproductions (resumable; days on a CPU)
 
