@@ -5,11 +5,13 @@ The registry database of every test
 By default every test uses the SQLite file ``$GENAUG_HOME/registry.db`` (``GENAUG_DATABASE_URL``
 is removed from the environment for each test, so a developer's own setting never leaks in).
 
-With ``GENAUG_TEST_DATABASE=postgresql`` the session starts one throwaway PostgreSQL server
-(see ``_postgres.py``) and every test gets a fresh, empty database on it: ``GENAUG_DATABASE_URL``
+With ``GENAUG_TEST_DATABASE=postgresql`` each session starts one throwaway PostgreSQL server
+(see ``_postgres.py``; under ``make test``'s two xdist workers, each worker is a session with
+a server of its own) and every test gets a fresh, empty database on it: ``GENAUG_DATABASE_URL``
 names it (set with monkeypatch, so subprocesses a test starts inherit it) and it is dropped
 after the test. Tests marked ``sqlite_only`` are skipped in that run. If the server cannot be
-started there, the session fails -- it never quietly falls back to SQLite.
+started there, every test that needs it errors with the reason -- the run never quietly falls
+back to SQLite.
 
 ``database_agnostic``: a module whose subject is not the registry (web UI pages, quality numbers,
 filters, the evaluation runner) and whose registry calls -- train, list, load, generate -- are the
@@ -123,9 +125,12 @@ def postgres_server():
     try:
         server = PostgresServer().start()
     except PostgresUnavailable as error:
-        if required:  # the whole run is meant to test PostgreSQL: stop it, loudly
-            pytest.exit(f"GENAUG_TEST_DATABASE=postgresql: could not start the test PostgreSQL server: {error}",
-                        returncode=pytest.ExitCode.TESTS_FAILED)
+        if required:  # the whole run is meant to test PostgreSQL: every test that needs it errors, loudly
+            # pytest.fail, not pytest.exit: under `make test`'s xdist workers an exit inside a worker
+            # crashes xdist and hides this message; a failed session fixture is kept and re-raised
+            # for every later test that asks for it (each errors at once, with this message).
+            pytest.fail(f"GENAUG_TEST_DATABASE=postgresql: could not start the test PostgreSQL server: {error}",
+                        pytrace=False)
         require_or_skip("PostgreSQL", str(error))
     try:
         yield server

@@ -170,17 +170,22 @@ def test_postgresql_run_fails_without_server_binaries(tmp_path):
 
 
 @pytest.mark.database_agnostic  # it starts its own inner run; the outer run's database adds nothing
-def test_postgresql_run_fails_when_the_server_does_not_start(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "loadscope"]], ids=["one-process", "xdist"])
+def test_postgresql_run_fails_when_the_server_does_not_start(tmp_path, workers):
+    """In one process and as `make test` runs it (two xdist workers): every test that needs the
+    server errors with the reason, and the run fails (not an xdist crash that hides the reason)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     for binary in ("initdb", "pg_ctl", "postgres"):
         (fake / binary).write_text("#!/bin/sh\necho 'fake server binary refuses' >&2\nexit 1\n")
         (fake / binary).chmod(0o755)
-    done = run_pytest(["-q", "-x", "tests/test_test_harness.py::test_every_test_has_its_database"], REPO,
+    done = run_pytest(["-q", *workers, "tests/test_test_harness.py::test_every_test_has_its_database",
+                       "tests/test_test_harness.py::test_the_throwaway_server"], REPO,
                       _suite_env(GENAUG_TEST_PG_BIN=str(fake)))
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
     output = done.stdout + done.stderr
-    assert "could not start the test PostgreSQL server" in output and "passed" not in output
+    assert "could not start the test PostgreSQL server" in output
+    assert "2 errors" in output and "passed" not in output and "INTERNALERROR" not in output, output
 
 
 # -- no_database: run once, and only when it really never opens the registry ----------------

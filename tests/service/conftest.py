@@ -35,6 +35,10 @@ TINY_VAE = {"steps": 40, "batch_size": 16, "channels": [4, 8], "hidden": 16, "la
             "generative_classifier": False, "sample_every": 20}
 
 
+# Tries at starting a service on a fresh port when the first one was taken (see port_was_taken).
+PORT_ATTEMPTS = 3
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -153,7 +157,6 @@ def start_service(home: Path, database_url: Optional[str], *, workers: int = 1, 
     ``token_via_cli``: make the token with ``genaug token create`` instead of in-process.
     """
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {**os.environ, "GENAUG_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
            **(TEST_LIMITS if limits else {"GENAUG_JOB_THREADS": "1"}), **(extra_env or {})}
     env.pop("GENAUG_READ_REQUIRES_TOKEN", None)
@@ -162,17 +165,31 @@ def start_service(home: Path, database_url: Optional[str], *, workers: int = 1, 
         env["GENAUG_DATABASE_URL"] = database_url
     token = cli_token(env, token_name) if token_via_cli else make_token(home, database_url, token_name)
     log_path = home.parent / log_name
-    log = open(log_path, "wb")
-    process = subprocess.Popen([sys.executable, "-m", "genaug.cli", "serve", "--host", "127.0.0.1", "--port",
-                                str(port), "--workers", str(workers), "--log-level", "warning"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    service = Service(f"http://127.0.0.1:{port}", token, home, process, log_path, env)
-    try:
-        wait_healthy(service.url, process, log_path)
-    except BaseException:
-        stop_service(service)
-        raise
-    return service
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "genaug.cli", "serve", "--host", "127.0.0.1", "--port",
+                                        str(port), "--workers", str(workers), "--log-level", "warning"],
+                                       env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        service = Service(f"http://127.0.0.1:{port}", token, home, process, log_path, env)
+        try:
+            wait_healthy(service.url, process, log_path)
+            return service
+        except BaseException as error:
+            stop_service(service)
+            if attempt + 1 < PORT_ATTEMPTS and port_was_taken(error):
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def port_was_taken(error: BaseException) -> bool:
+    """Whether a service failed to start only because its port was bound by someone else meanwhile.
+
+    ``free_port`` releases the port it found, and ``genaug serve`` binds it again seconds later
+    (after importing torch): with the suite's two xdist workers, another test's server can take
+    it in between. That is the test harness's race, not the service's failure: start again."""
+    return isinstance(error, RuntimeError) and "address already in use" in str(error).lower()
 
 
 def stop_service(service: Service, grace: float = 30.0) -> None:
@@ -213,19 +230,28 @@ class InProcessServer:
     """The app under uvicorn in a thread of the test process (no workers): for settings variants."""
 
     def __init__(self, settings):
+        self.settings = settings
+
+    def __enter__(self) -> str:
         import uvicorn
 
         from genaug.service.app import create_app
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        wait_healthy(f"http://127.0.0.1:{self.port}", None, None, timeout=30)
-        return f"http://127.0.0.1:{self.port}"
+        for _ in range(PORT_ATTEMPTS):  # a port taken between free_port and the bind: another one
+            self.port = free_port()
+            self.server = uvicorn.Server(uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port,
+                                                        log_level="warning"))
+            self.thread = threading.Thread(target=self.server.run, daemon=True)
+            self.thread.start()
+            deadline = time.monotonic() + 60
+            while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.server.started:
+                wait_healthy(f"http://127.0.0.1:{self.port}", None, None, timeout=30)
+                return f"http://127.0.0.1:{self.port}"
+            if self.thread.is_alive():
+                raise RuntimeError(f"the in-process server on port {self.port} did not start within 60 s")
+        raise RuntimeError(f"the in-process server could not bind a free port in {PORT_ATTEMPTS} tries")
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
