@@ -251,7 +251,8 @@ class InProcessServer:
                 return f"http://127.0.0.1:{self.port}"
             if self.thread.is_alive():
                 raise RuntimeError(f"the in-process server on port {self.port} did not start within 60 s")
-        raise RuntimeError(f"the in-process server could not bind a free port in {PORT_ATTEMPTS} tries")
+        raise RuntimeError(f"the in-process server stopped at start-up {PORT_ATTEMPTS} times (a port taken each time, "
+                           "or an error at start-up: see uvicorn's lines above)")
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
