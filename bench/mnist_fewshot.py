@@ -292,11 +292,12 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
     warn_not_cached(result, name)
     deep_shots = [] if args.generators == "none" else [2] if args.quick else \
         [int(s) for s in args.deep_shots.split(",") if s]
-    if deep_shots:
-        # Same protocol (same cell identities), fewer shots, without the base arms: those cells are
-        # in ``result`` already and must not be counted twice.
-        deep_protocol = protocol.model_copy(update={"shots": deep_shots,
-                                                    "arms": ["real+synthetic", "real+synthetic+classic"]})
+    # Same protocol (same cell identities), fewer shots, without the base arms: those cells are in
+    # ``result`` already and must not be counted twice. --arms holds here too (a lite0-linear
+    # +classic cell costs about an hour on this CPU).
+    deep_arms = [a for a in protocol.arms if a.startswith("real+synthetic")]
+    if deep_shots and deep_arms:
+        deep_protocol = protocol.model_copy(update={"shots": deep_shots, "arms": deep_arms})
         deep = evaluate(train, test, only(deep_specs(args.quick), args.variant), deep_protocol, dataset_name=name,
                         cache_dir=args.cache, progress=show, cached_only=args.cached_only)
         warn_not_cached(deep, name + " (deep arms)")

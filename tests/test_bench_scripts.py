@@ -91,6 +91,12 @@ def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_not
     assert "restored" in fresh
     assert json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"] == report["summary"]
 
+    # --arms holds for the deep arms too (under lite0-linear a +classic cell costs about an hour).
+    run_bench("mnist_fewshot.py", tmp_path, "--cached-only", "--arms", "real,real+synthetic")
+    narrowed = {r["arm"] for r in json.loads((tmp_path / "out" / "mnist_quick.json").read_text())["summary"]["cnn"]}
+    assert {"real+synthetic[dcgan/default,20]", "real+synthetic[vae-single/noise,50]"} <= narrowed
+    assert not [arm for arm in narrowed if "classic" in arm], narrowed
+
 
 def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_path):
     """`mnist_fewshot.py --select`: the choice per n on validation folds of the training images,

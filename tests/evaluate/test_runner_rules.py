@@ -308,6 +308,51 @@ def test_a_pool_generator_is_fitted_on_the_whole_training_split_whatever_the_ord
                  Protocol(shots=[2], seeds=[0]))
 
 
+def test_a_pool_fit_is_shared_by_every_run_under_one_cache_root(digits_split, tmp_path, monkeypatch):
+    """The benchmarks keep one dataset name per classifier: a second classifier's run must resume the
+    pool fit at its last step, not train it again -- also from where earlier versions kept it."""
+    from genaug.generators.diffusion import DiffusionGenerator
+
+    train, test = digits_split
+    tiny = DiffusionGenerator.tiny_config().model_dump()
+    spec = GeneratorSpec(label="pool", kind="ddim", config={**tiny, "mode": "single"}, unlabeled_pool=True,
+                         variants=[SampleVariant(label="v", options={"strength": 0.5, "steps": 2})])
+    fits = []
+    original = DiffusionGenerator.fit
+
+    def recording_fit(self, data, **kwargs):
+        result = original(self, data, **kwargs)
+        fits.append((kwargs["checkpoints"], [(t["resumed_from"], t["total_steps"])
+                                             for t in self.meta["training"].values()]))
+        return result
+
+    monkeypatch.setattr(DiffusionGenerator, "fit", recording_fit)
+    costs = []
+    for name, steps in (("digits-cnn", 5), ("digits-other", 6)):  # other cells, the same pool fit
+        result = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=steps,
+                                                        arms=["real+synthetic"]), dataset_name=name, cache_dir=tmp_path)
+        costs.append(result["cells"][0]["generator_fit_cpu_seconds"])
+    (first, trained), (second, resumed) = fits
+    assert costs[0] > 0 and costs[1] == costs[0], "a loaded pool fit reports what the fit cost, not the load"
+    assert first == second and first.parent == tmp_path / "fitted"
+    assert all(start == 0 for start, _ in trained)
+    assert [total for _, total in resumed] == [total for _, total in trained]
+    assert all(start == total > 0 for start, total in resumed), "the second run must load the fit, not train it"
+    # A cache of an earlier version kept the pool fit under one dataset name: it is moved, not refitted.
+    from genaug.evaluate.identity import fit_identity
+
+    legacy = tmp_path / "digits-old" / "work" / f"pool-{fit_identity(spec, train.fingerprint())}" / "pool-seed=0"
+    legacy.parent.mkdir(parents=True)
+    first.rename(legacy)
+    fits.clear()
+    result = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=7, arms=["real+synthetic"]),
+                      dataset_name="digits-old", cache_dir=tmp_path)
+    assert result["cells"][0]["generator_fit_cpu_seconds"] == costs[0]
+    [(third, again)] = fits
+    assert third == first and third.is_dir() and not any((tmp_path / "digits-old" / "work").rglob("pool-seed=0"))
+    assert all(start == total > 0 for start, total in again)
+
+
 # --------------------------------------------------------------------------- user classifier
 USER_CLASSIFIER = textwrap.dedent('''
     import numpy as np

@@ -20,6 +20,7 @@ are refused.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -190,6 +191,19 @@ class CellCache:
         if self.root is None:
             return None
         return self.root / "fitted" / f"{_slug(spec.label)}-{key}"
+
+    def pool_dir(self, spec: GeneratorSpec, key: str, legacy: Optional[Path] = None) -> Optional[Path]:
+        """Checkpoint folder of one pool-trained fit (one per seed), shared like ``fitted_dir`` by
+        every dataset name under the cache root, so a run with another classifier loads the fit
+        instead of training it again; None without a cache. ``legacy``: where earlier versions
+        kept it (under one dataset name); found there, it is moved here rather than refitted."""
+        if self.root is None:
+            return None
+        folder = self.root / "fitted" / f"{_slug(spec.label)}-pool-{key}"
+        if legacy is not None and legacy.is_dir() and not folder.exists():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            legacy.rename(folder)
+        return folder
 
     def holds_other(self, n, seed, arm, identity: str) -> bool:
         """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
@@ -608,10 +622,15 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         work = cache.work_dir(spec, fit_id, n, seed)
                         # classic augmentation reaches the fit only through augmented copies
                         classic = protocol.classic.model_dump(mode="json") if spec.augment_copies > 1 else None
-                        fitted = None if spec.unlabeled_pool else cache.fitted_dir(spec, fitted_key(
-                            fit_id, real.fingerprint(), seed, classic))
+                        if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
+                            fitted = None
+                            pool = cache.pool_dir(spec, fitted_key(fit_id, "unlabeled pool", seed, classic),
+                                                  legacy=None if work is None else work.parent / f"pool-seed={seed}")
+                        else:
+                            fitted = cache.fitted_dir(spec, fitted_key(fit_id, real.fingerprint(), seed, classic))
+                            pool = None
                         generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic,
-                                                      fitted)
+                                                      fitted, pool)
                     if variant.label not in drawn:
                         sampled = _sampled_classes(spec, real)
                         counts = _counts(real, variant, sampled)
@@ -760,7 +779,7 @@ FIT_RECORD = "fit.json"
 
 def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict,
          work_dir: Optional[Path] = None, classic: Optional[ClassicConfig] = None,
-         fitted_dir: Optional[Path] = None):
+         fitted_dir: Optional[Path] = None, pool_dir: Optional[Path] = None):
     """Fit the spec's generator on the few-shot subset; a pool-trained generator is fitted once per
     seed on the whole training split, labels unused (mode 'single'), so its weights depend
     neither on n nor on which n ran first; it then varies the n labelled examples.
@@ -768,7 +787,9 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     ``work_dir``: where the fit keeps its checkpoints, so a killed benchmark resumes a long
     fit where it stopped instead of starting it again. ``fitted_dir``: where a finished few-shot
     fit is kept (``CellCache.fitted_dir``); a later run that needs the same fit (another
-    classifier, new variants) loads it instead of training again, with the original CPU seconds."""
+    classifier, new variants) loads it instead of training again, with the original CPU seconds.
+    ``pool_dir``: the checkpoint folder of a pool-trained fit (``CellCache.pool_dir``); its final
+    checkpoint is kept, so any later run with the same pool fit resumes it at its last step."""
     cls = get_generator_class(spec.kind)
     if fitted_dir is not None and (fitted_dir / FIT_RECORD).exists():
         try:
@@ -787,11 +808,10 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
         key = (spec.label, seed)
         if key not in shared:
             generator = cls(config)
-            # The pool fit does not depend on n: one folder per seed, found again from any n.
-            pool_dir = None if work_dir is None else work_dir.parent / f"pool-seed={seed}"
-            # Its final checkpoint is kept: a restarted benchmark loads it instead of refitting.
+            # The pool fit depends neither on n nor on the classifier: one folder per seed, found
+            # again from any n and any run; its final checkpoint is kept, so it is loaded, not refitted.
             generator.fit(_generator_data(spec, train, classic, seed), checkpoints=pool_dir)
-            shared[key] = (generator, time.process_time() - started)
+            shared[key] = (generator, _pool_fit_seconds(generator, pool_dir, time.process_time() - started))
         generator, seconds = shared[key]
         generator.use_examples(_generator_data(spec, real, classic, seed))
         return generator, round(seconds, 2)
@@ -801,6 +821,27 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     if fitted_dir is not None:
         _keep_fit(generator, fitted_dir, seconds)
     return generator, seconds
+
+
+def _pool_fit_seconds(generator, pool_dir: Optional[Path], seconds: float) -> float:
+    """The CPU seconds of a pool fit, for its cells: the process that trained it records them beside
+    its checkpoint, and every later run, which only loads the finished fit, reads them back -- so a
+    cell reports what the fit cost, not what loading it did. (A fit resumed after a kill records
+    the last process's seconds only; one kept by an earlier version, without a record, reports the
+    load time, all that is known.)"""
+    if pool_dir is None:
+        return seconds
+    record = pool_dir / FIT_RECORD
+    runs = generator.meta.get("training", {}).values()
+    if any(run.get("resumed_from", 0) < run.get("steps_done", 0) for run in runs):  # this process trained
+        temporary = record.with_name(f".{record.name}.{os.getpid()}")
+        temporary.write_text(json.dumps({"cpu_seconds": round(seconds, 2)}))
+        os.replace(temporary, record)
+        return seconds
+    try:
+        return float(json.loads(record.read_text())["cpu_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return seconds
 
 
 def _keep_fit(generator, fitted_dir: Path, seconds: float) -> None:
