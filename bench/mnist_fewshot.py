@@ -295,7 +295,7 @@ def run_classifier(classifier: str, args, train, test, show) -> tuple[dict, list
     # Same protocol (same cell identities), fewer shots, without the base arms: those cells are in
     # ``result`` already and must not be counted twice. --arms holds here too (a lite0-linear
     # +classic cell costs about an hour on this CPU).
-    deep_arms = [a for a in protocol.arms if a.startswith("real+synthetic")]
+    deep_arms = [a for a in protocol.arms if "synthetic" in a]
     if deep_shots and deep_arms:
         deep_protocol = protocol.model_copy(update={"shots": deep_shots, "arms": deep_arms})
         deep = evaluate(train, test, only(deep_specs(args.quick), args.variant), deep_protocol, dataset_name=name,

@@ -338,19 +338,21 @@ def test_a_pool_fit_is_shared_by_every_run_under_one_cache_root(digits_split, tm
     assert all(start == 0 for start, _ in trained)
     assert [total for _, total in resumed] == [total for _, total in trained]
     assert all(start == total > 0 for start, total in resumed), "the second run must load the fit, not train it"
-    # A cache of an earlier version kept the pool fit under one dataset name: it is moved, not refitted.
+    # An earlier version kept the pool fit under one dataset's folder, with no record of its cost:
+    # a run under another dataset name moves it to the shared place and loads it, not refits it.
     from genaug.evaluate.identity import fit_identity
 
     legacy = tmp_path / "digits-old" / "work" / f"pool-{fit_identity(spec, train.fingerprint())}" / "pool-seed=0"
     legacy.parent.mkdir(parents=True)
     first.rename(legacy)
+    (legacy / "fit.json").unlink()
     fits.clear()
-    result = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=7, arms=["real+synthetic"]),
-                      dataset_name="digits-old", cache_dir=tmp_path)
-    assert result["cells"][0]["generator_fit_cpu_seconds"] == costs[0]
+    evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=7, arms=["real+synthetic"]),
+             dataset_name="digits-new", cache_dir=tmp_path)
     [(third, again)] = fits
-    assert third == first and third.is_dir() and not any((tmp_path / "digits-old" / "work").rglob("pool-seed=0"))
+    assert third == first and third.is_dir() and not legacy.exists()
     assert all(start == total > 0 for start, total in again)
+    assert not (third / "fit.json").exists(), "a run that only loaded the fit must not record the load as its cost"
 
 
 # --------------------------------------------------------------------------- user classifier

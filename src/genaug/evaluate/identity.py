@@ -72,8 +72,9 @@ def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
 
 def fitted_key(fit: str, real_fingerprint: str, seed: int, classic: Optional[dict]) -> str:
     """Identity of one finished fit: the fit's identity, the exact images it learned (the few-shot
-    subset), the seed and the classic augmentation that may expand them. Independent of the
-    classifier, so every classifier's run reuses the same fitted generator."""
+    subset's fingerprint; a pool fit, which learns the training split already in ``fit``, passes
+    a fixed marker), the seed and the classic augmentation that may expand them. Independent of
+    the classifier, so every classifier's run reuses the same fitted generator."""
     return _hash({"fit": fit, "real": real_fingerprint, "seed": seed, "classic": classic})
 
 

@@ -192,17 +192,28 @@ class CellCache:
             return None
         return self.root / "fitted" / f"{_slug(spec.label)}-{key}"
 
-    def pool_dir(self, spec: GeneratorSpec, key: str, legacy: Optional[Path] = None) -> Optional[Path]:
+    def pool_dir(self, spec: GeneratorSpec, fit_id: str, seed: int, classic: Optional[dict]) -> Optional[Path]:
         """Checkpoint folder of one pool-trained fit (one per seed), shared like ``fitted_dir`` by
         every dataset name under the cache root, so a run with another classifier loads the fit
-        instead of training it again; None without a cache. ``legacy``: where earlier versions
-        kept it (under one dataset name); found there, it is moved here rather than refitted."""
+        instead of training it again; None without a cache.
+
+        Earlier versions kept it under one dataset name (``<name>/work/<label>-<fit_id>/pool-seed=S``,
+        keyed without the classic augmentation): found there under any name, it is moved here
+        rather than refitted -- unless classic augmentation reaches the fit (augmented copies),
+        which that old key cannot tell apart. A move that fails (another process moved it first,
+        another file system) leaves the fit to be found or trained as usual, never fatal."""
         if self.root is None:
             return None
+        key = fitted_key(fit_id, "unlabeled pool", seed, classic)
         folder = self.root / "fitted" / f"{_slug(spec.label)}-pool-{key}"
-        if legacy is not None and legacy.is_dir() and not folder.exists():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            legacy.rename(folder)
+        if classic is None and not folder.exists():
+            for legacy in sorted(self.root.glob(f"*/work/{_slug(spec.label)}-{fit_id}/pool-seed={seed}")):
+                try:
+                    folder.parent.mkdir(parents=True, exist_ok=True)
+                    legacy.rename(folder)
+                    break
+                except OSError:
+                    continue
         return folder
 
     def holds_other(self, n, seed, arm, identity: str) -> bool:
@@ -624,8 +635,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         classic = protocol.classic.model_dump(mode="json") if spec.augment_copies > 1 else None
                         if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
                             fitted = None
-                            pool = cache.pool_dir(spec, fitted_key(fit_id, "unlabeled pool", seed, classic),
-                                                  legacy=None if work is None else work.parent / f"pool-seed={seed}")
+                            pool = cache.pool_dir(spec, fit_id, seed, classic)
                         else:
                             fitted = cache.fitted_dir(spec, fitted_key(fit_id, real.fingerprint(), seed, classic))
                             pool = None
@@ -826,15 +836,18 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
 def _pool_fit_seconds(generator, pool_dir: Optional[Path], seconds: float) -> float:
     """The CPU seconds of a pool fit, for its cells: the process that trained it records them beside
     its checkpoint, and every later run, which only loads the finished fit, reads them back -- so a
-    cell reports what the fit cost, not what loading it did. (A fit resumed after a kill records
-    the last process's seconds only; one kept by an earlier version, without a record, reports the
-    load time, all that is known.)"""
+    cell reports what the fit cost, not what loading it did. A record, once there, is replaced only
+    by a fit trained from its first step. (A fit resumed after a kill records the last process's
+    seconds only; one kept by an earlier version, without a record, reports the load time, all
+    that is known.)"""
     if pool_dir is None:
         return seconds
     record = pool_dir / FIT_RECORD
-    runs = generator.meta.get("training", {}).values()
-    if any(run.get("resumed_from", 0) < run.get("steps_done", 0) for run in runs):  # this process trained
-        temporary = record.with_name(f".{record.name}.{os.getpid()}")
+    runs = list(generator.meta.get("training", {}).values())
+    trained = any(run.get("resumed_from", 0) < run.get("steps_done", 0) for run in runs)
+    from_scratch = bool(runs) and all(run.get("resumed_from", 0) == 0 for run in runs)
+    if trained and (from_scratch or not record.exists()):
+        temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}")
         temporary.write_text(json.dumps({"cpu_seconds": round(seconds, 2)}))
         os.replace(temporary, record)
         return seconds
