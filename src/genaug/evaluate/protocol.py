@@ -19,13 +19,14 @@ are refused.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -639,8 +640,10 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         else:
                             fitted = cache.fitted_dir(spec, fitted_key(fit_id, real.fingerprint(), seed, classic))
                             pool = None
-                        generator, fit_seconds = _fit(spec, real, train, seed, shared, work, protocol.classic,
-                                                      fitted, pool)
+                        generator, fit_seconds = _fit(
+                            spec, real, train, seed, shared, work, protocol.classic, fitted, pool,
+                            waiting=lambda: report(f"n={n} seed={seed} waiting for another run's fit of "
+                                                   f"{spec.label} (same cache)"))
                     if variant.label not in drawn:
                         sampled = _sampled_classes(spec, real)
                         counts = _counts(real, variant, sampled)
@@ -789,7 +792,8 @@ FIT_RECORD = "fit.json"
 
 def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int, shared: dict,
          work_dir: Optional[Path] = None, classic: Optional[ClassicConfig] = None,
-         fitted_dir: Optional[Path] = None, pool_dir: Optional[Path] = None):
+         fitted_dir: Optional[Path] = None, pool_dir: Optional[Path] = None,
+         waiting: Optional[Callable[[], None]] = None):
     """Fit the spec's generator on the few-shot subset; a pool-trained generator is fitted once per
     seed on the whole training split, labels unused (mode 'single'), so its weights depend
     neither on n nor on which n ran first; it then varies the n labelled examples.
@@ -799,7 +803,8 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     fit is kept (``CellCache.fitted_dir``); a later run that needs the same fit (another
     classifier, new variants) loads it instead of training again, with the original CPU seconds.
     ``pool_dir``: the checkpoint folder of a pool-trained fit (``CellCache.pool_dir``); its final
-    checkpoint is kept, so any later run with the same pool fit resumes it at its last step."""
+    checkpoint is kept, so any later run with the same pool fit resumes it at its last step; a run
+    that finds another process training it waits for that fit (``waiting`` is told) and loads it."""
     cls = get_generator_class(spec.kind)
     if fitted_dir is not None and (fitted_dir / FIT_RECORD).exists():
         try:
@@ -820,8 +825,10 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
             generator = cls(config)
             # The pool fit depends neither on n nor on the classifier: one folder per seed, found
             # again from any n and any run; its final checkpoint is kept, so it is loaded, not refitted.
-            generator.fit(_generator_data(spec, train, classic, seed), checkpoints=pool_dir)
-            shared[key] = (generator, _pool_fit_seconds(generator, pool_dir, time.process_time() - started))
+            with _pool_fit_lock(pool_dir, waiting):
+                started = time.process_time()  # the wait for another run's fit is not this fit's cost
+                generator.fit(_generator_data(spec, train, classic, seed), checkpoints=pool_dir)
+                shared[key] = (generator, _pool_fit_seconds(generator, pool_dir, time.process_time() - started))
         generator, seconds = shared[key]
         generator.use_examples(_generator_data(spec, real, classic, seed))
         return generator, round(seconds, 2)
@@ -831,6 +838,35 @@ def _fit(spec: GeneratorSpec, real: LabelledData, train: LabelledData, seed: int
     if fitted_dir is not None:
         _keep_fit(generator, fitted_dir, seconds)
     return generator, seconds
+
+
+@contextlib.contextmanager
+def _pool_fit_lock(pool_dir: Optional[Path], waiting: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Hold ``<pool_dir>.lock`` while a pool fit trains or loads: two runs sharing a cache root (the
+    benchmarks run one script per core, one dataset name per classifier) would otherwise train the
+    same fit into one checkpoint folder at once, each resuming from the other's checkpoints. The
+    second run waits (``waiting`` is called once, when it has to) and then loads the finished fit.
+    An advisory ``flock``: released by the kernel when its holder dies, so a killed run never
+    leaves the fit locked. Without ``fcntl`` (not POSIX) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover -- Windows
+        fcntl = None
+    if pool_dir is None or fcntl is None:
+        yield
+        return
+    pool_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(pool_dir.parent / f"{pool_dir.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pool_fit_seconds(generator, pool_dir: Optional[Path], seconds: float) -> float:
