@@ -49,6 +49,7 @@ from pydantic import Field
 from torch import nn
 
 from .config import GeneratorConfig
+from .files import write_atomically
 from .progress import ProgressCallback, ProgressEvent
 
 CHECKPOINT_DIR = "checkpoints"
@@ -280,14 +281,6 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str = "") -
     return path
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def latest_checkpoint(phase_dir: Path) -> Optional[Path]:
     """The newest complete checkpoint of a phase, or None."""
     folder = phase_dir / CHECKPOINT_DIR
@@ -404,7 +397,7 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step-{self.step:06d}.pt"
         state = self._checkpoint_state(elapsed)
-        _write_atomically(path, lambda tmp: torch.save(state, tmp))
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
         old = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name)))
         for _, stale in old[:-_KEEP_CHECKPOINTS]:
             stale.unlink(missing_ok=True)
@@ -569,7 +562,7 @@ class Trainer:
             return
         self.phase_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(row) + "\n" for row in self.history)
-        _write_atomically(self.phase_dir / HISTORY_FILE, lambda tmp: tmp.write_text(text))
+        write_atomically(self.phase_dir / HISTORY_FILE, lambda tmp: tmp.write_text(text))
 
 
 def read_history(phase_dir: Path) -> list[dict[str, float]]:

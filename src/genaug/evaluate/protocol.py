@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Optional
 
@@ -32,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.datasets import LabelledData, LabelledImages
+from ..files import write_atomically
 from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed, \
     uses_generative_classifier
 from ..generators.base import Samples, generator_kinds, get_generator_class
@@ -255,14 +254,10 @@ class CellCache:
             return
         cell["identity"] = identity
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary name of its own: two workers may write the same cell at once (a re-queued
-        # unit whose first run still goes on); each write is whole, the last one stays.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            tmp.write_text(json.dumps(cell, indent=1))
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # Two workers may write the same cell at once (a re-queued unit whose first run still goes
+        # on); each write is whole, the last one stays. A lost cell is only computed again: no fsync.
+        text = json.dumps(cell, indent=1)
+        write_atomically(path, lambda tmp: tmp.write_text(text), durable=False)
 
 
 class _Trainer:
@@ -883,9 +878,8 @@ def _pool_fit_seconds(generator, pool_dir: Optional[Path], seconds: float) -> fl
     trained = any(run.get("resumed_from", 0) < run.get("steps_done", 0) for run in runs)
     from_scratch = bool(runs) and all(run.get("resumed_from", 0) == 0 for run in runs)
     if trained and (from_scratch or not record.exists()):
-        temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}")
-        temporary.write_text(json.dumps({"cpu_seconds": round(seconds, 2)}))
-        os.replace(temporary, record)
+        text = json.dumps({"cpu_seconds": round(seconds, 2)})
+        write_atomically(record, lambda tmp: tmp.write_text(text))
         return seconds
     try:
         return float(json.loads(record.read_text())["cpu_seconds"])
