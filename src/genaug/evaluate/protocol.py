@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -28,6 +29,11 @@ from typing import Any, Callable, Iterator, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover -- not POSIX: pool fits run unlocked
+    fcntl = None
 
 from ..data.datasets import LabelledData, LabelledImages
 from ..files import write_atomically
@@ -842,26 +848,35 @@ def _pool_fit_lock(pool_dir: Optional[Path], waiting: Optional[Callable[[], None
     same fit into one checkpoint folder at once, each resuming from the other's checkpoints. The
     second run waits (``waiting`` is called once, when it has to) and then loads the finished fit.
     An advisory ``flock``: released by the kernel when its holder dies, so a killed run never
-    leaves the fit locked. Without ``fcntl`` (not POSIX) there is no lock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover -- Windows
-        fcntl = None
+    leaves the fit locked. Where there is no lock to be had (not POSIX, a file system that refuses
+    ``flock``, a lock file that cannot be created) the fit runs unlocked, as it did before."""
     if pool_dir is None or fcntl is None:
         yield
         return
-    pool_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(pool_dir.parent / f"{pool_dir.name}.lock", "a") as handle:
+    try:
+        pool_dir.parent.mkdir(parents=True, exist_ok=True)
+        # read-only is enough for flock, so a cache shared by several users locks as well
+        handle = os.open(pool_dir.parent / f"{pool_dir.name}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if waiting is not None:
                 waiting()
             fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # e.g. ENOLCK, EOPNOTSUPP: this file system has no flock
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)
 
 
 def _pool_fit_seconds(generator, pool_dir: Optional[Path], seconds: float) -> float:
