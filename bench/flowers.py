@@ -266,7 +266,8 @@ def target_lines(runs: list[dict]) -> list[str]:
             gap = "met" if d["mean"] >= 0.02 else "NOT met"
             line += (f"; best generator arm {best['plain_name']} {best['accuracy_mean']:.3f}, "
                      f"{d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}) vs real+classic "
-                     f"({'within noise' if d['within_noise'] else 'beyond noise'}): +0.02 target {gap}")
+                     f"({'within noise' if d['within_noise'] else 'beyond noise'} before the Holm correction "
+                     f"of the recommendation below): +0.02 target {gap} (judged by the mean)")
         if run["scenario"] in THESIS:
             t = THESIS[run["scenario"]]
             line += f"; thesis real {t['mixed test']['real']:.2f}, mixed {t['mixed test']['mixed']:.2f}"

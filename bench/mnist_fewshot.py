@@ -202,7 +202,8 @@ def classic_gap(rows: list[dict], classifier: str) -> list[str]:
         best = max(here, key=lambda r: r["delta_vs_classic"]["mean"])
         d = best["delta_vs_classic"]
         lines.append(f"{classifier}, n={n}: best arm {best['arm']} {d['mean']:+.3f} ({d['low']:+.3f} to "
-                     f"{d['high']:+.3f}) vs real+classic: +0.02 target {'met' if d['mean'] >= 0.02 else 'NOT met'}.")
+                     f"{d['high']:+.3f}) vs real+classic: +0.02 target {'met' if d['mean'] >= 0.02 else 'NOT met'} (judged by the mean; "
+                     f"the recommendation above says whether it is beyond noise after the Holm correction).")
     return lines
 
 
