@@ -13,7 +13,15 @@ A fixed test split of 100 images per class (split seed 0) never reaches a genera
   augmentation (2,250 images; the thesis had 2,235).
 
 Every scenario also runs "real+classic" and "balanced+classic" (enough generated images of the
-small class to reach the others' mean count, with classic augmentation). The thesis's
+small class to reach the others' mean count, with classic augmentation).
+
+Mixed batches: the runner draws half of every batch from the real images and half from the
+generated ones (``Protocol.real_fraction``). Here the generated images all belong to the target
+class, so every arm with generated images also trains on far more target images per batch than
+``real`` does (scenario 2 "mixed": 55 % tulips per batch against 10 % in ``real``): a class re-weighting
+beside whatever the generator adds. The ``augmented-copy`` generator is the control for that: its
+"generated" images are classic-augmented copies of the real target images, drawn in the same
+numbers and the same batch shares, so an arm that beats ``augmented-copy``'s beats re-weighting. The thesis's
 "tulip-only" test set is mirrored by the accuracy on every target image in neither the training
 nor the test split (the runner's ``score_unused``; scenarios 2 and 3, ~730 tulips), and by the
 target-class recall on the test split (every scenario).
@@ -77,6 +85,9 @@ def generator_configs(quick: bool, budget_scale: float) -> dict[str, tuple[str, 
     return {
         "dcgan": ("dcgan", {"mode": "per_class", "ngf": 32, "ndf": 32, "steps": s(2000), "batch_size": 32,
                             "checkpoint_every": 250, "sample_every": 500}, {"dcgan": {}}),
+        # The re-weighting control (module docstring): no model, copies of the real target images with
+        # the classic-augmentation arms' own settings (the protocol's 'strong' preset).
+        "augmented-copy": ("classic", {"preset": "strong"}, {"augmented-copy": {}}),
         "ddim": ("ddim", {"mode": "per_class", **unet, "steps": s(3000), "batch_size": 16, "checkpoint_every": 250,
                           "sample_every": 1000},
                  {"ddim": {"steps": sample_steps},
@@ -102,8 +113,10 @@ def scenario_specs(number: int, names: list[str], quick: bool, budget_scale: flo
                               arms=["real+synthetic"]),
                 SampleVariant(label=f"balanced:{label}", options=options, fill="mean",
                               arms=["real+synthetic+classic"])]
+        # The control copies the real target images themselves, not scenario 3's 15x augmented set.
+        copies = 1 if kind == "classic" else scenario["augment_copies"]
         specs.append(GeneratorSpec(label=name, kind=kind, config=config, classes=[scenario["target"]],
-                                   augment_copies=scenario["augment_copies"], variants=declared))
+                                   augment_copies=copies, variants=declared))
     return specs
 
 
@@ -293,7 +306,9 @@ def main() -> None:
     parser = setup(__doc__)
     parser.add_argument("--scenarios", default="2,3,1")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--generators", default="dcgan,ddim", help="comma separated, or 'none' (real arms only)")
+    parser.add_argument("--generators", default="dcgan,ddim,augmented-copy",
+                        help="comma separated (dcgan, ddim, augmented-copy: the re-weighting control), or 'none' "
+                             "(real arms only)")
     parser.add_argument("--classifier", default="cnn,lite0-linear", help="comma separated: every one runs")
     parser.add_argument("--arms", default="real,real+classic,real+synthetic,real+synthetic+classic",
                         help="comma separated runner arms (e.g. 'real' alone to compare classifiers)")
