@@ -1,5 +1,6 @@
 """Each generator arm against the augmented-copy control of the same form (mixed / balanced /
-in place of the real ones), paired bootstrap over seeds and test images, from flowers.json here.
+in place of the real ones), paired bootstrap over seeds and test images, from flowers.json here;
+p-values Holm-corrected over the scenario's comparisons.
 
     cd bench && python results/issue12/flowers-control/paired_vs_control.py
 """
@@ -12,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/
 from flowers import load_flowers, scenario_split  # noqa: E402
 from genaug.evaluate.metrics import decode_predictions  # noqa: E402
-from genaug.evaluate.statistics import paired_bootstrap_difference  # noqa: E402
+from genaug.evaluate.statistics import holm_adjust, paired_bootstrap_difference  # noqa: E402
 
 report = json.loads((Path(__file__).parent / "flowers.json").read_text())
 for scenario in sorted({int(c["dataset"][1]) for c in report["cells"]}):  # dataset "s<scenario>-<classifier>"
@@ -21,6 +22,7 @@ for scenario in sorted({int(c["dataset"][1]) for c in report["cells"]}):  # data
     by_arm = {}
     for c in cells:
         by_arm.setdefault(c["arm"], {})[c["seed"]] = decode_predictions(c["predictions"])
+    lines = []
     for arm in sorted(by_arm):
         if "[" not in arm or "augmented-copy" in arm:
             continue
@@ -29,5 +31,7 @@ for scenario in sorted({int(c["dataset"][1]) for c in report["cells"]}):  # data
         seeds = sorted(set(by_arm[arm]) & set(by_arm[control]))
         d = paired_bootstrap_difference({s: by_arm[arm][s] for s in seeds}, {s: by_arm[control][s] for s in seeds},
                                         test.labels, len(test.class_names), "accuracy")
-        print(f"scenario {scenario} {arm} vs {control}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
-              f"p={d['p_value']:.3f} seeds={seeds}")
+        lines.append((f"scenario {scenario} {arm} vs {control}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
+                      d["p_value"], seeds))
+    for (text, p, seeds), adjusted in zip(lines, holm_adjust([p for _, p, _ in lines])):
+        print(f"{text} p={p:.3f} Holm p={adjusted:.3f} ({len(lines)} comparisons) seeds={seeds}")
