@@ -307,8 +307,8 @@ def main() -> None:
     parser.add_argument("--scenarios", default="2,3,1")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--generators", default="dcgan,ddim",
-                        help="comma separated (dcgan, ddim; augmented-copy: the re-weighting control, asked for by "
-                             "name so that it is never reported as a generator arm), or 'none' (real arms only)")
+                        help="comma separated (dcgan, ddim; augmented-copy: the re-weighting control, not a default: "
+                             "asked for by name, beside the generators it checks), or 'none' (real arms only)")
     parser.add_argument("--classifier", default="cnn,lite0-linear", help="comma separated: every one runs")
     parser.add_argument("--arms", default="real,real+classic,real+synthetic,real+synthetic+classic",
                         help="comma separated runner arms (e.g. 'real' alone to compare classifiers)")
