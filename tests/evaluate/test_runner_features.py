@@ -5,6 +5,8 @@ score on the examples the draw left out; and evaluating a stored registry model,
 the test split overlaps what it was trained on. Real data (sklearn digits)."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -259,6 +261,8 @@ def test_a_finished_fit_is_reused_by_another_run_and_samples_the_same(digits_spl
                          variants=[SampleVariant(label="v", per_class=4, ratio=None, arms=["real+synthetic"])])
     protocol = Protocol(shots=[3], seeds=[0], classifier_steps=5, arms=["real+synthetic"])
     first = evaluate(train, test, [spec], protocol, dataset_name="first", cache_dir=tmp_path)
+    # without the kept draws (test below) the second run needs the generator itself again
+    shutil.rmtree(tmp_path / "samples")
     second = evaluate(train, test, [spec], protocol, dataset_name="second", cache_dir=tmp_path)
     assert fits == [30]
     a, b = first["cells"][0], second["cells"][0]
@@ -272,5 +276,67 @@ def test_a_finished_fit_is_reused_by_another_run_and_samples_the_same(digits_spl
     # a damaged kept fit is fitted again, not fatal (and not loaded)
     for weights in (tmp_path / "fitted").rglob("*.safetensors"):
         weights.write_bytes(b"torn")
+    shutil.rmtree(tmp_path / "samples")
     third = evaluate(train, test, [spec], protocol, dataset_name="third", cache_dir=tmp_path)
     assert fits == [30, 30, 30] and third["cells"][0]["predictions"] == a["predictions"]
+
+
+def test_a_draw_is_kept_and_loaded_instead_of_drawn_again(digits_split, tmp_path, monkeypatch):
+    """A run with another classifier (another dataset name, as the benchmarks use) or new arms
+    loads a generator's draw instead of fitting and sampling again, and its cells equal the first
+    run's; other sample options are another draw; a damaged file is drawn again, not fatal; a
+    filtered draw (its filters judge with a classifier) is never kept; tables are never kept."""
+    from genaug.generators.base import get_generator_class
+
+    train, test = digits_split
+    cls = get_generator_class("vae")
+    fits, draws = [], []
+    real_fit, real_sample = cls.fit, cls.sample
+
+    def counting_fit(self, data, **kwargs):
+        fits.append(len(data))
+        return real_fit(self, data, **kwargs)
+
+    def counting_sample(self, n, **kwargs):
+        draws.append(n)
+        return real_sample(self, n, **kwargs)
+
+    monkeypatch.setattr(cls, "fit", counting_fit)
+    monkeypatch.setattr(cls, "sample", counting_sample)
+
+    def spec(*variants):
+        return GeneratorSpec(label="g", kind="vae", config=TINY_VAE, variants=list(variants))
+
+    prior = SampleVariant(label="v", per_class=4, ratio=None, options={"sampler": "prior"},
+                          arms=["real+synthetic"])
+    protocol = Protocol(shots=[3], seeds=[0], classifier_steps=5, arms=["real+synthetic"])
+    first = evaluate(train, test, [spec(prior)], protocol, dataset_name="first", cache_dir=tmp_path)
+    assert fits == [30] and sum(draws) == 40
+    kept = list((tmp_path / "samples").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".npz"
+
+    second = evaluate(train, test, [spec(prior)], protocol, dataset_name="second", cache_dir=tmp_path)
+    assert fits == [30] and sum(draws) == 40  # neither fitted (nor loaded) nor sampled
+    a, b = first["cells"][0], second["cells"][0]
+    assert a["predictions"] == b["predictions"] and a["weighted_f1"] == b["weighted_f1"]
+    assert a["samples_per_class"] == b["samples_per_class"]
+    assert a["generator_fit_cpu_seconds"] == b["generator_fit_cpu_seconds"] > 0
+
+    # other sample options: another draw (from the kept fit: no new training)
+    other = prior.model_copy(update={"label": "w", "options": {"sampler": "interpolation"}})
+    evaluate(train, test, [spec(prior, other)], protocol, dataset_name="third", cache_dir=tmp_path)
+    assert fits == [30] and sum(draws) == 80
+    assert len(list((tmp_path / "samples").iterdir())) == 2
+
+    # a damaged draw is drawn again: the same images, so the same cell
+    for path in (tmp_path / "samples").iterdir():
+        path.write_bytes(b"torn")
+    fourth = evaluate(train, test, [spec(prior)], protocol, dataset_name="fourth", cache_dir=tmp_path)
+    assert sum(draws) == 120 and fourth["cells"][0]["predictions"] == a["predictions"]
+    assert not list((tmp_path / "samples").glob(".*.tmp"))
+
+    # a filtered draw is not kept
+    filtered = prior.model_copy(update={"label": "f", "filters": ["near-copy:0.6"]})
+    before = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    evaluate(train, test, [spec(filtered)], protocol, dataset_name="fifth", cache_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == before

@@ -4,6 +4,7 @@ warnings, and a recommendation that says when nothing helps. Real data (sklearn 
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 
 import numpy as np
@@ -329,6 +330,7 @@ def test_a_pool_fit_is_shared_by_every_run_under_one_cache_root(digits_split, tm
     monkeypatch.setattr(DiffusionGenerator, "fit", recording_fit)
     costs = []
     for name, steps in (("digits-cnn", 5), ("digits-other", 6)):  # other cells, the same pool fit
+        shutil.rmtree(tmp_path / "samples", ignore_errors=True)  # else the kept draw is all it needs
         result = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=steps,
                                                         arms=["real+synthetic"]), dataset_name=name, cache_dir=tmp_path)
         costs.append(result["cells"][0]["generator_fit_cpu_seconds"])
@@ -347,6 +349,7 @@ def test_a_pool_fit_is_shared_by_every_run_under_one_cache_root(digits_split, tm
     first.rename(legacy)
     (legacy / "fit.json").unlink()
     fits.clear()
+    shutil.rmtree(tmp_path / "samples")
     evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=7, arms=["real+synthetic"]),
              dataset_name="digits-new", cache_dir=tmp_path)
     [(third, again)] = fits

@@ -45,6 +45,7 @@ from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
 from .identity import cell_identity, fit_identity, fitted_key, sample_options, validated_config
+from .sample_cache import load_samples, sample_key, save_samples
 from .image_classifier import ClassifierBudget
 from .metrics import classification_metrics, encode_predictions
 
@@ -221,6 +222,13 @@ class CellCache:
                 except OSError:
                     continue
         return folder
+
+    def samples_path(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
+        """File of one kept draw of generated images (``sample_cache``), shared like ``fitted_dir``
+        by every dataset name under the cache root; None without a cache."""
+        if self.root is None:
+            return None
+        return self.root / "samples" / f"{_slug(spec.label)}-{key}.npz"
 
     def holds_other(self, n, seed, arm, identity: str) -> bool:
         """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
@@ -595,6 +603,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
     base_identity = cell_identity(protocol, classifier, train_fp, test_fp, ood=ood_fps)
     for n, seed in plan:
         real, left_out = draw_training_set(train, n, seed, protocol.shot_classes)
+        real_fp = real.fingerprint()
         unused = left_out if protocol.score_unused else None
         for base in BASE_ARMS:
             if base not in arms:
@@ -620,6 +629,33 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 cached = {name: cell if cell is None or cell.get("quality_samples") == protocol.quality_samples
                           else None for name, cell in cached.items()}
             generator, drawn = None, {}  # one fit per (spec, n, seed); one draw per variant
+            fit_seconds = 0.0
+            fit_id = fit_classic = fit_key = None
+            if spec.model is None:
+                fit_id = fit_identity(spec, train_fp)
+                # classic augmentation reaches the fit only through augmented copies
+                fit_classic = protocol.classic.model_dump(mode="json") if spec.augment_copies > 1 else None
+                fit_key = fitted_key(fit_id, "unlabeled pool" if spec.unlabeled_pool else real_fp, seed,
+                                     fit_classic)
+
+            def fitted_generator():
+                """The spec's generator for this (n, seed): fitted (or loaded) on first need only."""
+                nonlocal generator, fit_seconds
+                if generator is None and spec.model is not None:
+                    generator, fit_seconds = stored[spec.label], 0.0
+                elif generator is None:
+                    report(f"n={n} seed={seed} fit {spec.label}")
+                    work = cache.work_dir(spec, fit_id, n, seed)
+                    if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
+                        fitted, pool = None, cache.pool_dir(spec, fit_id, seed, fit_classic)
+                    else:
+                        fitted, pool = cache.fitted_dir(spec, fit_key), None
+                    generator, fit_seconds = _fit(
+                        spec, real, train, seed, shared, work, protocol.classic, fitted, pool,
+                        waiting=lambda: report(f"n={n} seed={seed} waiting for another run's fit of "
+                                               f"{spec.label} (same cache)"))
+                return generator
+
             for name, base, variant in spec_arms:
                 cell = cached[name]
                 if cell is None and cached_only:  # held elsewhere, or here without the quality numbers asked for
@@ -627,39 +663,33 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                                     or cache.get(n, seed, name, identities[name]) is not None))
                     continue
                 if cell is None:
-                    if generator is None and spec.model is not None:
-                        generator, fit_seconds = stored[spec.label], 0.0
-                    elif generator is None:
-                        report(f"n={n} seed={seed} fit {spec.label}")
-                        fit_id = fit_identity(spec, train_fp)
-                        work = cache.work_dir(spec, fit_id, n, seed)
-                        # classic augmentation reaches the fit only through augmented copies
-                        classic = protocol.classic.model_dump(mode="json") if spec.augment_copies > 1 else None
-                        if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
-                            fitted = None
-                            pool = cache.pool_dir(spec, fit_id, seed, classic)
-                        else:
-                            fitted = cache.fitted_dir(spec, fitted_key(fit_id, real.fingerprint(), seed, classic))
-                            pool = None
-                        generator, fit_seconds = _fit(
-                            spec, real, train, seed, shared, work, protocol.classic, fitted, pool,
-                            waiting=lambda: report(f"n={n} seed={seed} waiting for another run's fit of "
-                                                   f"{spec.label} (same cache)"))
                     if variant.label not in drawn:
                         sampled = _sampled_classes(spec, real)
                         counts = _counts(real, variant, sampled)
-                        samples = _sample(generator, counts, variant, seed, spec, real, trainer.feature_cache)
+                        # A draw is kept (sample_cache) unless filters judge it or a stored model makes it.
+                        keep = None
+                        if isinstance(real, LabelledImages) and not variant.filters and spec.model is None:
+                            keep = cache.samples_path(spec, sample_key(
+                                fit_key, real_fp, sample_options(spec, variant), counts, seed))
+                        kept = load_samples(keep, list(real.class_names))
+                        if kept is not None:
+                            samples, draw_fit_seconds = kept
+                        else:
+                            samples = _sample(fitted_generator(), counts, variant, seed, spec, real,
+                                              trainer.feature_cache)
+                            draw_fit_seconds = fit_seconds
+                            save_samples(keep, samples, draw_fit_seconds)
                         quality = arm_quality(real, samples, protocol.quality_samples, seed,
                                               trainer.feature_cache) \
                             if protocol.quality_samples else None
                         negatives = None
                         if variant.negatives is not None:
-                            negatives = _sample_negatives(generator, spec, variant, real, sampled, seed)
+                            negatives = _sample_negatives(fitted_generator(), spec, variant, real, sampled, seed)
                             if protocol.quality_samples:  # how near is "near": the card against their source classes
                                 negatives["quality"] = arm_quality(real, negatives["samples"], protocol.quality_samples,
                                                                    seed, trainer.feature_cache)
-                        drawn[variant.label] = (counts, samples, quality, negatives)
-                    counts, samples, quality, negatives = drawn[variant.label]
+                        drawn[variant.label] = (counts, samples, quality, negatives, draw_fit_seconds)
+                    counts, samples, quality, negatives, draw_fit_seconds = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
                     report(f"n={n} seed={seed} {name}")
@@ -678,7 +708,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                                              **({"quality": negatives.get("quality")} if protocol.quality_samples
                                                 else {})}
                     cell.update({"generator": spec.label, "variant": variant.label, "kind": spec.kind,
-                                 "generator_fit_cpu_seconds": fit_seconds,
+                                 "generator_fit_cpu_seconds": draw_fit_seconds,
                                  "filter_stats": samples.stats, "filters": list(variant.filters),
                                  **({"quality": quality, "quality_samples": protocol.quality_samples}
                                     if protocol.quality_samples else {}),
