@@ -140,6 +140,11 @@ def test_the_negatives_arm_trains_on_the_same_positives_with_negatives_added(spl
     assert zero["predictions"] == pos["predictions"]
     assert zero["ood"] == pos["ood"]
     assert cross["ood"] != pos["ood"]
+    # Another run loads the positives it kept (cache/samples/) and draws the negatives from the
+    # kept fit again: the same cells.
+    again = evaluate(train, test, [spec], protocol, cache_dir=tmp_path, ood=ood, dataset_name="again")
+    assert [(c["arm"], c["predictions"], c["ood"]) for c in again["cells"]] == \
+        [(c["arm"], c["predictions"], c["ood"]) for c in result["cells"]]
     # The negatives are part of the identity: another weight is another cell.
     classifier = resolve_classifier("supcon", "images")
     fps = train.fingerprint(), test.fingerprint()

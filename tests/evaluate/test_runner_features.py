@@ -283,9 +283,10 @@ def test_a_finished_fit_is_reused_by_another_run_and_samples_the_same(digits_spl
 
 def test_a_draw_is_kept_and_loaded_instead_of_drawn_again(digits_split, tmp_path, monkeypatch):
     """A run with another classifier (another dataset name, as the benchmarks use) or new arms
-    loads a generator's draw instead of fitting and sampling again, and its cells equal the first
-    run's; other sample options are another draw; a damaged file is drawn again, not fatal; a
-    filtered draw (its filters judge with a classifier) is never kept; tables are never kept."""
+    loads a generator's draw instead of fitting and sampling again: the same images bit for bit,
+    so the same cells; other sample options are another draw -- also an option left out against
+    one set to the kind's default when the config changed it; a damaged file is drawn again, not
+    fatal; a filtered draw (its filters judge with a classifier) is never kept."""
     from genaug.generators.base import get_generator_class
 
     train, test = digits_split
@@ -303,40 +304,50 @@ def test_a_draw_is_kept_and_loaded_instead_of_drawn_again(digits_split, tmp_path
 
     monkeypatch.setattr(cls, "fit", counting_fit)
     monkeypatch.setattr(cls, "sample", counting_sample)
+    # alpha 0.2 in the config, the kind's default 0.5: a variant that leaves alpha out draws at 0.2
+    config = {**TINY_VAE, "alpha": 0.2, "sampler": "interpolation"}
 
     def spec(*variants):
-        return GeneratorSpec(label="g", kind="vae", config=TINY_VAE, variants=list(variants))
+        return GeneratorSpec(label="g", kind="vae", config=config, variants=list(variants))
 
-    prior = SampleVariant(label="v", per_class=4, ratio=None, options={"sampler": "prior"},
-                          arms=["real+synthetic"])
+    plain = SampleVariant(label="v", per_class=4, ratio=None, arms=["real+synthetic"])
     protocol = Protocol(shots=[3], seeds=[0], classifier_steps=5, arms=["real+synthetic"])
-    first = evaluate(train, test, [spec(prior)], protocol, dataset_name="first", cache_dir=tmp_path)
+    first = evaluate(train, test, [spec(plain)], protocol, dataset_name="first", cache_dir=tmp_path)
     assert fits == [30] and sum(draws) == 40
     kept = list((tmp_path / "samples").iterdir())
     assert len(kept) == 1 and kept[0].suffix == ".npz"
 
-    second = evaluate(train, test, [spec(prior)], protocol, dataset_name="second", cache_dir=tmp_path)
+    second = evaluate(train, test, [spec(plain)], protocol, dataset_name="second", cache_dir=tmp_path)
     assert fits == [30] and sum(draws) == 40  # neither fitted (nor loaded) nor sampled
+    drawn, loaded = first["samples"]["g/v"][0], second["samples"]["g/v"][0]
+    assert loaded.data.dtype == np.uint8 and np.array_equal(drawn.data, loaded.data)
+    assert np.array_equal(drawn.labels, loaded.labels)
     a, b = first["cells"][0], second["cells"][0]
     assert a["predictions"] == b["predictions"] and a["weighted_f1"] == b["weighted_f1"]
     assert a["samples_per_class"] == b["samples_per_class"]
     assert a["generator_fit_cpu_seconds"] == b["generator_fit_cpu_seconds"] > 0
 
-    # other sample options: another draw (from the kept fit: no new training)
-    other = prior.model_copy(update={"label": "w", "options": {"sampler": "interpolation"}})
-    evaluate(train, test, [spec(prior, other)], protocol, dataset_name="third", cache_dir=tmp_path)
-    assert fits == [30] and sum(draws) == 80
+    # alpha set to the kind's default is another draw than alpha left out (0.2 from the config)
+    default = plain.model_copy(update={"label": "w", "options": {"alpha": 0.5}})
+    third = evaluate(train, test, [spec(plain, default)], protocol, dataset_name="third", cache_dir=tmp_path)
+    assert fits == [30] and sum(draws) == 80  # from the kept fit: no new training
     assert len(list((tmp_path / "samples").iterdir())) == 2
+    assert not np.array_equal(third["samples"]["g/w"][0].data, drawn.data)
 
-    # a damaged draw is drawn again: the same images, so the same cell
-    for path in (tmp_path / "samples").iterdir():
-        path.write_bytes(b"torn")
-    fourth = evaluate(train, test, [spec(prior)], protocol, dataset_name="fourth", cache_dir=tmp_path)
-    assert sum(draws) == 120 and fourth["cells"][0]["predictions"] == a["predictions"]
+    # a damaged draw (garbage, truncated, emptied) is drawn again: the same images, so the same cell
+    before = sum(draws)
+    for damage in (lambda body: b"torn", lambda body: body[: len(body) // 2], lambda body: b""):
+        for path in (tmp_path / "samples").iterdir():
+            path.write_bytes(damage(path.read_bytes()))
+        again = evaluate(train, test, [spec(plain)], protocol, dataset_name="again", cache_dir=tmp_path)
+        assert again["cells"][0]["predictions"] == a["predictions"]
+        assert np.array_equal(again["samples"]["g/v"][0].data, drawn.data)
+        (tmp_path / "again").rename(tmp_path / f"again-{sum(draws)}")  # its cells: computed anew next time
+    assert sum(draws) == before + 3 * 40
     assert not list((tmp_path / "samples").glob(".*.tmp"))
 
     # a filtered draw is not kept
-    filtered = prior.model_copy(update={"label": "f", "filters": ["near-copy:0.6"]})
-    before = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    filtered = plain.model_copy(update={"label": "f", "filters": ["near-copy:0.6"]})
+    names = sorted(p.name for p in (tmp_path / "samples").iterdir())
     evaluate(train, test, [spec(filtered)], protocol, dataset_name="fifth", cache_dir=tmp_path)
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == names

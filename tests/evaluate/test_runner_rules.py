@@ -145,7 +145,7 @@ def thyroid():
 TINY_TABLE_VAE = dict(mode="per_class", hidden=[16, 8], steps=20, batch_size=16)
 
 
-def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid):
+def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid, tmp_path):
     train, test = thyroid
     spec = GeneratorSpec(label="tvae", kind="tabular_vae", config=TINY_TABLE_VAE, variants=[SampleVariant(label="v")])
     with pytest.raises(ValueError, match="classic augmentation does not exist for table rows"):
@@ -156,8 +156,9 @@ def test_table_arms_refuse_classic_and_the_mlp_keeps_the_budget(thyroid):
                  Protocol(shots=[5], seeds=[0], arms=["real"]))
     with pytest.raises(ValueError, match="classifier: 'cnn' is not a classifier for table"):
         evaluate(train, test, [], Protocol(shots=[5], seeds=[0], classifier="cnn"))
-    result = evaluate(train, test, [spec], Protocol(shots=[5], seeds=[0], classifier_steps=15))
+    result = evaluate(train, test, [spec], Protocol(shots=[5], seeds=[0], classifier_steps=15), cache_dir=tmp_path)
     assert result["arms"] == ["real", "synthetic", "real+synthetic"], "default arms for tables: no classic"
+    assert not (tmp_path / "samples").exists(), "table rows are cheap to draw: never kept"
     assert {c["arm"] for c in result["cells"]} == {"real", "synthetic[tvae/v]", "real+synthetic[tvae/v]"}
     for cell in result["cells"]:  # 15 real rows, 15 synthetic, 30 mixed: 64 rows every step all the same
         assert cell["budget_used"] == {"steps": 15, "examples_per_step": 64, "examples": 15 * 64}, cell["arm"]
@@ -340,6 +341,10 @@ def test_a_pool_fit_is_shared_by_every_run_under_one_cache_root(digits_split, tm
     assert all(start == 0 for start, _ in trained)
     assert [total for _, total in resumed] == [total for _, total in trained]
     assert all(start == total > 0 for start, total in resumed), "the second run must load the fit, not train it"
+    # With the draw kept (cache/samples/) a third classifier's run needs no generator at all
+    kept = evaluate(train, test, [spec], Protocol(shots=[2], seeds=[0], classifier_steps=8, arms=["real+synthetic"]),
+                    dataset_name="digits-third", cache_dir=tmp_path)
+    assert len(fits) == 2 and kept["cells"][0]["generator_fit_cpu_seconds"] == costs[0]
     # An earlier version kept the pool fit under one dataset's folder, with no record of its cost:
     # a run under another dataset name moves it to the shared place and loads it, not refits it.
     from genaug.evaluate.identity import fit_identity

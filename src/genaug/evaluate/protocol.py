@@ -45,7 +45,7 @@ from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
 from .identity import cell_identity, fit_identity, fitted_key, sample_options, validated_config
-from .sample_cache import load_samples, sample_key, save_samples
+from .sample_cache import load_samples, sample_key, save_samples, set_options
 from .image_classifier import ClassifierBudget
 from .metrics import classification_metrics, encode_predictions
 
@@ -670,10 +670,11 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         keep = None
                         if isinstance(real, LabelledImages) and not variant.filters and spec.model is None:
                             keep = cache.samples_path(spec, sample_key(
-                                fit_key, real_fp, sample_options(spec, variant), counts, seed))
-                        kept = load_samples(keep, list(real.class_names))
-                        if kept is not None:
-                            samples, draw_fit_seconds = kept
+                                fit_key, real_fp, set_options(get_generator_class(spec.kind), variant.options),
+                                counts, seed))
+                        loaded = load_samples(keep, list(real.class_names), counts)
+                        if loaded is not None:
+                            samples, draw_fit_seconds = loaded
                         else:
                             samples = _sample(fitted_generator(), counts, variant, seed, spec, real,
                                               trainer.feature_cache)

@@ -8,8 +8,9 @@ the next time the same draw is asked for.
 
 A draw's key holds everything that decides its images: the finished fit's key (the kind, its
 code version, the validated config, the data it learned, the seed and any classic augmentation
-that expanded it), the few-shot images it varies (their fingerprint), the validated sample
-options, the class counts and the seed. Images only (``uint8``, stored losslessly: a loaded draw
+that expanded it), the few-shot images it varies (their fingerprint), the sample options the
+call sets (validated; an option left out takes the config's value, which the fit key holds), the
+class counts, the seed and the runner's own drawing rules (``DRAW_VERSION``). Images only (``uint8``, stored losslessly: a loaded draw
 is the drawn one, bit for bit); table rows are cheap to draw and are not kept, nor are draws
 through filters (they judge with a classifier whose precision depends on the machine), nor those
 of a stored registry model.
@@ -17,7 +18,6 @@ of a stored registry model.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Optional
@@ -28,29 +28,47 @@ from ..files import write_atomically
 from ..generators.base import Samples
 
 FORMAT = 1  # bumped when the file layout changes: older files are then drawn again
+# Bumped when the runner's drawing rules change (``protocol._sample``: the per-class seed, the label
+# mapping of a generator fitted on some classes, the empty draw): older draws are then drawn again.
+DRAW_VERSION = 1
+
+
+def set_options(kind_class, options: dict) -> dict:
+    """The options a sample call sets, validated, aliases resolved: what replaces the fit's config
+    values. (Not the options with the kind's defaults filled in: a config that changed an
+    option's default draws otherwise than a call that sets that default.)"""
+    return kind_class.validate_sample_options(options).model_dump(mode="json", exclude_unset=True)
 
 
 def sample_key(fit_key: str, real_fingerprint: str, options: dict, counts: dict[int, int], seed: int) -> str:
-    """Identity of one draw: the finished fit, the images it varies, the options, counts and seed."""
+    """Identity of one draw: the finished fit, the images it varies, the options the call sets
+    (``set_options``), the class counts and the seed."""
     document = {"fit": fit_key, "real": real_fingerprint, "options": options,
-                "counts": {str(c): int(k) for c, k in sorted(counts.items())}, "seed": seed, "format": FORMAT}
+                "counts": {str(c): int(k) for c, k in sorted(counts.items())}, "seed": seed, "format": FORMAT,
+                "draw": DRAW_VERSION}
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_samples(path: Optional[Path], class_names: list[str]) -> Optional[tuple[Samples, float]]:
-    """(samples, the fit's CPU seconds) kept at ``path``, or None when there is none or it cannot
-    be read (it is then drawn again; a damaged file is never fatal)."""
+def load_samples(path: Optional[Path], class_names: list[str], counts: dict[int, int]) -> Optional[tuple[Samples, float]]:
+    """(samples, the fit's CPU seconds) kept at ``path``, or None when there is none or it cannot be
+    read or does not hold the draw asked for (``counts``: class index -> number): it is then drawn
+    again. A damaged file is never fatal."""
     if path is None or not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
-            if meta.get("format") != FORMAT or meta.get("class_names") != list(class_names):
-                return None
-            samples = Samples(stored["images"], stored["labels"].astype(np.int64), list(class_names),
-                              meta["provenance"], meta["stats"])
+            images, labels = stored["images"], stored["labels"].astype(np.int64)
+        if meta.get("format") != FORMAT or meta.get("class_names") != list(class_names):
+            return None
+        held = dict(zip(*np.unique(labels, return_counts=True)))
+        wanted = {int(c): int(k) for c, k in counts.items() if k > 0}
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels) or \
+                {int(c): int(k) for c, k in held.items()} != wanted:
+            return None
+        samples = Samples(images, labels, list(class_names), list(meta["provenance"]), dict(meta["stats"]))
         return samples, float(meta["fit_cpu_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except Exception:  # noqa: BLE001 -- torn, truncated, emptied or foreign: drawn again, never fatal
         return None
 
 
@@ -61,11 +79,14 @@ def save_samples(path: Optional[Path], samples: Samples, fit_cpu_seconds: float)
         return
     meta = {"format": FORMAT, "class_names": list(samples.class_names), "provenance": samples.provenance,
             "stats": samples.stats, "fit_cpu_seconds": fit_cpu_seconds}
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=samples.data, labels=np.asarray(samples.labels),
-                        meta=np.array(json.dumps(meta, default=str)))
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:  # a handle: np.savez would add ".npz" to a path
+            np.savez_compressed(handle, images=samples.data, labels=np.asarray(samples.labels),
+                                meta=np.array(json.dumps(meta, default=str)))
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda tmp: tmp.write_bytes(buffer.getvalue()), durable=False)
+        write_atomically(path, write, durable=False)
     except OSError:
         pass
