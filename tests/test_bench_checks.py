@@ -129,3 +129,23 @@ def test_every_validation_pool_names_its_own_report():
     assert _select_check.pool_suffix(0) == _select_check.pool_suffix(None) == "_shalf"
     assert _select_check.pool_suffix(None, 100) == "_shalf_pc100" and _select_check.pool_suffix(500) == "_s500"
     assert _select_check.pool_suffix(_select_check.VALIDATION_SIZE, 100) == f"_s{_select_check.VALIDATION_SIZE}_pc100"
+
+
+def test_the_flowers_control_is_never_the_best_generator_arm():
+    """bench/flowers.py's re-weighting control (augmented-copy) is reported beside the generator
+    arms, never as the best of them (``is_control`` also keeps it out of the recommendation)."""
+    import flowers
+
+    def delta(mean):
+        return {"mean": mean, "low": mean - 0.03, "high": mean + 0.03, "within_noise": True, "p_value": 0.5}
+
+    rows = [{"arm": "real", "n": 150, "accuracy_mean": 0.60},
+            {"arm": "real+classic", "n": 150, "accuracy_mean": 0.61},
+            {"arm": "real+synthetic[ddim/mixed:ddim]", "plain_name": "ddim arm", "n": 150, "accuracy_mean": 0.62,
+             "delta_vs_classic": delta(0.01)},
+            {"arm": "real+synthetic[augmented-copy/mixed:augmented-copy]", "plain_name": "control arm", "n": 150,
+             "accuracy_mean": 0.66, "delta_vs_classic": delta(0.05)}]
+    [line] = flowers.target_lines([{"scenario": 2, "classifier": "cnn", "rows": rows}])
+    assert "best generator arm ddim arm 0.620" in line and "target NOT met" in line
+    assert "control's best arm (augmented-copy, no model) control arm 0.660" in line
+    assert flowers.is_control(rows[3]["arm"]) and not flowers.is_control(rows[2]["arm"])
