@@ -130,3 +130,26 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                                            "draw_margin": DRAW_MARGIN,
                                            "lite0": [LITE0_VERSION, LITE0_INPUT_SIZE, LITE0_NORMALISATION]}
     return _hash(relevant)
+
+
+# A kept draw of generated images (``sample_cache``): its file layout and the runner's drawing rules
+# (``protocol._sample``: the per-class seed, the label mapping of a generator fitted on some classes,
+# the empty draw). Bump either and older draws are drawn again.
+SAMPLES_FORMAT = 1
+DRAW_VERSION = 1
+
+
+def set_options(kind_class, options: dict) -> dict:
+    """The options a sample call sets, validated, aliases resolved: what replaces the fit's config
+    values. (Not the options with the kind's defaults filled in: a config that changed an
+    option's default draws otherwise than a call that sets that default.)"""
+    return kind_class.validate_sample_options(options).model_dump(mode="json", exclude_unset=True)
+
+
+def sample_key(fit_key: str, real_fingerprint: str, options: dict, counts: dict[int, int], seed: int) -> str:
+    """Identity of one draw: the finished fit, the images it varies, the options the call sets
+    (``set_options``), the class counts and the seed."""
+    document = {"fit": fit_key, "real": real_fingerprint, "options": options,
+                "counts": {str(c): int(k) for c, k in sorted(counts.items())}, "seed": seed, "format": SAMPLES_FORMAT,
+                "draw": DRAW_VERSION}
+    return _hash(document)

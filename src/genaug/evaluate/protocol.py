@@ -44,8 +44,9 @@ from ..generators.classic import ClassicConfig, build_augmentation
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
-from .identity import cell_identity, fit_identity, fitted_key, sample_options, validated_config
-from .sample_cache import load_samples, sample_key, save_samples, set_options
+from .identity import (cell_identity, fit_identity, fitted_key, sample_key, sample_options, set_options,
+                       validated_config)
+from .sample_cache import load_samples, save_samples
 from .image_classifier import ClassifierBudget
 from .metrics import classification_metrics, encode_predictions
 

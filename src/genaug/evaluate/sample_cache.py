@@ -10,14 +10,13 @@ A draw's key holds everything that decides its images: the finished fit's key (t
 code version, the validated config, the data it learned, the seed and any classic augmentation
 that expanded it), the few-shot images it varies (their fingerprint), the sample options the
 call sets (validated; an option left out takes the config's value, which the fit key holds), the
-class counts, the seed and the runner's own drawing rules (``DRAW_VERSION``). Images only (``uint8``, stored losslessly: a loaded draw
+class counts, the seed and the runner's own drawing rules (``identity.DRAW_VERSION``). Images only (``uint8``, stored losslessly: a loaded draw
 is the drawn one, bit for bit); table rows are cheap to draw and are not kept, nor are draws
 through filters (they judge with a classifier whose precision depends on the machine), nor those
 of a stored registry model.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -26,27 +25,7 @@ import numpy as np
 
 from ..files import write_atomically
 from ..generators.base import Samples
-
-FORMAT = 1  # bumped when the file layout changes: older files are then drawn again
-# Bumped when the runner's drawing rules change (``protocol._sample``: the per-class seed, the label
-# mapping of a generator fitted on some classes, the empty draw): older draws are then drawn again.
-DRAW_VERSION = 1
-
-
-def set_options(kind_class, options: dict) -> dict:
-    """The options a sample call sets, validated, aliases resolved: what replaces the fit's config
-    values. (Not the options with the kind's defaults filled in: a config that changed an
-    option's default draws otherwise than a call that sets that default.)"""
-    return kind_class.validate_sample_options(options).model_dump(mode="json", exclude_unset=True)
-
-
-def sample_key(fit_key: str, real_fingerprint: str, options: dict, counts: dict[int, int], seed: int) -> str:
-    """Identity of one draw: the finished fit, the images it varies, the options the call sets
-    (``set_options``), the class counts and the seed."""
-    document = {"fit": fit_key, "real": real_fingerprint, "options": options,
-                "counts": {str(c): int(k) for c, k in sorted(counts.items())}, "seed": seed, "format": FORMAT,
-                "draw": DRAW_VERSION}
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
+from .identity import SAMPLES_FORMAT as FORMAT  # the file layout; a draw's key is ``identity.sample_key``
 
 
 def load_samples(path: Optional[Path], class_names: list[str], counts: dict[int, int]) -> Optional[tuple[Samples, float]]:
