@@ -62,6 +62,28 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     return {**defaults, **given}
 
 
+def options_set_over_config(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
+    """The options the variant sets to the kind's default where the config has another value.
+
+    ``sample_options`` fills a left-out option with the kind's default, while the draw takes the
+    config's value: under a config that changed an option, leaving it out and setting it to the
+    default would hash alike yet draw differently. Only these settings add to a cell's identity
+    (every other cell keeps its hash)."""
+    cls = get_generator_class(spec.kind)
+    declared = cls.sample_options()
+    aliases = cls.SampleOptions.aliases
+    config = validated_config(spec)
+    marked = {}
+    for name, value in variant.options.items():
+        name = aliases.get(name, name)
+        field = cls.SampleOptions.config_fields.get(name)
+        if field is None or "default" not in declared.get(name, {}):
+            continue
+        if value == declared[name]["default"] and config.get(field) != value:
+            marked[name] = value
+    return marked
+
+
 def fit_identity(spec: "GeneratorSpec", train_fingerprint: str) -> str:
     """Identity of a generator fit (its checkpoint folder): kind, version, config, pool, data."""
     cls = get_generator_class(spec.kind)
@@ -111,6 +133,8 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
             # the classifier the old default draw was unfiltered and hashed as it does now.
             options = {**options, "filter": False}
         relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
+        if over_config := options_set_over_config(spec, variant):
+            relevant["variant"]["set_over_config"] = over_config
         if variant.negatives is not None:  # absent otherwise: cells without negatives hash as before
             from .contrastive import SUPCON_VERSION
             from .protocol import NEGATIVE_SEED_OFFSET, NEGATIVES_VERSION, negatives_variant
@@ -119,6 +143,8 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
                 **variant.negatives.model_dump(mode="json", exclude={"options"}),
                 "options": sample_options(spec, negatives_variant(spec, variant)),
                 "seed_offset": NEGATIVE_SEED_OFFSET, "supcon": SUPCON_VERSION}
+            if over_config := options_set_over_config(spec, negatives_variant(spec, variant)):
+                relevant["variant"]["negatives"]["set_over_config"] = over_config
             if NEGATIVES_VERSION != 1:  # version 1 hashed without the key (cells cached then stay valid)
                 relevant["variant"]["negatives"]["version"] = NEGATIVES_VERSION
         if variant.filters:

@@ -85,6 +85,9 @@ class SampleOptions(pydantic.BaseModel):
     # Options declared after evaluation cells were cached with the kind: their defaults stay out of a
     # cell's identity so that those cells keep their hash (a variant that sets one still hashes it).
     identity_defaults_exclude: ClassVar[frozenset[str]] = frozenset()
+    # {option: config field} for the options that mirror a config field (``options_from_config``):
+    # left out of a call, such an option takes the model's config value, not the default here.
+    config_fields: ClassVar[dict[str, str]] = {}
 
     def overrides(self) -> dict[str, Any]:
         """The options this call set, by name (what replaces the model's config values)."""
@@ -101,7 +104,9 @@ def options_from_config(name: str, config_class: type[pydantic.BaseModel], field
         info = copy.copy(config_class.model_fields[field_name])
         definitions[option] = (info.annotation, info)
     definitions.update(extra)
-    return pydantic.create_model(name, __base__=base, **definitions)
+    model = pydantic.create_model(name, __base__=base, **definitions)
+    model.config_fields = dict(fields)
+    return model
 
 
 def resolve_seed(seed: Optional[int]) -> int:
