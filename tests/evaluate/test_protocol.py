@@ -98,6 +98,31 @@ def test_cells_restored_from_a_results_file_are_reused_but_not_under_other_setti
     assert stale["cells"] == [], "a restored cell computed under other settings must not be reused"
 
 
+def test_cells_of_one_arm_restored_from_two_results_files_are_both_kept(digits_split, tmp_path):
+    # Two committed results files hold the same arms under other settings (e.g. fp32 and bf16
+    # features): restored into one cache, each run finds its own cells, whichever came first.
+    from genaug.evaluate.protocol import CellCache
+
+    train, test = digits_split
+    protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
+    other = protocol.model_copy(update={"classifier_steps": 21})
+    first = evaluate(train, test, [_spec(ratio=1.0)], protocol, cache_dir=tmp_path / "a")
+    second = evaluate(train, test, [_spec(ratio=1.0)], other, cache_dir=tmp_path / "b")
+    assert [c["identity"] for c in first["cells"]] != [c["identity"] for c in second["cells"]]
+    cache = CellCache(tmp_path / "new", "data")
+    assert [cache.restore(c) for c in first["cells"] + second["cells"]] == [True] * 4
+    assert [cache.restore(c) for c in second["cells"] + first["cells"]] == [False] * 4
+    for run, wanted in ((protocol, first), (other, second)):
+        found = evaluate(train, test, [_spec(ratio=1.0)], run, cache_dir=tmp_path / "new", cached_only=True)
+        assert [(c["arm"], c["weighted_f1"], c["identity"]) for c in found["cells"]] == \
+            [(c["arm"], c["weighted_f1"], c["identity"]) for c in wanted["cells"]]
+    # A damaged cell file is computed again, not fatal.
+    assert first["cells"][0]["arm"] == "real"
+    (path,) = [p for p in (tmp_path / "new").rglob("real.json")]
+    path.write_text("{not json")
+    assert cache.get(2, 0, "real", first["cells"][0]["identity"]) is None
+
+
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
     train, test = digits_split
     from genaug.generators.vae import ImageVAE

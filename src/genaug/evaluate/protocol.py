@@ -243,23 +243,43 @@ class CellCache:
         except (OSError, ValueError):
             return True
 
+    def _restored_path(self, n, seed, arm, identity: str) -> Optional[Path]:
+        """Where ``restore`` keeps a cell whose (n, seed, arm) file holds another identity."""
+        path = self._path(n, seed, arm)
+        return None if path is None else path.with_name(f"{path.stem}@{_slug(identity)}.json")
+
     def get(self, n, seed, arm, identity: str) -> Optional[dict]:
         """The cached cell, or None -- also when it was computed under other settings."""
-        path = self._path(n, seed, arm)
-        if path is None or not path.exists():
-            return None
-        cell = json.loads(path.read_text())
-        return cell if cell.get("identity") == identity else None
+        for path in (self._path(n, seed, arm), self._restored_path(n, seed, arm, identity)):
+            if path is None or not path.exists():
+                continue
+            try:
+                cell = json.loads(path.read_text())
+            except (OSError, ValueError):  # an unreadable cell is computed again
+                continue
+            if cell.get("identity") == identity:
+                return cell
+        return None
 
     def restore(self, cell: dict) -> bool:
         """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
         "identity"}``) unless that cell is cached already; True when it was written. Its identity
-        travels with it, so ``get`` still refuses it under other settings."""
-        path = self._path(cell["n"], cell["seed"], cell["arm"])
-        if path is None or path.exists() or "identity" not in cell:
+        travels with it, so ``get`` still refuses it under other settings.
+
+        Where the (n, seed, arm) file holds a cell of another identity (another results file of the
+        same arm: fp32 and bf16 features, other budgets), the restored cell is kept beside it under
+        its identity and both stay found: neither the first file restored nor the last one run wins."""
+        if "identity" not in cell:
+            return False
+        n, seed, arm, identity = cell["n"], cell["seed"], cell["arm"], cell["identity"]
+        path = self._path(n, seed, arm)
+        if path is None or self.get(n, seed, arm, identity) is not None:
             return False
         body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
-        self.put(cell["n"], cell["seed"], cell["arm"], body, cell["identity"])
+        if not path.exists():
+            self.put(n, seed, arm, body, identity)
+        else:
+            self._write(self._restored_path(n, seed, arm, identity), {**body, "identity": identity})
         return True
 
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
@@ -268,6 +288,10 @@ class CellCache:
         if path is None:
             return
         cell["identity"] = identity
+        self._write(path, cell)
+
+    @staticmethod
+    def _write(path: Path, cell: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Two workers may write the same cell at once (a re-queued unit whose first run still goes
         # on); each write is whole, the last one stays. A lost cell is only computed again: no fsync.
