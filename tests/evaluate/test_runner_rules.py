@@ -121,11 +121,11 @@ def test_an_explicit_default_and_an_omitted_one_are_the_same_cell(digits_split, 
 
 
 def test_an_option_set_to_the_kinds_default_under_a_config_that_changed_it_is_another_cell(digits_split, tmp_path):
-    # The config draws with alpha 0.9; a variant that leaves alpha out draws with 0.9, one that sets
-    # the kind's default 0.5 draws with 0.5: two draws, so two cells (not a stale reuse).
+    # The config interpolates with alpha 0.9; a variant that leaves alpha out draws with 0.9, one
+    # that sets the kind's default 0.5 draws with 0.5: two draws, so two cells (not a stale reuse).
     train, test = digits_split
     default_alpha = ImageVAE.SampleOptions.model_fields["alpha"].default
-    config = dict(TINY_VAE, alpha=0.9)
+    config = dict(TINY_VAE, sampler="interpolation", alpha=0.9)
     assert default_alpha != 0.9
 
     def spec(options):
@@ -138,7 +138,7 @@ def test_an_option_set_to_the_kinds_default_under_a_config_that_changed_it_is_an
     after = _stamps(tmp_path)
     assert after[cell] != before[cell], "the explicit default reused the cell drawn with the config's alpha"
     assert {n: t for n, t in after.items() if n != cell} == {n: t for n, t in before.items() if n != cell}
-    # Setting the config's own value draws as leaving it out: never the explicit default's cell.
+    # Setting the config's own value: not the explicit default's cell either.
     _run(train, test, tmp_path, spec=spec({"alpha": 0.9}))
     assert _stamps(tmp_path)[cell] != after[cell]
 

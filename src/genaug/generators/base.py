@@ -85,8 +85,10 @@ class SampleOptions(pydantic.BaseModel):
     # Options declared after evaluation cells were cached with the kind: their defaults stay out of a
     # cell's identity so that those cells keep their hash (a variant that sets one still hashes it).
     identity_defaults_exclude: ClassVar[frozenset[str]] = frozenset()
-    # {option: config field} for the options that mirror a config field (``options_from_config``):
-    # left out of a call, such an option takes the model's config value, not the default here.
+    # {option: config field} for the options that mirror a config field (``options_from_config``
+    # fills it; a kind that writes its options by hand and mirrors config fields must set it):
+    # left out of a call, such an option takes the model's config value, not the default here, and
+    # an evaluation cell's identity tells the two apart (``identity.options_set_over_config``).
     config_fields: ClassVar[dict[str, str]] = {}
 
     def overrides(self) -> dict[str, Any]:
