@@ -268,7 +268,8 @@ class CellCache:
 
         Where the (n, seed, arm) file holds a cell of another identity (another results file of the
         same arm: fp32 and bf16 features, other budgets), the restored cell is kept beside it under
-        its identity and both stay found: neither the first file restored nor the last one run wins."""
+        its identity and both stay found: the first file restored no longer shadows the others. (A cell a
+        run computes still replaces the arm's main file; the next restore puts the other back beside it.)"""
         if "identity" not in cell:
             return False
         n, seed, arm, identity = cell["n"], cell["seed"], cell["arm"], cell["identity"]
