@@ -40,12 +40,17 @@ def validated_config(spec: "GeneratorSpec") -> dict:
         raise ValueError(f"generator '{spec.label}': invalid {spec.kind} config: {error}") from None
 
 
+def _given_options(cls: type, variant: "SampleVariant") -> dict:
+    """The variant's options under their canonical names ("solver" -> "scheduler")."""
+    aliases = cls.SampleOptions.aliases
+    return {aliases.get(name, name): value for name, value in variant.options.items()}
+
+
 def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     """The variant's sample options over the kind's declared defaults; unknown names refused."""
     cls = get_generator_class(spec.kind)
     declared = cls.sample_options()
-    aliases = cls.SampleOptions.aliases
-    given = {aliases.get(name, name): value for name, value in variant.options.items()}  # "solver" -> "scheduler"
+    given = _given_options(cls, variant)
     unknown = sorted(set(given) - set(declared))
     if "filter" in unknown and spec.kind in FORMER_FILTER_OPTION:
         raise ValueError(f"generator '{spec.label}' variant '{variant.label}': the 'filter' option is gone; the "
@@ -62,20 +67,20 @@ def sample_options(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
     return {**defaults, **given}
 
 
-def options_set_over_config(spec: "GeneratorSpec", variant: "SampleVariant") -> dict:
+def options_set_over_config(spec: "GeneratorSpec", variant: "SampleVariant",
+                            config: Optional[dict] = None) -> dict:
     """The options the variant sets to the kind's default where the config has another value.
 
     ``sample_options`` fills a left-out option with the kind's default, while the draw takes the
     config's value: under a config that changed an option, leaving it out and setting it to the
     default would hash alike yet draw differently. Only these settings add to a cell's identity
-    (every other cell keeps its hash)."""
+    (every other cell keeps its hash). ``config``: the spec's validated config, when the caller
+    already has it."""
     cls = get_generator_class(spec.kind)
     declared = cls.sample_options()
-    aliases = cls.SampleOptions.aliases
-    config = validated_config(spec)
+    config = validated_config(spec) if config is None else config
     marked = {}
-    for name, value in variant.options.items():
-        name = aliases.get(name, name)
+    for name, value in _given_options(cls, variant).items():
         field = cls.SampleOptions.config_fields.get(name)
         if field is None or "default" not in declared.get(name, {}):
             continue
@@ -116,15 +121,16 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
         relevant["ood"] = {"sets": dict(ood), "version": OOD_VERSION}
     if spec is not None:
         assert variant is not None, "a generator arm's identity needs its sample variant"
+        config = validated_config(spec)
         relevant["generator"] = {"kind": spec.kind, "version": get_generator_class(spec.kind).version,
-                                 "config": validated_config(spec), "unlabeled_pool": spec.unlabeled_pool,
+                                 "config": config, "unlabeled_pool": spec.unlabeled_pool,
                                  "classes": spec.classes, "augment_copies": spec.augment_copies,
                                  # a stored model is identified by its registry id (its weights)
                                  "model": None if spec.model is None else spec.model.id}
         # No filters: the variant hashes as it did before filters existed (older cells stay valid).
         excluded = {"label", "options", "arms", "negatives"} | (set() if variant.filters else {"filters"})
         options = sample_options(spec, variant)
-        if (spec.kind in FORMER_FILTER_OPTION and validated_config(spec).get("generative_classifier") is True
+        if (spec.kind in FORMER_FILTER_OPTION and config.get("generative_classifier") is True
                 and not uses_generative_classifier(variant.filters)):
             # These kinds took a ``filter`` sample option before their generative classifier became
             # a stage filter, and filtered by default when trained with it. A draw without it is
@@ -133,17 +139,18 @@ def cell_identity(protocol: "Protocol", classifier: "ClassifierChoice", train_fi
             # the classifier the old default draw was unfiltered and hashed as it does now.
             options = {**options, "filter": False}
         relevant["variant"] = {**variant.model_dump(mode="json", exclude=excluded), "options": options}
-        if over_config := options_set_over_config(spec, variant):
+        if over_config := options_set_over_config(spec, variant, config):
             relevant["variant"]["set_over_config"] = over_config
         if variant.negatives is not None:  # absent otherwise: cells without negatives hash as before
             from .contrastive import SUPCON_VERSION
             from .protocol import NEGATIVE_SEED_OFFSET, NEGATIVES_VERSION, negatives_variant
 
+            negatives = negatives_variant(spec, variant)
             relevant["variant"]["negatives"] = {
                 **variant.negatives.model_dump(mode="json", exclude={"options"}),
-                "options": sample_options(spec, negatives_variant(spec, variant)),
-                "seed_offset": NEGATIVE_SEED_OFFSET, "supcon": SUPCON_VERSION}
-            if over_config := options_set_over_config(spec, negatives_variant(spec, variant)):
+                "options": sample_options(spec, negatives), "seed_offset": NEGATIVE_SEED_OFFSET,
+                "supcon": SUPCON_VERSION}
+            if over_config := options_set_over_config(spec, negatives, config):
                 relevant["variant"]["negatives"]["set_over_config"] = over_config
             if NEGATIVES_VERSION != 1:  # version 1 hashed without the key (cells cached then stay valid)
                 relevant["variant"]["negatives"]["version"] = NEGATIVES_VERSION

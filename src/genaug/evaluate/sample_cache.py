@@ -11,9 +11,9 @@ code version, the validated config, the data it learned, the seed and any classi
 that expanded it), the few-shot images it varies (their fingerprint), the sample options the
 call sets (validated; an option left out takes the config's value, which the fit key holds), the
 class counts, the seed and the runner's own drawing rules (``identity.DRAW_VERSION``). Images
-only (``uint8``, stored losslessly: a loaded draw is the drawn one, bit for bit); table rows are cheap to draw and are not kept, nor are draws
-through filters (they judge with a classifier whose precision depends on the machine), nor those
-of a stored registry model.
+only (``uint8``, stored losslessly: a loaded draw is the drawn one, bit for bit); table rows are
+cheap to draw and are not kept, nor are draws through filters (they judge with a classifier whose
+precision depends on the machine), nor those of a stored registry model.
 """
 from __future__ import annotations
 
