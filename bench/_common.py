@@ -30,10 +30,12 @@ def setup(description: str) -> argparse.ArgumentParser:
 
 def machine() -> dict:
     """Where the numbers were measured."""
+    from genaug.hardware import cpu_description
     from genaug.pretrained.lite0 import classifier_precision
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-            "threads": torch.get_num_threads(), "device": "cpu", "platform": platform.platform(),
+            "threads": torch.get_num_threads(), "device": "cpu", "cpu": cpu_description(),
+            "platform": platform.platform(),
             "lite0_linear_precision": classifier_precision(),
             "command": " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1]] + sys.argv),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -15,6 +15,7 @@ from genaug.data import LabelledImages, load_digits_dataset, load_proben1, strat
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise, write_report
 from genaug.evaluate.metrics import decode_predictions, encode_predictions
 from genaug.evaluate.summary import result_warnings
+from genaug.hardware import cpu_description
 from genaug.generators.vae import ImageVAE
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
@@ -459,6 +460,13 @@ def test_intervals_stay_in_range_and_tiny_tests_and_few_seeds_warn(digits_split,
     warnings = result_warnings(result, rows)
     assert sum("has only 2 test images" in w for w in warnings) == 10, warnings
     assert any("only 2 seeds ran" in w for w in warnings), warnings
+    # Every cell names the CPU that computed it; one CPU gives no mixed-CPU note, two do.
+    assert {c["cpu"] for c in result["cells"]} == {cpu_description()} and cpu_description()
+    assert not any("kinds of CPU" in w for w in warnings), warnings
+    other = {**result, "cells": [{**result["cells"][0], "cpu": "Another CPU; torch AVX2"}] + result["cells"][1:]}
+    mixed = [w for w in result_warnings(other, rows) if "kinds of CPU" in w]
+    assert len(mixed) == 1 and "computed on 2 kinds of CPU" in mixed[0] and "Another CPU; torch AVX2" in mixed[0]
+    assert cpu_description() in mixed[0]
     written = write_report(result, tmp_path)
     markdown = (tmp_path / "results.md").read_text()
     assert markdown.index("## Recommendation") < markdown.index("## Warnings") < markdown.index("## Results")

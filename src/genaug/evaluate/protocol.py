@@ -41,6 +41,7 @@ from ..filters import FilterReference, FilterStage, needs_reference, parse_filte
     uses_generative_classifier
 from ..generators.base import Samples, generator_kinds, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
+from ..hardware import cpu_description
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
@@ -362,6 +363,7 @@ class _Trainer:
         cell["classifier"] = self.classifier.name
         cell["budget_used"] = used
         cell["cpu_seconds"] = round(time.process_time() - started, 2)
+        cell["cpu"] = cpu_description()  # another CPU can differ in the last digits (genaug.hardware)
         cell["n_train_real"] = len(real)
         cell["n_train_synthetic"] = 0 if synthetic is None else len(synthetic)
         return cell

@@ -220,9 +220,23 @@ def recommend(rows: list[dict]) -> list[dict]:
 
 
 def result_warnings(result: dict, rows: list[dict]) -> list[str]:
-    """Warnings about the test set (classes under 30 examples) and the seeds (fewer than 3)."""
+    """Warnings about the test set (classes under 30 examples), the seeds (fewer than 3) and cells
+    computed on more than one kind of CPU."""
     if result.get("test_labels") is None or not rows:
         return []
     n_seeds = min(len(r["seeds"]) for r in rows)
-    return evaluation_warnings(np.asarray(result["test_labels"]), result["class_names"], n_seeds,
-                               unit=_unit(result))
+    warnings = evaluation_warnings(np.asarray(result["test_labels"]), result["class_names"], n_seeds,
+                                   unit=_unit(result))
+    return warnings + mixed_cpu_warnings(result.get("cells") or [])
+
+
+def mixed_cpu_warnings(cells: list[dict]) -> list[str]:
+    """One line when the cells record more than one CPU (``genaug.hardware``): a cell recomputed on
+    another CPU can differ in its last digits, so differences that small are noise. Cells without a
+    record (made before genaug recorded it) are not counted."""
+    cpus = sorted({cell["cpu"] for cell in cells if cell.get("cpu")})
+    if len(cpus) < 2:
+        return []
+    return [f"these cells were computed on {len(cpus)} kinds of CPU ({' | '.join(cpus)}): float arithmetic "
+            "differs between CPUs, so the same cell recomputed on another one can differ by a few test "
+            "predictions; differences of that size are noise"]
