@@ -116,9 +116,16 @@ def test_cells_of_one_arm_restored_from_two_results_files_are_both_kept(digits_s
         found = evaluate(train, test, [_spec(ratio=1.0)], run, cache_dir=tmp_path / "new", cached_only=True)
         assert [(c["arm"], c["weighted_f1"], c["identity"]) for c in found["cells"]] == \
             [(c["arm"], c["weighted_f1"], c["identity"]) for c in wanted["cells"]]
+    # A third setting finds neither, and is told that the arm is cached under other settings --
+    # also when only the cell kept beside the arm's file is left.
+    (path,) = [p for p in (tmp_path / "new").rglob("real.json")]
+    assert cache.get(2, 0, "real", "third") is None and cache.holds_other(2, 0, "real", "third")
+    kept = path.read_text()
+    path.unlink()
+    assert cache.holds_other(2, 0, "real", "third")
+    path.write_text(kept)
     # A damaged cell file is computed again, not fatal.
     assert first["cells"][0]["arm"] == "real"
-    (path,) = [p for p in (tmp_path / "new").rglob("real.json")]
     path.write_text("{not json")
     assert cache.get(2, 0, "real", first["cells"][0]["identity"]) is None
 

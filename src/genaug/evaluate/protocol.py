@@ -20,6 +20,7 @@ are refused.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -235,9 +236,15 @@ class CellCache:
     def holds_other(self, n, seed, arm, identity: str) -> bool:
         """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
         another version, another precision) -- what ``get`` refuses; also when its file cannot be
-        read (it will be computed again all the same)."""
+        read (it will be computed again all the same). Restored cells kept beside the arm's file
+        (``<arm>@<identity>.json``) count too."""
         path = self._path(n, seed, arm)
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        if any(other != self._restored_path(n, seed, arm, identity)
+               for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
+            return True
+        if not path.exists():
             return False
         try:
             return json.loads(path.read_text()).get("identity") != identity
