@@ -130,6 +130,33 @@ def test_cells_of_one_arm_restored_from_two_results_files_are_both_kept(digits_s
     assert cache.get(2, 0, "real", first["cells"][0]["identity"]) is None
 
 
+def test_restores_of_other_identities_of_one_arm_at_once_keep_every_one(tmp_path):
+    # Processes restoring other results files into one cache at the same moment: none is lost.
+    import threading
+
+    from genaug.evaluate.protocol import CellCache
+
+    cache = CellCache(tmp_path, "data")
+    cells = [{"n": 2, "seed": 0, "arm": "real", "accuracy": i / 10, "identity": f"id{i}"} for i in range(8)]
+    start = threading.Barrier(len(cells))
+
+    def restore(cell):
+        start.wait()
+        assert cache.restore(cell)
+
+    threads = [threading.Thread(target=restore, args=(cell,)) for cell in cells]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [cache.get(2, 0, "real", f"id{i}")["accuracy"] for i in range(8)] == [i / 10 for i in range(8)]
+    assert not list(tmp_path.rglob("*.tmp"))
+    # The arm's own file is created once, never replaced by a later restore.
+    (main,) = [p for p in tmp_path.rglob("real.json")]
+    assert not CellCache._create(main, {"accuracy": 1.0, "identity": "later"})
+    assert json.loads(main.read_text())["identity"] != "later"
+
+
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
     train, test = digits_split
     from genaug.generators.vae import ImageVAE

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Optional
 
@@ -285,10 +286,11 @@ class CellCache:
         if path is None or self.get(n, seed, arm, identity) is not None:
             return False
         body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
-        if not path.exists():
-            self.put(n, seed, arm, body, identity)
-        else:
-            self._write(self._restored_path(n, seed, arm, identity), {**body, "identity": identity})
+        body["identity"] = identity
+        # Created only where no arm file exists (two processes restoring other identities of one arm
+        # at once both keep theirs: the second finds the file and writes beside it).
+        if not self._create(path, body) and self.get(n, seed, arm, identity) is None:
+            self._write(self._restored_path(n, seed, arm, identity), body)
         return True
 
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
@@ -298,6 +300,27 @@ class CellCache:
             return
         cell["identity"] = identity
         self._write(path, cell)
+
+    @staticmethod
+    def _create(path: Path, cell: dict) -> bool:
+        """Write a cell where no file is yet, atomically (a hard link of a whole temporary: never
+        over another process's file); False when the file exists. Where the file system has no
+        hard links, an ordinary atomic write (the last writer wins, as ``put``)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            return False
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            temporary.write_text(json.dumps(cell, indent=1))
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links here
+                os.replace(temporary, path)
+            return True
+        finally:
+            temporary.unlink(missing_ok=True)
 
     @staticmethod
     def _write(path: Path, cell: dict) -> None:
