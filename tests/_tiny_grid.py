@@ -8,7 +8,7 @@ from genaug.data import load_digits_dataset, stratified_split
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant
 
 # What differs between runs of the same cell: timings and the cache's own bookkeeping.
-VOLATILE = {"cpu_seconds", "generator_fit_cpu_seconds", "identity"}
+VOLATILE = {"cpu_seconds", "generator_fit_cpu_seconds", "identity", "cpu"}
 
 
 def tiny_grid():

@@ -2,6 +2,7 @@
 (training checkpoints, the evaluation's cell cache, a pool fit's cost record)."""
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -16,7 +17,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], durable: bool = 
     cache over a network file system -- that write the same file at once each rename a whole file
     of their own, and the last one stays. ``durable``: fsync the data before the rename, so a
     power cut leaves the old file or the whole new one, never an empty one."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temporary = _temporary(path)
     try:
         write(temporary)
         if durable:
@@ -25,3 +26,37 @@ def write_atomically(path: Path, write: Callable[[Path], None], durable: bool = 
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# What ``os.link`` raises where the file system has no hard links (FAT, some network mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def create_atomically(path: Path, write: Callable[[Path], None]) -> bool:
+    """Write ``path`` through ``write(temporary)`` only where no file is yet, whole or not at all;
+    False when one exists (another process's stays untouched). The whole temporary is hard-linked
+    into place, which fails when the name exists, so of two processes creating one file at once
+    exactly one succeeds. Where the file system has no hard links, an ordinary rename (the last
+    writer wins, as ``write_atomically``); any other error is raised. Not fsynced: for caches,
+    where a lost file is only computed again."""
+    if path.exists():
+        return False
+    temporary = _temporary(path)
+    try:
+        write(temporary)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            os.replace(temporary, path)
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _temporary(path: Path) -> Path:
+    # Random, not the pid: two hosts sharing a file system never pick the same name.
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")

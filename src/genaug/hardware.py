@@ -33,7 +33,8 @@ def _cpuinfo() -> tuple[str, set[str]]:
 @functools.lru_cache(maxsize=1)
 def cpu_description() -> str:
     """One line naming this CPU and the kernels PyTorch picks on it, e.g.
-    ``"Intel(R) Xeon(R) Processor; torch AVX512; AMX"``."""
+    ``"Intel(R) Xeon(R) Processor; torch AVX512; AMX"`` (where /proc/cpuinfo names no model, as on
+    ARM Linux, the machine type stands in: ``"aarch64; torch ..."``)."""
     import torch
 
     model, flags = _cpuinfo()
@@ -42,6 +43,6 @@ def cpu_description() -> str:
         parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
     except Exception:  # older torch builds have no capability query: the model name still tells
         pass
-    if "amx_bf16" in flags:  # matrix units: bf16 (and oneDNN's fp32) kernels differ with them
+    if "amx_bf16" in flags:  # matrix units: bf16 kernels (lite0-linear's bf16 features) differ with them
         parts.append("AMX")
     return "; ".join(parts)

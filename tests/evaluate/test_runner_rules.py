@@ -15,8 +15,8 @@ from genaug.data import LabelledImages, load_digits_dataset, load_proben1, strat
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise, write_report
 from genaug.evaluate.metrics import decode_predictions, encode_predictions
 from genaug.evaluate.summary import result_warnings
-from genaug.hardware import cpu_description
 from genaug.generators.vae import ImageVAE
+from genaug.hardware import cpu_description
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
 pytestmark = pytest.mark.no_database

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Optional
 
@@ -38,7 +37,7 @@ except ImportError:  # pragma: no cover -- not POSIX: pool fits run unlocked
     fcntl = None
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..files import write_atomically
+from ..files import create_atomically, write_atomically
 from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed, \
     uses_generative_classifier
 from ..generators.base import Samples, generator_kinds, get_generator_class
@@ -237,8 +236,8 @@ class CellCache:
     def holds_other(self, n, seed, arm, identity: str) -> bool:
         """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
         another version, another precision) -- what ``get`` refuses; also when its file cannot be
-        read (it will be computed again all the same). Restored cells kept beside the arm's file
-        (``<arm>@<identity>.json``) count too."""
+        read (it will be computed again all the same). Restored cells of other identities kept beside
+        the arm's file (``<arm>@<identity>.json``) count too; one of ``identity`` itself does not."""
         path = self._path(n, seed, arm)
         if path is None:
             return False
@@ -303,24 +302,10 @@ class CellCache:
 
     @staticmethod
     def _create(path: Path, cell: dict) -> bool:
-        """Write a cell where no file is yet, atomically (a hard link of a whole temporary: never
-        over another process's file); False when the file exists. Where the file system has no
-        hard links, an ordinary atomic write (the last writer wins, as ``put``)."""
+        """Write a cell where no file is yet (never over another process's); False when one is."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            return False
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            temporary.write_text(json.dumps(cell, indent=1))
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                return False
-            except OSError:  # no hard links here
-                os.replace(temporary, path)
-            return True
-        finally:
-            temporary.unlink(missing_ok=True)
+        text = json.dumps(cell, indent=1)
+        return create_atomically(path, lambda tmp: tmp.write_text(text))
 
     @staticmethod
     def _write(path: Path, cell: dict) -> None:
