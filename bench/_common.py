@@ -112,7 +112,7 @@ def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) ->
     committed results stopped. Each cell keeps its identity, so one computed under other
     settings is still recomputed. Cells name their cache with a ``dataset`` field, else
     ``dataset`` is used."""
-    from genaug.evaluate.protocol import CellCache
+    from genaug.evaluate.cell_cache import CellCache
 
     if not results.exists():
         return 0

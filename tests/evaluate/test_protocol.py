@@ -82,7 +82,7 @@ def test_cached_only_reports_what_is_cached_and_computes_nothing(digits_split, t
 
 
 def test_cells_restored_from_a_results_file_are_reused_but_not_under_other_settings(digits_split, tmp_path):
-    from genaug.evaluate.protocol import CellCache
+    from genaug.evaluate.cell_cache import CellCache
 
     train, test = digits_split
     protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
@@ -101,7 +101,7 @@ def test_cells_restored_from_a_results_file_are_reused_but_not_under_other_setti
 def test_cells_of_one_arm_restored_from_two_results_files_are_both_kept(digits_split, tmp_path):
     # Two committed results files hold the same arms under other settings (e.g. fp32 and bf16
     # features): restored into one cache, each run finds its own cells, whichever came first.
-    from genaug.evaluate.protocol import CellCache
+    from genaug.evaluate.cell_cache import CellCache
 
     train, test = digits_split
     protocol = Protocol(shots=[2], seeds=[0], classifier_steps=20, arms=["real", "real+synthetic"])
@@ -139,7 +139,7 @@ def test_restores_of_other_identities_of_one_arm_at_once_keep_every_one(tmp_path
     # Processes restoring other results files into one cache at the same moment: none is lost.
     import threading
 
-    from genaug.evaluate.protocol import CellCache
+    from genaug.evaluate.cell_cache import CellCache
 
     cache = CellCache(tmp_path, "data")
     cells = [{"n": 2, "seed": 0, "arm": "real", "accuracy": i / 10, "identity": f"id{i}"} for i in range(8)]

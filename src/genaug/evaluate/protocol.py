@@ -20,7 +20,6 @@ are refused.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
@@ -37,7 +36,7 @@ except ImportError:  # pragma: no cover -- not POSIX: pool fits run unlocked
     fcntl = None
 
 from ..data.datasets import LabelledData, LabelledImages
-from ..files import create_atomically, write_atomically
+from ..files import write_atomically
 from ..filters import FilterReference, FilterStage, needs_reference, parse_filters, redraw_seed, \
     uses_generative_classifier
 from ..generators.base import Samples, generator_kinds, get_generator_class
@@ -45,6 +44,7 @@ from ..generators.classic import ClassicConfig, build_augmentation
 from ..hardware import cpu_description
 from ..progress import ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
+from .cell_cache import CellCache
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
 from .identity import (cell_identity, fit_identity, fitted_key, sample_key, sample_options, set_options,
                        validated_config)
@@ -166,154 +166,9 @@ class Protocol(BaseModel):
                                                                "0 = off)")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text)
-
-
 def arm_name(base: str, spec: Optional[GeneratorSpec] = None, variant: Optional[SampleVariant] = None) -> str:
     """``real``, ``real+classic`` or e.g. ``real+synthetic[vae-single/noise]``."""
     return base if spec is None else f"{base}[{spec.label}/{variant.label}]"
-
-
-class CellCache:
-    """One JSON file per (dataset, n, seed, arm); a missing directory means no caching."""
-
-    def __init__(self, directory: Optional[Path], dataset: str):
-        self.root = None if directory is None else Path(directory)
-        self.directory = None if directory is None else Path(directory) / _slug(dataset)
-        if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, n, seed, arm) -> Optional[Path]:
-        if self.directory is None:
-            return None
-        return self.directory / f"n={n if n is not None else 'all'}" / f"seed={seed}" / f"{_slug(arm)}.json"
-
-    def work_dir(self, spec: GeneratorSpec, identity: str, n, seed) -> Optional[Path]:
-        """Checkpoint folder of one generator fit (None without a cache)."""
-        if self.directory is None:
-            return None
-        return self.directory / "work" / f"{_slug(spec.label)}-{identity}" / f"n={n if n is not None else 'all'}-seed={seed}"
-
-    def fitted_dir(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
-        """Folder of one finished fit, shared by every dataset name under the cache root (one run per
-        classifier reuses it); None without a cache. ``key`` comes from ``identity.fitted_key``."""
-        if self.root is None:
-            return None
-        return self.root / "fitted" / f"{_slug(spec.label)}-{key}"
-
-    def pool_dir(self, spec: GeneratorSpec, fit_id: str, seed: int, classic: Optional[dict]) -> Optional[Path]:
-        """Checkpoint folder of one pool-trained fit (one per seed), shared like ``fitted_dir`` by
-        every dataset name under the cache root, so a run with another classifier loads the fit
-        instead of training it again; None without a cache.
-
-        Earlier versions kept it under one dataset name (``<name>/work/<label>-<fit_id>/pool-seed=S``,
-        keyed without the classic augmentation): found there under any name, it is moved here
-        rather than refitted -- unless classic augmentation reaches the fit (augmented copies),
-        which that old key cannot tell apart. A move that fails (another process moved it first,
-        another file system) leaves the fit to be found or trained as usual, never fatal."""
-        if self.root is None:
-            return None
-        key = fitted_key(fit_id, "unlabeled pool", seed, classic)
-        folder = self.root / "fitted" / f"{_slug(spec.label)}-pool-{key}"
-        if classic is None and not folder.exists():
-            for legacy in sorted(self.root.glob(f"*/work/{_slug(spec.label)}-{fit_id}/pool-seed={seed}")):
-                try:
-                    folder.parent.mkdir(parents=True, exist_ok=True)
-                    legacy.rename(folder)
-                    break
-                except OSError:
-                    continue
-        return folder
-
-    def samples_path(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
-        """File of one kept draw of generated images (``sample_cache``), shared like ``fitted_dir``
-        by every dataset name under the cache root; None without a cache."""
-        if self.root is None:
-            return None
-        return self.root / "samples" / f"{_slug(spec.label)}-{key}.npz"
-
-    def holds_other(self, n, seed, arm, identity: str) -> bool:
-        """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
-        another version, another precision) -- what ``get`` refuses; also when its file cannot be
-        read (it will be computed again all the same). Restored cells of other identities kept beside
-        the arm's file (``<arm>@<identity>.json``) count too; one of ``identity`` itself does not."""
-        path = self._path(n, seed, arm)
-        if path is None:
-            return False
-        if any(other != self._restored_path(n, seed, arm, identity)
-               for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
-            return True
-        if not path.exists():
-            return False
-        try:
-            return json.loads(path.read_text()).get("identity") != identity
-        except (OSError, ValueError):
-            return True
-
-    def _restored_path(self, n, seed, arm, identity: str) -> Optional[Path]:
-        """Where ``restore`` keeps a cell whose (n, seed, arm) file holds another identity."""
-        path = self._path(n, seed, arm)
-        return None if path is None else path.with_name(f"{path.stem}@{_slug(identity)}.json")
-
-    def get(self, n, seed, arm, identity: str) -> Optional[dict]:
-        """The cached cell, or None -- also when it was computed under other settings."""
-        for path in (self._path(n, seed, arm), self._restored_path(n, seed, arm, identity)):
-            if path is None or not path.exists():
-                continue
-            try:
-                cell = json.loads(path.read_text())
-            except (OSError, ValueError):  # an unreadable cell is computed again
-                continue
-            if cell.get("identity") == identity:
-                return cell
-        return None
-
-    def restore(self, cell: dict) -> bool:
-        """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
-        "identity"}``) unless that cell is cached already; True when it was written. Its identity
-        travels with it, so ``get`` still refuses it under other settings.
-
-        Where the (n, seed, arm) file holds a cell of another identity (another results file of the
-        same arm: fp32 and bf16 features, other budgets), the restored cell is kept beside it under
-        its identity and both stay found: the first file restored no longer shadows the others. (A cell a
-        run computes still replaces the arm's main file; the next restore puts the other back beside it.)"""
-        if "identity" not in cell:
-            return False
-        n, seed, arm, identity = cell["n"], cell["seed"], cell["arm"], cell["identity"]
-        path = self._path(n, seed, arm)
-        if path is None or self.get(n, seed, arm, identity) is not None:
-            return False
-        body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
-        body["identity"] = identity
-        # Created only where no arm file exists (two processes restoring other identities of one arm
-        # at once both keep theirs: the second finds the file and writes beside it).
-        if not self._create(path, body) and self.get(n, seed, arm, identity) is None:
-            self._write(self._restored_path(n, seed, arm, identity), body)
-        return True
-
-    def put(self, n, seed, arm, cell: dict, identity: str) -> None:
-        """Write a cell atomically (a killed run never leaves a half-written cell)."""
-        path = self._path(n, seed, arm)
-        if path is None:
-            return
-        cell["identity"] = identity
-        self._write(path, cell)
-
-    @staticmethod
-    def _create(path: Path, cell: dict) -> bool:
-        """Write a cell where no file is yet (never over another process's); False when one is."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(cell, indent=1)
-        return create_atomically(path, lambda tmp: tmp.write_text(text))
-
-    @staticmethod
-    def _write(path: Path, cell: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Two workers may write the same cell at once (a re-queued unit whose first run still goes
-        # on); each write is whole, the last one stays. A lost cell is only computed again: no fsync.
-        text = json.dumps(cell, indent=1)
-        write_atomically(path, lambda tmp: tmp.write_text(text), durable=False)
 
 
 class _Trainer:

@@ -1,0 +1,166 @@
+"""The evaluation's cell cache: one JSON file per (dataset, n, seed, arm), keyed by the cell's
+identity (``identity.cell_identity``), beside the kept generator fits and draws of the same root.
+
+A cell is found only under its own identity; cells restored from committed results files keep
+theirs, and one whose arm file holds another identity is kept beside it (``<arm>@<identity>.json``).
+Every write is whole or nothing (``genaug.files``): a killed run never leaves a half-written cell.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..files import create_atomically, write_atomically
+from .identity import fitted_key
+
+if TYPE_CHECKING:
+    from .protocol import GeneratorSpec
+
+
+def slug(text: str) -> str:
+    """``text`` as one safe file-name part (anything but letters, digits and ``._=+-`` becomes ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text)
+
+
+class CellCache:
+    """One JSON file per (dataset, n, seed, arm); a missing directory means no caching."""
+
+    def __init__(self, directory: Optional[Path], dataset: str):
+        self.root = None if directory is None else Path(directory)
+        self.directory = None if directory is None else Path(directory) / slug(dataset)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, n, seed, arm) -> Optional[Path]:
+        if self.directory is None:
+            return None
+        return self.directory / f"n={n if n is not None else 'all'}" / f"seed={seed}" / f"{slug(arm)}.json"
+
+    def work_dir(self, spec: GeneratorSpec, identity: str, n, seed) -> Optional[Path]:
+        """Checkpoint folder of one generator fit (None without a cache)."""
+        if self.directory is None:
+            return None
+        return self.directory / "work" / f"{slug(spec.label)}-{identity}" / f"n={n if n is not None else 'all'}-seed={seed}"
+
+    def fitted_dir(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
+        """Folder of one finished fit, shared by every dataset name under the cache root (one run per
+        classifier reuses it); None without a cache. ``key`` comes from ``identity.fitted_key``."""
+        if self.root is None:
+            return None
+        return self.root / "fitted" / f"{slug(spec.label)}-{key}"
+
+    def pool_dir(self, spec: GeneratorSpec, fit_id: str, seed: int, classic: Optional[dict]) -> Optional[Path]:
+        """Checkpoint folder of one pool-trained fit (one per seed), shared like ``fitted_dir`` by
+        every dataset name under the cache root, so a run with another classifier loads the fit
+        instead of training it again; None without a cache.
+
+        Earlier versions kept it under one dataset name (``<name>/work/<label>-<fit_id>/pool-seed=S``,
+        keyed without the classic augmentation): found there under any name, it is moved here
+        rather than refitted -- unless classic augmentation reaches the fit (augmented copies),
+        which that old key cannot tell apart. A move that fails (another process moved it first,
+        another file system) leaves the fit to be found or trained as usual, never fatal."""
+        if self.root is None:
+            return None
+        key = fitted_key(fit_id, "unlabeled pool", seed, classic)
+        folder = self.root / "fitted" / f"{slug(spec.label)}-pool-{key}"
+        if classic is None and not folder.exists():
+            for legacy in sorted(self.root.glob(f"*/work/{slug(spec.label)}-{fit_id}/pool-seed={seed}")):
+                try:
+                    folder.parent.mkdir(parents=True, exist_ok=True)
+                    legacy.rename(folder)
+                    break
+                except OSError:
+                    continue
+        return folder
+
+    def samples_path(self, spec: GeneratorSpec, key: str) -> Optional[Path]:
+        """File of one kept draw of generated images (``sample_cache``), shared like ``fitted_dir``
+        by every dataset name under the cache root; None without a cache."""
+        if self.root is None:
+            return None
+        return self.root / "samples" / f"{slug(spec.label)}-{key}.npz"
+
+    def holds_other(self, n, seed, arm, identity: str) -> bool:
+        """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
+        another version, another precision) -- what ``get`` refuses; also when its file cannot be
+        read (it will be computed again all the same). Restored cells of other identities kept beside
+        the arm's file (``<arm>@<identity>.json``) count too; one of ``identity`` itself does not."""
+        path = self._path(n, seed, arm)
+        if path is None:
+            return False
+        if any(other != self._restored_path(n, seed, arm, identity)
+               for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
+            return True
+        if not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("identity") != identity
+        except (OSError, ValueError):
+            return True
+
+    def _restored_path(self, n, seed, arm, identity: str) -> Optional[Path]:
+        """Where ``restore`` keeps a cell whose (n, seed, arm) file holds another identity."""
+        path = self._path(n, seed, arm)
+        return None if path is None else path.with_name(f"{path.stem}@{slug(identity)}.json")
+
+    def get(self, n, seed, arm, identity: str) -> Optional[dict]:
+        """The cached cell, or None -- also when it was computed under other settings."""
+        for path in (self._path(n, seed, arm), self._restored_path(n, seed, arm, identity)):
+            if path is None or not path.exists():
+                continue
+            try:
+                cell = json.loads(path.read_text())
+            except (OSError, ValueError):  # an unreadable cell is computed again
+                continue
+            if cell.get("identity") == identity:
+                return cell
+        return None
+
+    def restore(self, cell: dict) -> bool:
+        """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
+        "identity"}``) unless that cell is cached already; True when it was written. Its identity
+        travels with it, so ``get`` still refuses it under other settings.
+
+        Where the (n, seed, arm) file holds a cell of another identity (another results file of the
+        same arm: fp32 and bf16 features, other budgets), the restored cell is kept beside it under
+        its identity and both stay found: the first file restored no longer shadows the others. (A cell a
+        run computes still replaces the arm's main file; the next restore puts the other back beside it.)"""
+        if "identity" not in cell:
+            return False
+        n, seed, arm, identity = cell["n"], cell["seed"], cell["arm"], cell["identity"]
+        path = self._path(n, seed, arm)
+        if path is None or self.get(n, seed, arm, identity) is not None:
+            return False
+        body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
+        body["identity"] = identity
+        # Created only where no arm file exists (two processes restoring other identities of one arm
+        # at once both keep theirs: the second finds the file and writes beside it).
+        if not self._create(path, body) and self.get(n, seed, arm, identity) is None:
+            self._write(self._restored_path(n, seed, arm, identity), body)
+        return True
+
+    def put(self, n, seed, arm, cell: dict, identity: str) -> None:
+        """Write a cell atomically (a killed run never leaves a half-written cell)."""
+        path = self._path(n, seed, arm)
+        if path is None:
+            return
+        cell["identity"] = identity
+        self._write(path, cell)
+
+    @staticmethod
+    def _create(path: Path, cell: dict) -> bool:
+        """Write a cell where no file is yet (never over another process's); False when one is."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(cell, indent=1)
+        return create_atomically(path, lambda tmp: tmp.write_text(text))
+
+    @staticmethod
+    def _write(path: Path, cell: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Two workers may write the same cell at once (a re-queued unit whose first run still goes
+        # on); each write is whole, the last one stays. A lost cell is only computed again: no fsync.
+        text = json.dumps(cell, indent=1)
+        write_atomically(path, lambda tmp: tmp.write_text(text), durable=False)
