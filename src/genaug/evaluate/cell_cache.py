@@ -91,8 +91,8 @@ class CellCache:
         path = self._path(n, seed, arm)
         if path is None:
             return False
-        if any(other != self._restored_path(n, seed, arm, identity)
-               for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
+        own = self._restored_path(n, seed, arm, identity)
+        if any(other != own for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
             return True
         if not path.exists():
             return False
@@ -153,14 +153,15 @@ class CellCache:
     @staticmethod
     def _create(path: Path, cell: dict) -> bool:
         """Write a cell where no file is yet (never over another process's); False when one is."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(cell, indent=1)
-        return create_atomically(path, lambda tmp: tmp.write_text(text))
+        return CellCache._write(path, cell, only_new=True)
 
     @staticmethod
-    def _write(path: Path, cell: dict) -> None:
+    def _write(path: Path, cell: dict, only_new: bool = False) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(cell, indent=1)
+        if only_new:
+            return create_atomically(path, lambda tmp: tmp.write_text(text))
         # Two workers may write the same cell at once (a re-queued unit whose first run still goes
         # on); each write is whole, the last one stays. A lost cell is only computed again: no fsync.
-        text = json.dumps(cell, indent=1)
         write_atomically(path, lambda tmp: tmp.write_text(text), durable=False)
+        return True
