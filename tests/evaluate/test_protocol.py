@@ -162,6 +162,32 @@ def test_restores_of_other_identities_of_one_arm_at_once_keep_every_one(tmp_path
     assert json.loads(main.read_text())["identity"] != "later"
 
 
+def test_one_cell_restored_by_many_at_once_is_written_once(tmp_path):
+    # The bench's "restored N cells" count: of processes putting back the same cell at the same
+    # moment, exactly one says it wrote it, and one file holds it.
+    import threading
+
+    from genaug.evaluate.cell_cache import CellCache
+
+    cache = CellCache(tmp_path, "data")
+    cell = {"n": 2, "seed": 0, "arm": "real", "accuracy": 0.5, "identity": "same"}
+    start = threading.Barrier(8)
+    written = []
+
+    def restore():
+        start.wait()
+        written.append(cache.restore(dict(cell)))
+
+    threads = [threading.Thread(target=restore) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(written) == [False] * 7 + [True]
+    assert [p.name for p in tmp_path.rglob("*.json")] == ["real.json"]
+    assert cache.get(2, 0, "real", "same")["accuracy"] == 0.5
+
+
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):
     train, test = digits_split
     from genaug.generators.vae import ImageVAE

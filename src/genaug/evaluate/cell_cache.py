@@ -121,7 +121,8 @@ class CellCache:
 
     def restore(self, cell: dict) -> bool:
         """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
-        "identity"}``) unless that cell is cached already; True when it was written. Its identity
+        "identity"}``) unless that cell is cached already; True when this call wrote it (False when
+        it was there, or another process put the same cell back at the same moment). Its identity
         travels with it, so ``get`` still refuses it under other settings.
 
         Where the (n, seed, arm) file holds a cell of another identity (another results file of the
@@ -138,8 +139,11 @@ class CellCache:
         body["identity"] = identity
         # Created only where no arm file exists (two processes restoring other identities of one arm
         # at once both keep theirs: the second finds the file and writes beside it).
-        if not self._create(path, body) and self.get(n, seed, arm, identity) is None:
-            self._write(self._restored_path(n, seed, arm, identity), body)
+        if self._create(path, body):
+            return True
+        if self.get(n, seed, arm, identity) is not None:  # the same cell, put back by another process
+            return False
+        self._write(self._restored_path(n, seed, arm, identity), body)
         return True
 
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
