@@ -162,30 +162,44 @@ def test_restores_of_other_identities_of_one_arm_at_once_keep_every_one(tmp_path
     assert json.loads(main.read_text())["identity"] != "later"
 
 
-def test_one_cell_restored_by_many_at_once_is_written_once(tmp_path):
+@pytest.mark.parametrize("arm_file_holds", [None, "other"])
+def test_one_cell_restored_by_many_at_once_is_written_once(tmp_path, monkeypatch, arm_file_holds):
     # The bench's "restored N cells" count: of processes putting back the same cell at the same
-    # moment, exactly one says it wrote it, and one file holds it.
+    # moment, exactly one says it wrote it, and one file holds it -- the arm's own file, or (when
+    # that holds another identity) the file beside it.
     import threading
 
     from genaug.evaluate.cell_cache import CellCache
 
     cache = CellCache(tmp_path, "data")
+    if arm_file_holds:
+        assert cache.restore({"n": 2, "seed": 0, "arm": "real", "accuracy": 0.1, "identity": arm_file_holds})
     cell = {"n": 2, "seed": 0, "arm": "real", "accuracy": 0.5, "identity": "same"}
-    start = threading.Barrier(8)
+    # Every thread passes restore's first "is it cached?" check before any of them writes: the
+    # race this test is about, forced rather than left to the scheduler.
+    all_checked = threading.Barrier(8)
+    checked = threading.local()
+    original_get = CellCache.get
+
+    def get_then_wait(self, *args):
+        found = original_get(self, *args)
+        if not getattr(checked, "done", False):
+            checked.done = True
+            all_checked.wait()
+        return found
+
+    monkeypatch.setattr(CellCache, "get", get_then_wait)
     written = []
-
-    def restore():
-        start.wait()
-        written.append(cache.restore(dict(cell)))
-
-    threads = [threading.Thread(target=restore) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: written.append(cache.restore(dict(cell)))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(written) == [False] * 7 + [True]
-    assert [p.name for p in tmp_path.rglob("*.json")] == ["real.json"]
-    assert cache.get(2, 0, "real", "same")["accuracy"] == 0.5
+    expected = ["real.json"] + (["real@same.json"] if arm_file_holds else [])
+    assert sorted(p.name for p in tmp_path.rglob("*.json")) == expected
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert original_get(cache, 2, 0, "real", "same")["accuracy"] == 0.5
 
 
 def test_test_split_never_reaches_the_generator(digits_split, monkeypatch):

@@ -122,7 +122,8 @@ class CellCache:
     def restore(self, cell: dict) -> bool:
         """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
         "identity"}``) unless that cell is cached already; True when this call wrote it (False when
-        it was there, or another process put the same cell back at the same moment). Its identity
+        it was there, or another process put the same cell back at the same moment -- except on a
+        file system without hard links, where each of such processes writes it and says True). Its identity
         travels with it, so ``get`` still refuses it under other settings.
 
         Where the (n, seed, arm) file holds a cell of another identity (another results file of the
@@ -143,8 +144,8 @@ class CellCache:
             return True
         if self.get(n, seed, arm, identity) is not None:  # the same cell, put back by another process
             return False
-        self._write(self._restored_path(n, seed, arm, identity), body)
-        return True
+        # Created only once too: a file at this path can only hold this identity.
+        return self._create(self._restored_path(n, seed, arm, identity), body)
 
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
         """Write a cell atomically (a killed run never leaves a half-written cell)."""
