@@ -177,7 +177,7 @@ def test_one_cell_restored_by_many_at_once_is_written_once(tmp_path, monkeypatch
     cell = {"n": 2, "seed": 0, "arm": "real", "accuracy": 0.5, "identity": "same"}
     # Every thread passes restore's first "is it cached?" check before any of them writes: the
     # race this test is about, forced rather than left to the scheduler.
-    all_checked = threading.Barrier(8)
+    all_checked = threading.Barrier(8, timeout=300)  # a broken restore fails the test, never hangs it
     checked = threading.local()
     original_get = CellCache.get
 

@@ -123,8 +123,8 @@ class CellCache:
         """Put back a cell kept elsewhere (a committed results file: ``{"n", "seed", "arm", ...,
         "identity"}``) unless that cell is cached already; True when this call wrote it (False when
         it was there, or another process put the same cell back at the same moment -- except on a
-        file system without hard links, where each of such processes writes it and says True). Its identity
-        travels with it, so ``get`` still refuses it under other settings.
+        file system without hard links, where each of such processes writes it and says True). Its
+        identity travels with it, so ``get`` still refuses it under other settings.
 
         Where the (n, seed, arm) file holds a cell of another identity (another results file of the
         same arm: fp32 and bf16 features, other budgets), the restored cell is kept beside it under
