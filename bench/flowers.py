@@ -55,6 +55,7 @@ from genaug.data.builtin import find_data_file
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, recommend, summarise
 from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table
+from genaug.evaluate.summary import result_warnings
 from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 
 THESIS = {  # accuracy, seed 002 tables 4.2/4.3 (scenario 1, DDIM) and 4.4/4.5 (scenario 3, DDIM)
@@ -210,7 +211,7 @@ def run_scenario(number: int, args, classifier: str, log) -> dict:
     # The control is no candidate: the recommendation (and its Holm correction) is over the generators.
     return {"scenario": number, "classifier": classifier, "rows": rows,
             "recommendation": recommend([r for r in rows if not is_control(r["arm"])]),
-            "cells": result["cells"], "generators": result["generators"], "protocol": result["protocol"]}
+            "warnings": result_warnings(result, rows), "cells": result["cells"], "generators": result["generators"], "protocol": result["protocol"]}
 
 
 def select_candidates(number: int, train: LabelledImages, args) -> list[GeneratorSpec]:
@@ -388,7 +389,9 @@ def main() -> None:
     md += ["## Targets", ""] + [f"- {line}" for line in classifier_lift(runs) + target_lines(runs)]
     for run in runs:
         md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
-        md += [f"- {p['sentence']}" for p in run["recommendation"]] + ["", markdown_table(run["rows"]), "",
+        md += [f"- {p['sentence']}" for p in run["recommendation"]]
+        # The library report's warnings (fewer than 3 seeds, small test classes, mixed CPUs).
+        md += [f"- warning: {w}" for w in run["warnings"]] + ["", markdown_table(run["rows"]), "",
                "| arm | target recall | target-only accuracy |", "|---|---|---|"]
         for row in run["rows"]:
             unused = row.get("unused_accuracy")

@@ -36,6 +36,7 @@ from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.metrics import decode_predictions
 from genaug.evaluate.report import markdown_table, plot_metric_vs_n, verdict_lines
+from genaug.evaluate.summary import result_warnings
 from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 from genaug.evaluate.statistics import paired_bootstrap_difference
 from genaug.generators.classic import ClassicConfig
@@ -366,7 +367,9 @@ def main() -> None:
         summaries[classifier] = rows
         md += [f"## Classifier {classifier}: {result['classifier']['description']}", "",
                "Per n, the recommendation (Holm-corrected over the generator arms):", ""]
-        md += [f"- {v}" for v in verdict_lines(rows)] + ["", "Targets at n <= 10:", ""]
+        md += [f"- {v}" for v in verdict_lines(rows)]
+        # The library report's warnings (fewer than 3 seeds, small test classes, mixed CPUs).
+        md += [f"- warning: {w}" for w in result_warnings(result, rows)] + ["", "Targets at n <= 10:", ""]
         md += [f"- {v}" for v in classic_gap(rows, classifier)]
         lines = diffusion_vs_vae(result, deep_shots)
         if lines:

@@ -51,6 +51,9 @@ def test_flowers_quick_resumes_and_reports_every_cached_scenario(tmp_path):
     assert all(r["unused_accuracy"]["mean"] >= 0 for r in run["rows"])  # the unseen tulips are scored
     md = (tmp_path / "out" / "flowers_quick.md").read_text()
     assert "## Targets" in md and "Scenario 2, cnn: real" in md
+    # One seed: the report says what that cannot show, as genaug's own report does.
+    assert run["warnings"] and all(f"- warning: {w}" in md for w in run["warnings"])
+    assert any("seed" in w for w in run["warnings"])
 
     # The same command again computes nothing: every generator and every cell comes from the cache.
     again = run_flowers(tmp_path, "--scenarios", "2", "--classifier", "cnn")
@@ -81,6 +84,7 @@ def test_mnist_quick_reports_the_diffusion_target_and_cached_only_recomputes_not
     section = md.split("Diffusion against the VAE")[1].split("|")[0]
     assert "n=2 (seeds 0): best diffusion arm" in section and "target" in section
     assert "cnn, n=2: best arm" in md
+    assert "- warning: " in md and "seed" in md.split("- warning: ")[1].splitlines()[0]  # one seed ran
 
     only = run_bench("mnist_fewshot.py", tmp_path, "--cached-only")
     computed = [line for line in only.splitlines() if re.search(r"\] +\d+/\d+ n=\d+ seed=", line)]
