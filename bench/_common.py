@@ -112,14 +112,27 @@ def restore_cells(results: Path, cache_dir: Path, dataset: str | None = None) ->
     committed results stopped. Each cell keeps its identity, so one computed under other
     settings is still recomputed. Cells name their cache with a ``dataset`` field, else
     ``dataset`` is used."""
-    from genaug.evaluate.cell_cache import CellCache
-
     if not results.exists():
         return 0
+    return restore_cell_list(stored_cells(json.loads(results.read_text()), dataset), cache_dir)
+
+
+def restore_cell_list(cells: list[dict], cache_dir: Path) -> int:
+    """Put ``cells`` (each naming its cache with a ``dataset`` field) into the runner's cell cache,
+    those not cached already; returns how many."""
+    from genaug.evaluate.cell_cache import CellCache
+
     caches: dict[str, CellCache] = {}
     restored = 0
-    for cell in stored_cells(json.loads(results.read_text()), dataset):
+    for cell in cells:
         name = cell["dataset"]
         cache = caches.setdefault(name, CellCache(cache_dir, name))
         restored += cache.restore({k: v for k, v in cell.items() if k != "dataset"})
     return restored
+
+
+def warning_bullets(warnings: list[str], prefix: str = "") -> list[str]:
+    """Markdown bullets for the library report's warnings (``genaug.evaluate.summary.result_warnings``:
+    fewer than 3 seeds, test classes under 30 examples, cells from more than one kind of CPU), so a
+    benchmark report warns where ``genaug evaluate`` would."""
+    return [f"- {prefix}warning: {w}" for w in warnings]

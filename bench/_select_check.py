@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from _common import warning_bullets
 from genaug.data import LabelledData
 from genaug.evaluate import GeneratorSpec, Protocol, evaluate, summarise
 from genaug.evaluate.report import markdown_table
 from genaug.evaluate.select import VALIDATION_SIZE, select_recipe, selection_sentences
 from genaug.evaluate.statistics import holm_adjust
-from genaug.evaluate.summary import ALPHA
+from genaug.evaluate.summary import ALPHA, result_warnings
 
 DELTA_KEY = {"real": "delta_vs_real", "real+classic": "delta_vs_classic"}
 
@@ -139,20 +140,22 @@ def select_with_oracle(train: LabelledData, test: LabelledData, protocol: Protoc
             "candidates": selection["candidates"],
             "checks": choice_checks(selection, final_rows, oracle_rows, reference, prefix=prefix),
             "sentences": selection_sentences(selection, final_rows),
+            "warnings": result_warnings(selection["final"], final_rows),
             "validation_summary": summarise(selection["validation"]), "final_summary": final_rows,
             "final_cells": selection["final"]["cells"], "oracle_summary": oracle_rows, "oracle_cells": oracle["cells"],
             "fold_cells": selection["fold_cells"]}
 
 
 def select_sections(run: dict, split: str = "test split", heading: str = "") -> list[str]:
-    """A run's markdown after its check: the choice's sentences, then the test tables of the chosen
-    recipes and of every candidate (the oracle), then what the search saw on the validation folds.
+    """A run's markdown after its check: the choice's sentences and the final runs' warnings (as
+    ``genaug evaluate --select`` prints them; none in reports written before they were kept), then
+    the test tables of the chosen recipes and of every candidate (the oracle), then what the search saw on the validation folds.
     ``heading`` (e.g. ``"## "``) makes each part a heading rather than a lead-in line."""
     def title(text: str) -> list[str]:
         return [f"{heading}{text}", ""] if heading else [f"{text}:", ""]
 
     capital = split[0].upper() + split[1:]
-    return ([f"- {line}" for line in run["sentences"]] + [""]
+    return ([f"- {line}" for line in run["sentences"]] + warning_bullets(run.get("warnings", [])) + [""]
             + title(f"{capital}, the chosen recipes") + [markdown_table(run["final_summary"]), ""]
             + title(f"{capital}, every candidate (the oracle, not used by the choice)")
             + [markdown_table(run["oracle_summary"]), ""]

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import CACHE_DIR, RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
+from _common import (CACHE_DIR, RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached,
+                     warning_bullets, write_json)
 from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle, smoke_test_grid
 from genaug.data import LabelledImages, ingest
 from genaug.data.builtin import find_data_file
@@ -390,8 +391,7 @@ def main() -> None:
     for run in runs:
         md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
         md += [f"- {p['sentence']}" for p in run["recommendation"]]
-        # The library report's warnings (fewer than 3 seeds, small test classes, mixed CPUs).
-        md += [f"- warning: {w}" for w in run["warnings"]] + ["", markdown_table(run["rows"]), "",
+        md += warning_bullets(run["warnings"]) + ["", markdown_table(run["rows"]), "",
                "| arm | target recall | target-only accuracy |", "|---|---|---|"]
         for row in run["rows"]:
             unused = row.get("unused_accuracy")

@@ -30,7 +30,8 @@ import torch
 
 import numpy as np
 
-from _common import RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, write_json
+from _common import (RESULTS_DIR, command_sentence, machine, restore_cells, setup, warn_not_cached, warning_bullets,
+                     write_json)
 from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle, smoke_test_grid
 from genaug.data import load_mnist
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
@@ -368,8 +369,7 @@ def main() -> None:
         md += [f"## Classifier {classifier}: {result['classifier']['description']}", "",
                "Per n, the recommendation (Holm-corrected over the generator arms):", ""]
         md += [f"- {v}" for v in verdict_lines(rows)]
-        # The library report's warnings (fewer than 3 seeds, small test classes, mixed CPUs).
-        md += [f"- warning: {w}" for w in result_warnings(result, rows)] + ["", "Targets at n <= 10:", ""]
+        md += warning_bullets(result_warnings(result, rows)) + ["", "Targets at n <= 10:", ""]
         md += [f"- {v}" for v in classic_gap(rows, classifier)]
         lines = diffusion_vs_vae(result, deep_shots)
         if lines:

@@ -6,7 +6,9 @@ classifier on real rows (baseline) against real + per-class tabular-VAE rows, wi
 with the generative classifier, for beta = 1.0 and the normalised beta (beta * d / N), with
 each data set's "balance" and "mix data" setting of the seed's table. 3 seeds.
 Table 6.3: thyroid few-shot, n per class in {5, 10, 20, 30, 50}, as many generated rows as
-real ones. Resumable: every cell is cached.
+real ones. Resumable: every cell is cached, and the cells of the results file the run writes
+(``--out``) go back into the cache first, so a fresh clone rebuilds the committed report without
+recomputing it.
 
     python bench/proben1.py            # full run (resumes)
     python bench/proben1.py --quick    # smoke test of the script
@@ -20,15 +22,18 @@ exists or picked an arm that loses.
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import torch
 
-from _common import command_sentence, machine, setup, write_json
+from _common import command_sentence, machine, restore_cell_list, setup, warning_bullets, write_json
 from _select_check import pool_rule, pool_suffix, seed_list, seeds_suffix, select_sections, select_with_oracle
 from genaug.data import load_proben1
 from genaug.evaluate import GeneratorSpec, Protocol, SampleVariant, evaluate, summarise
 from genaug.evaluate.report import markdown_table
+from genaug.evaluate.summary import result_warnings
 from genaug.evaluate.select import VALIDATION_SIZE, default_grid
 
 # Seed 001 table 6.2: (balance, mix data) and weighted F1 (baseline, VAE, VAE+GC) for beta norm and 1.0.
@@ -81,6 +86,9 @@ def main() -> None:
     parser.add_argument("--validation-per-class", type=int, default=None,
                         help="with --select: cap each class's share of the pool at this many rows (the pool rule "
                              "before 2026-12-05 was --validation-size 0 --validation-per-class 100)")
+    parser.add_argument("--restore-from", type=Path, default=None,
+                        help="tables 6.2 / 6.3: a results JSON whose cells go back into the cache first (default: "
+                             "the file this run writes in --out)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
@@ -99,7 +107,11 @@ def main() -> None:
                         classifier="mlp")
     if args.select:
         return select_benchmark(args, protocol, vae_steps, tag, show, started)
+    restored = restore_tables(args.restore_from or args.out / f"proben1{tag}.json", args.cache, tag)
+    if restored:
+        print(f"restored {restored} cells into {args.cache}", flush=True)
     if args.only in (None, "6.2"):
+        warnings = []
         lines = ["| data set | balance / mix | beta | seed: baseline | seed: VAE | seed: VAE+GC | ours: baseline | ours: VAE | ours: VAE+GC | ours: Δ VAE | ours: Δ VAE+GC |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, ((balance, mix), seed_rows) in SEED_62.items():
@@ -108,7 +120,9 @@ def main() -> None:
             result = evaluate(train, test, specs, protocol, dataset_name=f"proben1-{name}{tag}", cache_dir=args.cache,
                               progress=show)
             rows = {r["arm"]: r for r in summarise(result)}
-            payload["table_6_2"][name] = {"summary": list(rows.values()), "cells": result["cells"]}
+            found = result_warnings(result, list(rows.values()))
+            warnings += warning_bullets(found, prefix=f"{name}: ")
+            payload["table_6_2"][name] = {"summary": list(rows.values()), "warnings": found, "cells": result["cells"]}
             for beta_label, seed_key in (("beta-norm", "norm"), ("beta-1.0", "1.0")):
                 base = rows["real"]
                 vae = rows[f"real+synthetic[{beta_label}/vae]"]
@@ -117,14 +131,16 @@ def main() -> None:
                 lines.append(f"| {name} | {'yes' if balance else 'no'} / {'yes' if mix else 'no'} | {seed_key} | "
                              f"{s[0]:.3f} | {s[1]:.3f} | {s[2]:.3f} | {score(base)} | {score(vae)} | {score(gc)} | "
                              f"{delta(vae)} | {delta(gc)} |")
-        sections += ["## Table 6.2: whole training split (weighted F1, mean and 95% bootstrap interval over seeds and test rows)", ""] + lines + [""]
+        sections += ["## Table 6.2: whole training split (weighted F1, mean and 95% bootstrap interval over seeds and test rows)", ""] \
+            + lines + [""] + (warnings + [""] if warnings else [])
     if args.only in (None, "6.3"):
         train, test = load_proben1("thyroid", 1)
         few_protocol = protocol.model_copy(update={"shots": [5] if args.quick else [5, 10, 20, 30, 50]})
         result = evaluate(train, test, [vae_spec("beta-norm", True, False, True, vae_steps)], few_protocol,
                           dataset_name=f"proben1-thyroid-fewshot{tag}", cache_dir=args.cache, progress=show)
         rows = summarise(result)
-        payload["table_6_3"] = {"summary": rows, "cells": result["cells"]}
+        found = result_warnings(result, rows)
+        payload["table_6_3"] = {"summary": rows, "warnings": found, "cells": result["cells"]}
         lines = ["| n | seed: baseline | seed: VAE | seed: VAE+GC | ours: baseline | ours: VAE | ours: VAE+GC | ours: Δ VAE | ours: Δ VAE+GC |",
                  "|---|---|---|---|---|---|---|---|---|"]
         for n in sorted({r["n"] for r in rows}):
@@ -133,7 +149,8 @@ def main() -> None:
             s = SEED_63.get(n, (float("nan"),) * 3)
             lines.append(f"| {n} | {s[0]:.3f} | {s[1]:.3f} | {s[2]:.3f} | {score(base)} | {score(vae)} | {score(gc)} | "
                          f"{delta(vae)} | {delta(gc)} |")
-        sections += ["## Table 6.3: thyroid few-shot (weighted F1)", ""] + lines + ["", "### All arms", "", markdown_table(rows), ""]
+        sections += ["## Table 6.3: thyroid few-shot (weighted F1)", ""] + lines + [""] \
+            + (warning_bullets(found) + [""] if found else []) + ["### All arms", "", markdown_table(rows), ""]
     payload["wall_seconds_this_invocation"] = round(time.time() - started, 1)
     write_json(args.out / f"proben1{tag}.json", payload)
     header = ["# PROBEN1 (seed 001 tables 6.2 and 6.3)", "",
@@ -143,6 +160,19 @@ def main() -> None:
               "difference to our baseline over the same seeds. Per-cell CPU seconds are in the JSON.", ""]
     (args.out / f"proben1{tag}.md").write_text("\n".join(header + sections) + "\n")
     print("\n".join(header + sections))
+
+
+def restore_tables(results: Path, cache_dir: Path, tag: str) -> int:
+    """Put the cells of a tables 6.2 / 6.3 results file back into the cell cache (each table's cells
+    under the cache name its run uses); returns how many were not cached already."""
+    if not results.exists():
+        return 0
+    payload = json.loads(results.read_text())
+    cells = [{**cell, "dataset": f"proben1-{name}{tag}"}
+             for name, table in (payload.get("table_6_2") or {}).items() for cell in table.get("cells", [])]
+    cells += [{**cell, "dataset": f"proben1-thyroid-fewshot{tag}"}
+              for cell in (payload.get("table_6_3") or {}).get("cells", [])]
+    return restore_cell_list(cells, cache_dir)
 
 
 def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, started: float) -> None:

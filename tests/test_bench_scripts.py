@@ -127,6 +127,8 @@ def test_mnist_select_quick_checks_its_choice_against_classic_augmentation(tmp_p
     md = (tmp_path / "out" / "mnist_quick_select_quick+pool.md").read_text()
     (check,) = [line for line in md.splitlines() if line.startswith("- cnn, n=2: chose")]
     assert "lose to real+classic beyond the interval" in check and check.endswith(("**met**", "**not met**"))
+    # the final runs' warnings, as `genaug evaluate --select` prints them: one seed ran
+    assert any("1 seed ran" in w for w in run["warnings"]) and all(f"- warning: {w}" in md for w in run["warnings"])
     # The report keeps every cell it made, search folds included: a fresh clone restores them and computes nothing.
     folds = {c["dataset"] for c in run["fold_cells"]}
     assert folds == {"mnist_quick-select-quick+pool-select-fold0", "mnist_quick-select-quick+pool-select-fold1"}
@@ -157,6 +159,7 @@ def test_flowers_select_checks_its_choice_and_shares_the_plain_runs_cells(tmp_pa
     md = (tmp_path / "out" / "flowers_quick_select_quick.md").read_text()
     (check,) = [line for line in md.splitlines() if line.startswith("- scenario 2, cnn, n=20: chose")]
     assert "lose to real+classic beyond the interval" in check and check.endswith(("**met**", "**not met**"))
+    assert any("1 seed ran" in w for w in run["warnings"]) and all(f"- warning: {w}" in md for w in run["warnings"])
     assert {c["dataset"] for c in run["fold_cells"]} == {"s2-cnn-quick-select-fold0", "s2-cnn-quick-select-fold1"}
     assert {c["dataset"] for c in run["oracle_cells"] + run["final_cells"]} == {"s2-cnn"}
     plain = run_flowers(tmp_path, "--scenarios", "2", "--classifier", "cnn", "--generators", "none",
@@ -214,6 +217,30 @@ def test_contrastive_ood_quick_reports_every_arm_with_ood_columns_and_resumes(tm
     assert json.loads((tmp_path / "out" / "contrastive_ood_quick.json").read_text())["summary"] == report["summary"]
 
 
+def test_proben1_quick_warns_and_rebuilds_from_its_results_file(tmp_path):
+    """Tables 6.2 / 6.3 print the library's warnings (one seed ran; glass has test classes under 30)
+    and keep them in the JSON; a rerun with an empty cache restores the written results file's
+    cells and computes nothing (a fresh clone rebuilds the committed report)."""
+    first = run_bench("proben1.py", tmp_path)
+    assert "fit beta-norm" in first
+    report = json.loads((tmp_path / "out" / "proben1_quick.json").read_text())
+    md = (tmp_path / "out" / "proben1_quick.md").read_text()
+    glass = report["table_6_2"]["glass"]["warnings"]
+    assert any("seed ran" in w for w in glass) and any(re.search(r"has only \d+ test rows?:", w) for w in glass), glass
+    assert all(f"- glass: warning: {w}" in md for w in glass)
+    few = report["table_6_3"]["warnings"]
+    assert any("seed ran" in w for w in few) and all(f"- warning: {w}" in md for w in few)
+
+    shutil.rmtree(tmp_path / "cache")
+    again = run_bench("proben1.py", tmp_path)
+    restored = int(re.search(r"restored (\d+) cells", again).group(1))
+    assert restored == sum(len(t["cells"]) for t in report["table_6_2"].values()) + len(report["table_6_3"]["cells"])
+    assert "fit " not in again
+    rebuilt = json.loads((tmp_path / "out" / "proben1_quick.json").read_text())
+    assert rebuilt["table_6_2"]["glass"]["summary"] == report["table_6_2"]["glass"]["summary"]
+    assert rebuilt["table_6_3"]["summary"] == report["table_6_3"]["summary"]
+
+
 def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
     """Table 6.3's grid through the automatic choice: per n a choice, its test score, and the check
     against every candidate scored on the test split (which the choice never sees)."""
@@ -229,6 +256,7 @@ def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
     assert {c["dataset"] for c in report["oracle_cells"]} == {"proben1-thyroid-oracle_quick"}
     md = (tmp_path / "out" / "proben1_select_quick.md").read_text()
     assert re.search(r"- n=5: chose \S+; test Δ vs real .*\*\*(not )?met\*\*", md), md
+    assert any("1 seed ran" in w for w in report["warnings"]) and all(f"- warning: {w}" in md for w in report["warnings"])
     assert "proben1.py --quick" in md and "--select" in md.split("\n")[2] and "Search cost" in log
 
 
