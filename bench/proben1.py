@@ -152,6 +152,7 @@ def main() -> None:
         sections += ["## Table 6.3: thyroid few-shot (weighted F1)", ""] + lines + [""] \
             + (warning_bullets(found) + [""] if found else []) + ["### All arms", "", markdown_table(rows), ""]
     payload["wall_seconds_this_invocation"] = round(time.time() - started, 1)
+    payload["machine"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")  # machine() ran at the start
     write_json(args.out / f"proben1{tag}.json", payload)
     header = ["# PROBEN1 (seed 001 tables 6.2 and 6.3)", "",
               command_sentence(payload, f"Budgets: {payload['budgets']}."),
