@@ -7,8 +7,9 @@ with the generative classifier, for beta = 1.0 and the normalised beta (beta * d
 each data set's "balance" and "mix data" setting of the seed's table. 3 seeds.
 Table 6.3: thyroid few-shot, n per class in {5, 10, 20, 30, 50}, as many generated rows as
 real ones. Resumable: every cell is cached, and the cells of the results file the run writes
-(``--out``) go back into the cache first, so a fresh clone rebuilds the committed report without
-recomputing it.
+(``--out``) go back into the cache first, so a fresh clone rebuilds a committed report without
+recomputing it: `python bench/proben1.py --out bench/results/issue12` for the current one (the
+default --out, bench/results, holds the previous runner's report, whose cells are never reused).
 
     python bench/proben1.py            # full run (resumes)
     python bench/proben1.py --quick    # smoke test of the script
@@ -107,6 +108,8 @@ def main() -> None:
                         classifier="mlp")
     if args.select:
         return select_benchmark(args, protocol, vae_steps, tag, show, started)
+    if args.restore_from is not None and not args.restore_from.is_file():
+        parser.error(f"--restore-from: no results file at {args.restore_from}")
     restored = restore_tables(args.restore_from or args.out / f"proben1{tag}.json", args.cache, tag)
     if restored:
         print(f"restored {restored} cells into {args.cache}", flush=True)

@@ -233,12 +233,16 @@ def test_proben1_quick_warns_and_rebuilds_from_its_results_file(tmp_path):
 
     shutil.rmtree(tmp_path / "cache")
     again = run_bench("proben1.py", tmp_path)
-    restored = int(re.search(r"restored (\d+) cells", again).group(1))
-    assert restored == sum(len(t["cells"]) for t in report["table_6_2"].values()) + len(report["table_6_3"]["cells"])
-    assert "fit " not in again
+    found = re.search(r"restored (\d+) cells", again)
+    assert found, again
+    assert int(found.group(1)) == sum(len(t["cells"]) for t in report["table_6_2"].values()) + len(report["table_6_3"]["cells"])
+    assert "fit beta" not in again
     rebuilt = json.loads((tmp_path / "out" / "proben1_quick.json").read_text())
     assert rebuilt["table_6_2"]["glass"]["summary"] == report["table_6_2"]["glass"]["summary"]
     assert rebuilt["table_6_3"]["summary"] == report["table_6_3"]["summary"]
+    missing = subprocess.run([sys.executable, str(ROOT / "bench" / "proben1.py"), "--quick", "--restore-from",
+                              str(tmp_path / "no-such.json")], capture_output=True, text=True, timeout=SCRIPT_DEADLINE)
+    assert missing.returncode == 2 and "--restore-from: no results file at" in missing.stderr  # a typo is not ignored
 
 
 def test_proben1_select_quick_reports_the_choice_beside_the_oracle(tmp_path):
