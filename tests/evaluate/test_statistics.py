@@ -135,21 +135,70 @@ def test_bootstrap_is_deterministic_for_a_fixed_rng_seed():
     assert diff_a == diff_b
 
 
-def test_tiny_chunks_still_give_a_valid_interval(monkeypatch):
+@pytest.fixture
+def nothing_kept(monkeypatch):
+    """Bootstrap draws and scored sets neither kept nor reused: every call draws afresh."""
     from genaug.evaluate import statistics
 
+    statistics._draws_cache.clear()
+    statistics._scores_cache.clear()
+    monkeypatch.setattr(statistics, "_DRAWS_KEPT_BYTES", 0)
+    yield statistics
+    statistics._draws_cache.clear()
+    statistics._scores_cache.clear()
+
+
+def test_chunks_do_not_change_the_draws(nothing_kept, monkeypatch):
     rng = np.random.default_rng(4)
-    y_true = rng.integers(0, 3, size=200)
+    y_true = rng.integers(0, 3, size=201)
     preds = _arm(y_true, 3, 0.7, seeds=[0, 1])
-    whole = bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=100)
-    # One-replicate chunks draw the random stream in different pieces, so the interval may
-    # move a little, but it must stay a valid interval around the same mean.
-    monkeypatch.setattr(statistics, "_CHUNK_BYTES", 1)
-    chunked = bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=100)
-    assert chunked["mean"] == whole["mean"]
-    assert 0.0 <= chunked["low"] <= chunked["high"] <= 1.0
-    assert chunked["low"] == pytest.approx(whole["low"], abs=0.03)
-    assert chunked["high"] == pytest.approx(whole["high"], abs=0.03)
+    whole = bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=101)
+    # One-replicate chunks read the random stream in 101 pieces instead of one; the bit
+    # generator's stream does not depend on that, which is what lets kept draws be reused by
+    # calls that chunk differently.
+    monkeypatch.setattr(nothing_kept, "_CHUNK_BYTES", 1)
+    assert bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=101) == whole
+
+
+def test_kept_draws_and_scores_change_no_number(nothing_kept, monkeypatch):
+    statistics = nothing_kept
+    rng = np.random.default_rng(12)
+    y_true = rng.integers(0, 4, size=700)
+    arms = [_arm(y_true, 4, rate, seeds=[0, 1, 2], offset=i) for i, rate in enumerate((0.6, 0.65, 0.7))]
+    calls = [(bootstrap_interval, (arms[0], y_true, 4, "weighted_f1")),
+             (paired_bootstrap_difference, (arms[1], arms[0], y_true, 4, "weighted_f1")),
+             (paired_bootstrap_difference, (arms[2], arms[0], y_true, 4, "weighted_f1")),
+             (paired_bootstrap_difference, (arms[2], arms[1], y_true, 4, "macro_f1")),
+             (bootstrap_interval, (arms[2], y_true, 4, "accuracy")),
+             (paired_bootstrap_difference, ({0: arms[1][0], 1: arms[1][1]}, arms[0], y_true, 4, "weighted_f1"))]
+    fresh = [fn(*args, n_boot=300) for fn, args in calls]
+
+    monkeypatch.setattr(statistics, "_DRAWS_KEPT_BYTES", 128 * 2**20)
+    scored = []
+    real_indicator = statistics._cell_indicator
+    monkeypatch.setattr(statistics, "_cell_indicator",
+                        lambda codes, dtype: scored.append(1) or real_indicator(codes, dtype))
+    # Reversed, so every call finds what the others left behind.
+    kept = [fn(*args, n_boot=300) for fn, args in reversed(calls)][::-1]
+    assert kept == fresh
+    assert statistics._draws_cache and statistics._scores_cache
+    # Asked again, every set's column is reused: nothing is scored a second time.
+    before = len(scored)
+    assert [fn(*args, n_boot=300) for fn, args in calls] == fresh
+    assert len(scored) == before
+    # Kept arrays are shared, so they are read-only.
+    draws = next(iter(statistics._draws_cache.values()))
+    with pytest.raises(ValueError):
+        draws.seed_weights[0, 0] = 5.0
+
+
+def test_draws_too_large_to_keep_are_drawn_each_time(nothing_kept):
+    rng = np.random.default_rng(13)
+    y_true = rng.integers(0, 3, size=300)
+    preds = _arm(y_true, 3, 0.7, seeds=[0, 1])
+    first = bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=200)
+    assert bootstrap_interval(preds, y_true, 3, "accuracy", n_boot=200) == first
+    assert not nothing_kept._draws_cache and not nothing_kept._scores_cache
 
 
 # --------------------------------------------------------------------------- paired difference

@@ -17,8 +17,13 @@ Pure numpy; scipy is not a core dependency.
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -26,7 +31,8 @@ METRICS = ("accuracy", "weighted_f1", "macro_f1")
 
 # Working memory for one chunk of bootstrap replicates. Per replicate we hold about
 # 20 bytes per test example (drawn indices, counts, float weights), so 64 MB keeps a chunk of
-# ~300 replicates at N = 10,000 and the whole computation well under the 200 MB asked for.
+# ~300 replicates at N = 10,000; with the kept draws (_DRAWS_KEPT_BYTES) the whole computation
+# stays under 200 MB.
 _CHUNK_BYTES = 64 * 2**20
 
 # float32 sums of integer counts are exact below 2**24; above that fall back to float64.
@@ -162,32 +168,115 @@ def _cell_indicator(codes: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
     return cells, onehot
 
 
+def _weight_dtype(n_examples: int):
+    return np.float32 if n_examples < _FLOAT32_EXACT else np.float64
+
+
 def _chunk_size(n_examples: int, n_sets: int, n_cells: int, n_boot: int) -> int:
     per_replicate = 24 * n_examples + 16 * n_sets * n_cells
     return max(1, min(n_boot, _CHUNK_BYTES // per_replicate))
 
 
-def _resampled_metrics(code_sets: list[np.ndarray], n_classes: int, metric: str, n_boot: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def _resampled_metrics(code_sets: list[np.ndarray], n_classes: int, metric: str, draws: "_Draws") -> np.ndarray:
     """``(n_boot, len(code_sets))`` metric values, every set scored on the same test resamples.
 
-    Sharing a resample across seeds (and across arms) is what makes the comparison paired:
-    the hard test examples a replicate drew are hard for everyone in it.
+    Sharing a resample across seeds (and across arms) is what makes the comparison paired: the
+    hard test examples a replicate drew are hard for everyone in it. A set's column depends on
+    nothing but the set and the draws (confusion counts are exact integer sums), so with kept
+    draws each set is scored once and its column reused: a report compares every arm with two
+    baselines and would otherwise score the baselines' seeds once per comparison.
     """
-    n_examples, n_cells = code_sets[0].shape[0], n_classes * n_classes
-    dtype = np.float32 if n_examples < _FLOAT32_EXACT else np.float64
-    indicators = [_cell_indicator(codes, dtype) for codes in code_sets]
-    chunk = _chunk_size(n_examples, len(code_sets), n_cells, n_boot)
-    values = np.empty((n_boot, len(code_sets)))
-    for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        weights = _test_resample_counts(rng, rows, n_examples).astype(dtype)
-        confusion = np.zeros((rows, len(code_sets), n_cells))
-        for j, (cells, onehot) in enumerate(indicators):
-            confusion[:, j, cells] = weights @ onehot
-        values[start:start + rows] = _metric_from_confusion(
-            confusion.reshape(rows, len(code_sets), n_classes, n_classes), metric)
-    return values
+    keys = [None if draws.key is None else (draws.key, metric, n_classes, hashlib.sha1(codes.tobytes()).hexdigest())
+            for codes in code_sets]
+    with _draws_lock:
+        columns = [None if key is None else _scores_cache.get(key) for key in keys]
+    missing = [j for j, column in enumerate(columns) if column is None]
+    if missing:
+        n_examples, n_cells = code_sets[0].shape[0], n_classes * n_classes
+        indicators = [_cell_indicator(code_sets[j], _weight_dtype(n_examples)) for j in missing]
+        chunk = _chunk_size(n_examples, len(missing), n_cells, draws.n_boot)
+        values = []
+        for weights in draws.test_weights(chunk):
+            confusion = np.zeros((weights.shape[0], len(missing), n_cells))
+            for j, (cells, onehot) in enumerate(indicators):
+                confusion[:, j, cells] = weights @ onehot
+            values.append(_metric_from_confusion(
+                confusion.reshape(weights.shape[0], len(missing), n_classes, n_classes), metric))
+        scored = np.concatenate(values)
+        with _draws_lock:
+            for i, j in enumerate(missing):
+                columns[j] = scored[:, i].copy()
+                if keys[j] is not None:
+                    _scores_cache[keys[j]] = columns[j]
+                    while len(_scores_cache) > _SCORES_KEPT:
+                        _scores_cache.popitem(last=False)
+    return np.stack(columns, axis=1)
+
+
+# Drawing the test resamples (N uniform indices per replicate, counted) costs more than scoring
+# them, and a report asks for the same draws dozens of times: every interval and difference uses
+# rng_seed 0 with the same numbers of replicates, seeds and test examples. So recent draws are
+# kept, up to this many bytes in all (2,000 replicates of a 10,000-image test set take 76 MiB);
+# a larger one is drawn chunk by chunk as it is used. A kept draw is the very numbers a fresh one
+# gives (the bit generator's stream does not depend on how it is split into chunks; tested), so
+# no result depends on what ran before. A scored code set is kept too (_resampled_metrics).
+_DRAWS_KEPT_BYTES = 128 * 2**20
+_SCORES_KEPT = 4096  # one column of n_boot floats per (draw, metric, code set): 64 MB at most
+_draws_cache: OrderedDict = OrderedDict()
+_scores_cache: OrderedDict = OrderedDict()
+_draws_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """One bootstrap's draws: ``seed_weights`` ``(n_boot, n_seeds)``, then the test resamples.
+
+    ``key`` is None for draws too large to keep (their test resamples can then be read once).
+    """
+    key: Optional[tuple]
+    n_boot: int
+    seed_weights: np.ndarray
+    _test: object  # the kept (n_boot, N) weights, or the generator function that draws them
+
+    def test_weights(self, chunk: int) -> Iterator[np.ndarray]:
+        """The test-example counts of every replicate, ``chunk`` replicates at a time."""
+        if self.key is None:
+            yield from self._test(chunk)
+            return
+        for start in range(0, self.n_boot, chunk):
+            yield self._test[start:start + chunk]
+
+
+def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _Draws:
+    """The seed weights and test resamples of one bootstrap, drawn from ``default_rng(rng_seed)``
+    in that order (kept and reused where they fit ``_DRAWS_KEPT_BYTES``)."""
+    dtype = _weight_dtype(n_examples)
+    size = n_boot * n_examples * np.dtype(dtype).itemsize
+    keep = isinstance(rng_seed, (int, np.integer)) and not isinstance(rng_seed, bool) and size <= _DRAWS_KEPT_BYTES
+    key = (int(rng_seed), n_boot, n_seeds, n_examples) if keep else None
+    with _draws_lock:
+        kept = _draws_cache.get(key) if keep else None
+        if kept is not None:
+            _draws_cache.move_to_end(key)
+            return kept
+    rng = np.random.default_rng(rng_seed)
+    seed_weights = _seed_resample_weights(rng, n_boot, n_seeds)
+
+    def drawn(chunk: int) -> Iterator[np.ndarray]:
+        for start in range(0, n_boot, chunk):
+            yield _test_resample_counts(rng, min(chunk, n_boot - start), n_examples).astype(dtype)
+
+    if not keep:
+        return _Draws(None, n_boot, seed_weights, drawn)
+    test = np.concatenate(list(drawn(_chunk_size(n_examples, 1, 1, n_boot))))
+    for array in (seed_weights, test):
+        array.setflags(write=False)  # shared between calls: nobody may change them
+    kept = _Draws(key, n_boot, seed_weights, test)
+    with _draws_lock:
+        _draws_cache[key] = kept
+        while sum(d._test.nbytes for d in _draws_cache.values()) > _DRAWS_KEPT_BYTES:
+            _draws_cache.popitem(last=False)
+    return kept
 
 
 def _seed_resample_weights(rng: np.random.Generator, n_boot: int, n_seeds: int) -> np.ndarray:
@@ -227,10 +316,9 @@ def bootstrap_interval(preds_by_seed: Mapping, y_true, n_classes: int, metric: s
     seeds = _ordered(codes)
     code_sets = [codes[s] for s in seeds]
 
-    rng = np.random.default_rng(rng_seed)
-    seed_weights = _seed_resample_weights(rng, int(n_boot), len(seeds))
-    per_seed = _resampled_metrics(code_sets, n_classes, metric, int(n_boot), rng)
-    low, high = _percentiles((per_seed * seed_weights).sum(axis=1), level)
+    draws = _bootstrap_draws(rng_seed, int(n_boot), len(seeds), truth.shape[0])
+    per_seed = _resampled_metrics(code_sets, n_classes, metric, draws)
+    low, high = _percentiles((per_seed * draws.seed_weights).sum(axis=1), level)
     return {
         "mean": float(np.mean([_full_metric(c, n_classes, metric) for c in code_sets])),
         "low": low,
@@ -266,12 +354,11 @@ def paired_bootstrap_difference(arm: Mapping, baseline: Mapping, y_true, n_class
         raise ValueError(f"arm and baseline share no seed (arm has {_ordered(arm_codes)}, "
                          f"baseline has {_ordered(base_codes)}); a paired comparison needs common seeds")
 
-    rng = np.random.default_rng(rng_seed)
-    seed_weights = _seed_resample_weights(rng, int(n_boot), len(seeds))
-    both = _resampled_metrics([arm_codes[s] for s in seeds] + [base_codes[s] for s in seeds],
-                              n_classes, metric, int(n_boot), rng)
+    code_sets = [arm_codes[s] for s in seeds] + [base_codes[s] for s in seeds]
+    draws = _bootstrap_draws(rng_seed, int(n_boot), len(seeds), truth.shape[0])
+    both = _resampled_metrics(code_sets, n_classes, metric, draws)
     per_seed_diff = both[:, :len(seeds)] - both[:, len(seeds):]
-    diffs = (per_seed_diff * seed_weights).sum(axis=1)
+    diffs = (per_seed_diff * draws.seed_weights).sum(axis=1)
     low, high = _percentiles(diffs, level)
     return {
         "mean": float(np.mean([_full_metric(arm_codes[s], n_classes, metric)
