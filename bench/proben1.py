@@ -102,7 +102,7 @@ def main() -> None:
         print(f"[{time.time() - started:7.0f}s] {event.step}/{event.total} {event.message}", flush=True)
 
     sections, payload = [], {"benchmark": "seed 001 tables 6.2 and 6.3, PROBEN1", "machine": machine(),
-                             "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {clf_steps} steps",
+                             "quick": args.quick, "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {clf_steps} steps",
                                          "seeds": seeds}, "table_6_2": {}, "table_6_3": None}
     protocol = Protocol(shots=[None], seeds=seeds, arms=["real", "real+synthetic"], classifier_steps=clf_steps,
                         classifier="mlp")
@@ -110,7 +110,7 @@ def main() -> None:
         return select_benchmark(args, protocol, vae_steps, tag, show, started)
     if args.restore_from is not None and not args.restore_from.is_file():
         parser.error(f"--restore-from: no results file at {args.restore_from}")
-    restored = restore_tables(args.restore_from or args.out / f"proben1{tag}.json", args.cache, tag)
+    restored = restore_tables(args.restore_from or args.out / f"proben1{tag}.json", args.cache)
     if restored:
         print(f"restored {restored} cells into {args.cache}", flush=True)
     if args.only in (None, "6.2"):
@@ -120,7 +120,7 @@ def main() -> None:
         for name, ((balance, mix), seed_rows) in SEED_62.items():
             train, test = load_proben1(name, 1)
             specs = [vae_spec("beta-norm", True, balance, mix, vae_steps), vae_spec("beta-1.0", False, balance, mix, vae_steps)]
-            result = evaluate(train, test, specs, protocol, dataset_name=f"proben1-{name}{tag}", cache_dir=args.cache,
+            result = evaluate(train, test, specs, protocol, dataset_name=table_62_cache(name, tag), cache_dir=args.cache,
                               progress=show)
             rows = {r["arm"]: r for r in summarise(result)}
             found = result_warnings(result, list(rows.values()))
@@ -140,7 +140,7 @@ def main() -> None:
         train, test = load_proben1("thyroid", 1)
         few_protocol = protocol.model_copy(update={"shots": [5] if args.quick else [5, 10, 20, 30, 50]})
         result = evaluate(train, test, [vae_spec("beta-norm", True, False, True, vae_steps)], few_protocol,
-                          dataset_name=f"proben1-thyroid-fewshot{tag}", cache_dir=args.cache, progress=show)
+                          dataset_name=table_63_cache(tag), cache_dir=args.cache, progress=show)
         rows = summarise(result)
         found = result_warnings(result, rows)
         payload["table_6_3"] = {"summary": rows, "warnings": found, "cells": result["cells"]}
@@ -166,16 +166,29 @@ def main() -> None:
     print("\n".join(header + sections))
 
 
-def restore_tables(results: Path, cache_dir: Path, tag: str) -> int:
-    """Put the cells of a tables 6.2 / 6.3 results file back into the cell cache (each table's cells
-    under the cache name its run uses); returns how many were not cached already."""
+def table_62_cache(name: str, tag: str) -> str:
+    """The cell cache of table 6.2's run on data set ``name`` (``tag``: "_quick" for --quick)."""
+    return f"proben1-{name}{tag}"
+
+
+def table_63_cache(tag: str) -> str:
+    """The cell cache of table 6.3's run (thyroid few-shot)."""
+    return f"proben1-thyroid-fewshot{tag}"
+
+
+def restore_tables(results: Path, cache_dir: Path) -> int:
+    """Put the cells of a tables 6.2 / 6.3 results file back into the cell cache, each table's cells
+    under the cache name the run that wrote the file used (--quick or not, from the file: its
+    "quick" field, or for files written before it, its name); returns how many were not cached
+    already."""
     if not results.exists():
         return 0
     payload = json.loads(results.read_text())
-    cells = [{**cell, "dataset": f"proben1-{name}{tag}"}
+    quick = payload.get("quick", results.name.endswith("_quick.json"))
+    tag = "_quick" if quick else ""
+    cells = [{**cell, "dataset": table_62_cache(name, tag)}
              for name, table in (payload.get("table_6_2") or {}).items() for cell in table.get("cells", [])]
-    cells += [{**cell, "dataset": f"proben1-thyroid-fewshot{tag}"}
-              for cell in (payload.get("table_6_3") or {}).get("cells", [])]
+    cells += [{**cell, "dataset": table_63_cache(tag)} for cell in (payload.get("table_6_3") or {}).get("cells", [])]
     return restore_cell_list(cells, cache_dir)
 
 
@@ -197,7 +210,7 @@ def select_benchmark(args, protocol: Protocol, vae_steps: int, tag: str, show, s
                              reference="real", validation_size=size, validation_per_class=per_class,
                              search_seeds=search_seeds)
     payload = {"benchmark": "seed 001 table 6.3 grid through --select", "machine": machine(),
-               "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
+               "quick": args.quick, "budgets": {"vae_steps_per_class": vae_steps, "classifier": f"MLP, {protocol.classifier_steps} steps",
                            "seeds": protocol.seeds, "shots": shots, "validation_size": size, "search_seeds": search_seeds,
                            "validation_per_class": per_class},
                **{k: v for k, v in run.items() if k != "protocol"},

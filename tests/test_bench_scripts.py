@@ -224,6 +224,7 @@ def test_proben1_quick_warns_and_rebuilds_from_its_results_file(tmp_path):
     first = run_bench("proben1.py", tmp_path)
     assert "fit beta-norm" in first
     report = json.loads((tmp_path / "out" / "proben1_quick.json").read_text())
+    assert report["quick"] is True  # what a restore names the cells' caches by
     md = (tmp_path / "out" / "proben1_quick.md").read_text()
     glass = report["table_6_2"]["glass"]["warnings"]
     assert any("seed ran" in w for w in glass) and any(re.search(r"has only \d+ test rows?:", w) for w in glass), glass
