@@ -149,3 +149,43 @@ def test_the_flowers_control_is_never_the_best_generator_arm():
     assert "best generator arm ddim arm 0.620" in line and "target NOT met" in line
     assert "control's best arm (augmented-copy, no model) control arm 0.660" in line
     assert flowers.is_control(rows[3]["arm"]) and not flowers.is_control(rows[2]["arm"])
+
+
+def test_an_unfinished_runs_cells_are_kept_and_resumed_from_a_fresh_cache(tmp_path, capsys):
+    """bench/keep_cells.py keeps every cell under the run's cache names (its search folds too),
+    each naming its cache and its arm, and restore_cells puts them back where the run finds them."""
+    import json
+
+    import keep_cells
+    from _common import restore_cells
+
+    from genaug.evaluate.cell_cache import CellCache
+
+    old = tmp_path / "old"
+    arm = "real+synthetic[vae/prior,1:1]"  # its file name is only a slug: "real+synthetic_vae_prior_1_1_"
+    for name in ("run", "run-select-fold0", "other"):
+        cache = CellCache(old, name)
+        for n in (20, 50, None):
+            cache.put(n, 1, arm, {"accuracy": 0.5, "weighted_f1": 0.4}, identity=f"id-{name}-{n}")
+    written_before = old / "run" / "n=20" / "seed=2" / "real.json"  # before files named their arm
+    written_before.parent.mkdir(parents=True)
+    written_before.write_text(json.dumps({"accuracy": 0.3, "identity": "x"}))
+
+    out = tmp_path / "kept.json"
+    assert keep_cells.main(["--cache", str(old), "--prefix", "run", "--shots", "20,all", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "kept 4 cells from 2 caches (run, run-select-fold0)" in said and "left out 1 file without its arm" in said, said
+    kept = json.loads(out.read_text())
+    assert "not a result" in kept["partial"]
+    assert sorted((c["dataset"], str(c["n"]), c["arm"]) for c in kept["cells"]) == sorted(
+        (d, str(n), arm) for d in ("run", "run-select-fold0") for n in (20, None))
+
+    new = tmp_path / "new"
+    assert restore_cells(out, new) == 4
+    for name in ("run", "run-select-fold0"):
+        cell = CellCache(new, name).get(20, 1, arm, f"id-{name}-20")
+        assert cell is not None and cell["weighted_f1"] == 0.4
+        assert CellCache(new, name).get(None, 1, arm, f"id-{name}-None") is not None
+    assert CellCache(new, "run").get(50, 1, arm, "id-run-50") is None  # n = 50 was not asked for
+    assert not (new / "other").exists()
+    assert keep_cells.main(["--cache", str(old), "--prefix", "nothing", "--out", str(tmp_path / "none.json")]) == 1

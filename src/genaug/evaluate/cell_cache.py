@@ -136,7 +136,7 @@ class CellCache:
         path = self._path(n, seed, arm)
         if path is None or self.get(n, seed, arm, identity) is not None:
             return False
-        body = {k: v for k, v in cell.items() if k not in ("n", "seed", "arm", "identity")}
+        body = {k: v for k, v in cell.items() if k != "identity"}
         body["identity"] = identity
         # Created only where no arm file exists (two processes restoring other identities of one arm
         # at once both keep theirs: the second finds the file and writes beside it).
@@ -148,12 +148,33 @@ class CellCache:
         return self._create(self._restored_path(n, seed, arm, identity), body)
 
     def put(self, n, seed, arm, cell: dict, identity: str) -> None:
-        """Write a cell atomically (a killed run never leaves a half-written cell)."""
+        """Write a cell atomically (a killed run never leaves a half-written cell). The file names
+        its (n, seed, arm) too: a file name is only a slug of the arm, and ``cells`` lists them."""
         path = self._path(n, seed, arm)
         if path is None:
             return
         cell["identity"] = identity
-        self._write(path, cell)
+        self._write(path, {"n": n, "seed": seed, "arm": arm, **cell})
+
+    def cells(self) -> tuple[list[dict], int]:
+        """Every cell cached under this dataset name, each ``{"n", "seed", "arm", ..., "identity"}``
+        as ``restore`` takes it (so an unfinished run's cells can be kept in a results file and
+        resumed elsewhere), and how many files were left out: unreadable ones, and cells written
+        before their files named their arm (the arm cannot be told from a file name)."""
+        if self.directory is None:
+            return [], 0
+        found, left_out = [], 0
+        for path in sorted(self.directory.glob("n=*/seed=*/*.json")):
+            try:
+                cell = json.loads(path.read_text())
+            except (OSError, ValueError):
+                left_out += 1
+                continue
+            if not isinstance(cell, dict) or not {"n", "seed", "arm", "identity"} <= cell.keys():
+                left_out += 1
+                continue
+            found.append(cell)
+        return found, left_out
 
     @staticmethod
     def _create(path: Path, cell: dict) -> bool:
