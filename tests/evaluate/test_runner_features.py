@@ -190,6 +190,7 @@ def test_the_selection_never_reads_the_test_split(digits_split):
     assert cost["candidate_arms"] == 3 and cost["folds"] == 2 and cost["search_cpu_seconds"] > 0
     lines = selection_sentences(runs[0], summarise(runs[0]["final"]))
     assert lines[0].startswith("At 5 per class: the search over 3 candidate arms") and "Search cost" in lines[-1]
+    assert "wall; cached cells take none" in lines[-1]  # the wall time is this run's, not the cells' cost
 
 
 def test_a_filter_is_an_option_of_a_generator_arm_and_cells_carry_quality_numbers(digits_split):

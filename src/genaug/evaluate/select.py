@@ -321,6 +321,8 @@ def selection_sentences(selection: dict, final_rows: list[dict]) -> list[str]:
                 text += (f"; {d['mean']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}) vs {name}"
                          + (" (within noise)" if d["within_noise"] else ""))
         lines.append(text + "." + _unresolved_gain(choice, cost))
-    lines.append(f"Search cost: {cost['search_cpu_seconds']:.0f} CPU s ({cost['search_wall_seconds']:.0f} s wall); "
-                 f"final runs {cost['final_cpu_seconds']:.0f} CPU s.")
+    # The CPU seconds are the cells' own (kept with them); the wall time is this run's, in which
+    # cells cached by an earlier run cost nothing, so it is labelled as such.
+    lines.append(f"Search cost: {cost['search_cpu_seconds']:.0f} CPU s (this run: {cost['search_wall_seconds']:.0f} s "
+                 f"wall; cached cells take none); final runs {cost['final_cpu_seconds']:.0f} CPU s.")
     return lines
