@@ -189,6 +189,8 @@ def restore_tables(results: Path, cache_dir: Path) -> int:
     cells = [{**cell, "dataset": table_62_cache(name, tag)}
              for name, table in (payload.get("table_6_2") or {}).items() for cell in table.get("cells", [])]
     cells += [{**cell, "dataset": table_63_cache(tag)} for cell in (payload.get("table_6_3") or {}).get("cells", [])]
+    # a file of kept cells (keep_cells.py) names each cell's cache itself
+    cells += [cell for cell in payload.get("cells", []) if "dataset" in cell]
     return restore_cell_list(cells, cache_dir)
 
 

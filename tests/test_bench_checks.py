@@ -189,3 +189,8 @@ def test_an_unfinished_runs_cells_are_kept_and_resumed_from_a_fresh_cache(tmp_pa
     assert CellCache(new, "run").get(50, 1, arm, "id-run-50") is None  # n = 50 was not asked for
     assert not (new / "other").exists()
     assert keep_cells.main(["--cache", str(old), "--prefix", "nothing", "--out", str(tmp_path / "none.json")]) == 1
+    both = tmp_path / "both.json"  # a second prefix (the oracle's cache, say) adds its caches
+    assert keep_cells.main(["--cache", str(old), "--prefix", "run", "--prefix", "oth", "--out", str(both)]) == 0
+    assert {c["dataset"] for c in json.loads(both.read_text())["cells"]} == {"run", "run-select-fold0", "other"}
+    with pytest.raises(SystemExit):
+        keep_cells.main(["--cache", str(old), "--prefix", "run", "--shots", ",", "--out", str(both)])

@@ -140,12 +140,10 @@ def nothing_kept(monkeypatch):
     """Bootstrap draws and scored sets neither kept nor reused: every call draws afresh."""
     from genaug.evaluate import statistics
 
-    statistics._draws_cache.clear()
-    statistics._scores_cache.clear()
+    statistics.clear_kept_bootstrap()
     monkeypatch.setattr(statistics, "_DRAWS_KEPT_BYTES", 0)
     yield statistics
-    statistics._draws_cache.clear()
-    statistics._scores_cache.clear()
+    statistics.clear_kept_bootstrap()
 
 
 def test_chunks_do_not_change_the_draws(nothing_kept, monkeypatch):
@@ -163,7 +161,7 @@ def test_chunks_do_not_change_the_draws(nothing_kept, monkeypatch):
 def test_kept_draws_and_scores_change_no_number(nothing_kept, monkeypatch):
     statistics = nothing_kept
     rng = np.random.default_rng(12)
-    y_true = rng.integers(0, 4, size=700)
+    y_true = rng.integers(0, 4, size=701)  # odd sizes: the stream's spare half-words carry over
     arms = [_arm(y_true, 4, rate, seeds=[0, 1, 2], offset=i) for i, rate in enumerate((0.6, 0.65, 0.7))]
     calls = [(bootstrap_interval, (arms[0], y_true, 4, "weighted_f1")),
              (paired_bootstrap_difference, (arms[1], arms[0], y_true, 4, "weighted_f1")),
@@ -171,7 +169,7 @@ def test_kept_draws_and_scores_change_no_number(nothing_kept, monkeypatch):
              (paired_bootstrap_difference, (arms[2], arms[1], y_true, 4, "macro_f1")),
              (bootstrap_interval, (arms[2], y_true, 4, "accuracy")),
              (paired_bootstrap_difference, ({0: arms[1][0], 1: arms[1][1]}, arms[0], y_true, 4, "weighted_f1"))]
-    fresh = [fn(*args, n_boot=300) for fn, args in calls]
+    fresh = [fn(*args, n_boot=301) for fn, args in calls]
 
     monkeypatch.setattr(statistics, "_DRAWS_KEPT_BYTES", 128 * 2**20)
     scored = []
@@ -179,12 +177,12 @@ def test_kept_draws_and_scores_change_no_number(nothing_kept, monkeypatch):
     monkeypatch.setattr(statistics, "_cell_indicator",
                         lambda codes, dtype: scored.append(1) or real_indicator(codes, dtype))
     # Reversed, so every call finds what the others left behind.
-    kept = [fn(*args, n_boot=300) for fn, args in reversed(calls)][::-1]
+    kept = [fn(*args, n_boot=301) for fn, args in reversed(calls)][::-1]
     assert kept == fresh
     assert statistics._draws_cache and statistics._scores_cache
     # Asked again, every set's column is reused: nothing is scored a second time.
     before = len(scored)
-    assert [fn(*args, n_boot=300) for fn, args in calls] == fresh
+    assert [fn(*args, n_boot=301) for fn, args in calls] == fresh
     assert len(scored) == before
     # Kept arrays are shared, so they are read-only.
     draws = next(iter(statistics._draws_cache.values()))

@@ -21,7 +21,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,8 +31,8 @@ METRICS = ("accuracy", "weighted_f1", "macro_f1")
 
 # Working memory for one chunk of bootstrap replicates. Per replicate we hold about
 # 20 bytes per test example (drawn indices, counts, float weights), so 64 MB keeps a chunk of
-# ~300 replicates at N = 10,000; with the kept draws (_DRAWS_KEPT_BYTES) the whole computation
-# stays under 200 MB.
+# ~300 replicates at N = 10,000; with the kept draws and scores (_DRAWS_KEPT_BYTES,
+# _SCORES_KEPT_BYTES) the whole computation stays under 200 MB.
 _CHUNK_BYTES = 64 * 2**20
 
 # float32 sums of integer counts are exact below 2**24; above that fall back to float64.
@@ -190,6 +190,9 @@ def _resampled_metrics(code_sets: list[np.ndarray], n_classes: int, metric: str,
             for codes in code_sets]
     with _draws_lock:
         columns = [None if key is None else _scores_cache.get(key) for key in keys]
+        for key, column in zip(keys, columns):
+            if column is not None:
+                _scores_cache.move_to_end(key)
     missing = [j for j, column in enumerate(columns) if column is None]
     if missing:
         n_examples, n_cells = code_sets[0].shape[0], n_classes * n_classes
@@ -208,23 +211,39 @@ def _resampled_metrics(code_sets: list[np.ndarray], n_classes: int, metric: str,
                 columns[j] = scored[:, i].copy()
                 if keys[j] is not None:
                     _scores_cache[keys[j]] = columns[j]
-                    while len(_scores_cache) > _SCORES_KEPT:
-                        _scores_cache.popitem(last=False)
+            _evict(_scores_cache, _SCORES_KEPT_BYTES, lambda column: column.nbytes)
     return np.stack(columns, axis=1)
 
 
 # Drawing the test resamples (N uniform indices per replicate, counted) costs more than scoring
 # them, and a report asks for the same draws dozens of times: every interval and difference uses
-# rng_seed 0 with the same numbers of replicates, seeds and test examples. So recent draws are
-# kept, up to this many bytes in all (2,000 replicates of a 10,000-image test set take 76 MiB);
-# a larger one is drawn chunk by chunk as it is used. A kept draw is the very numbers a fresh one
-# gives (the bit generator's stream does not depend on how it is split into chunks; tested), so
-# no result depends on what ran before. A scored code set is kept too (_resampled_metrics).
-_DRAWS_KEPT_BYTES = 128 * 2**20
-_SCORES_KEPT = 4096  # one column of n_boot floats per (draw, metric, code set): 64 MB at most
+# rng_seed 0 with the same numbers of replicates, seeds and test examples. So the most recent
+# draws are kept, up to _DRAWS_KEPT_BYTES in all (2,000 replicates of a 10,000-image test set take
+# 76 MiB); a larger one is drawn chunk by chunk as it is used. A kept draw is the very numbers a
+# fresh one gives (the bit generator's stream does not depend on how it is split into chunks;
+# tested), so no result depends on what ran before. A scored code set is kept too (one column of
+# n_boot floats, _resampled_metrics), up to _SCORES_KEPT_BYTES. Peak memory: the kept draws and
+# scores, plus one draw being made (its array and one chunk's working memory): under 200 MB.
+_DRAWS_KEPT_BYTES = 80 * 2**20
+_SCORES_KEPT_BYTES = 16 * 2**20
 _draws_cache: OrderedDict = OrderedDict()
 _scores_cache: OrderedDict = OrderedDict()
-_draws_lock = threading.Lock()
+_draws_lock = threading.Lock()  # guards both caches
+_drawing_lock = threading.Lock()  # one keepable draw at a time: two threads never draw the same one twice
+
+
+def _evict(cache: OrderedDict, budget: int, size: Callable[[object], int]) -> None:
+    """Drop the least recently used entries of ``cache`` until what is left fits ``budget`` bytes."""
+    while cache and sum(size(v) for v in cache.values()) > budget:
+        cache.popitem(last=False)
+
+
+def clear_kept_bootstrap() -> None:
+    """Forget every kept draw and scored set (their memory is freed; later calls draw again and
+    get the same numbers)."""
+    with _draws_lock:
+        _draws_cache.clear()
+        _scores_cache.clear()
 
 
 @dataclass(frozen=True)
@@ -253,30 +272,37 @@ def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _D
     dtype = _weight_dtype(n_examples)
     size = n_boot * n_examples * np.dtype(dtype).itemsize
     keep = isinstance(rng_seed, (int, np.integer)) and not isinstance(rng_seed, bool) and size <= _DRAWS_KEPT_BYTES
-    key = (int(rng_seed), n_boot, n_seeds, n_examples) if keep else None
-    with _draws_lock:
-        kept = _draws_cache.get(key) if keep else None
-        if kept is not None:
-            _draws_cache.move_to_end(key)
-            return kept
-    rng = np.random.default_rng(rng_seed)
-    seed_weights = _seed_resample_weights(rng, n_boot, n_seeds)
-
-    def drawn(chunk: int) -> Iterator[np.ndarray]:
-        for start in range(0, n_boot, chunk):
-            yield _test_resample_counts(rng, min(chunk, n_boot - start), n_examples).astype(dtype)
-
     if not keep:
+        rng = np.random.default_rng(rng_seed)
+        seed_weights = _seed_resample_weights(rng, n_boot, n_seeds)
+
+        def drawn(chunk: int) -> Iterator[np.ndarray]:
+            for start in range(0, n_boot, chunk):
+                yield _test_resample_counts(rng, min(chunk, n_boot - start), n_examples).astype(dtype)
+
         return _Draws(None, n_boot, seed_weights, drawn)
-    test = np.concatenate(list(drawn(_chunk_size(n_examples, 1, 1, n_boot))))
-    for array in (seed_weights, test):
-        array.setflags(write=False)  # shared between calls: nobody may change them
-    kept = _Draws(key, n_boot, seed_weights, test)
-    with _draws_lock:
-        _draws_cache[key] = kept
-        while sum(d._test.nbytes for d in _draws_cache.values()) > _DRAWS_KEPT_BYTES:
-            _draws_cache.popitem(last=False)
-    return kept
+    key = (int(rng_seed), n_boot, n_seeds, n_examples)
+    with _drawing_lock:
+        with _draws_lock:
+            kept = _draws_cache.get(key)
+            if kept is not None:
+                _draws_cache.move_to_end(key)
+                return kept
+            # make room first, so the old draws and the new one never exceed the budget together
+            _evict(_draws_cache, _DRAWS_KEPT_BYTES - size, lambda d: d._test.nbytes)
+        rng = np.random.default_rng(rng_seed)
+        seed_weights = _seed_resample_weights(rng, n_boot, n_seeds)
+        test = np.empty((n_boot, n_examples), dtype=dtype)
+        chunk = _chunk_size(n_examples, 1, 1, n_boot)
+        for start in range(0, n_boot, chunk):
+            rows = min(chunk, n_boot - start)
+            test[start:start + rows] = _test_resample_counts(rng, rows, n_examples)
+        for array in (seed_weights, test):
+            array.setflags(write=False)  # shared between calls: nobody may change them
+        kept = _Draws(key, n_boot, seed_weights, test)
+        with _draws_lock:
+            _draws_cache[key] = kept
+        return kept
 
 
 def _seed_resample_weights(rng: np.random.Generator, n_boot: int, n_seeds: int) -> np.ndarray:
