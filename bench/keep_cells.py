@@ -9,7 +9,7 @@ the MNIST and PROBEN1 scripts' ``--restore-from`` read back:
 
     python bench/keep_cells.py --prefix mnist_fewshot-select-quick+pool_shalf \\
         --prefix mnist_fewshot-select-quick+pool --shots 20,50 \\
-        --out bench/results/issue12/mnist-select-partial/cells.json
+        --out bench/results/issue12/my-unfinished-run/cells.json
 
 (the second prefix also matches the first one's caches; a cell is kept once). The flowers script
 keeps its cells under ``bench/cache/flowers``: pass ``--cache bench/cache/flowers`` for its runs.
