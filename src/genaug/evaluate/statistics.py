@@ -248,22 +248,23 @@ def clear_kept_bootstrap() -> None:
 
 @dataclass(frozen=True)
 class _Draws:
-    """One bootstrap's draws: ``seed_weights`` ``(n_boot, n_seeds)``, then the test resamples.
-
-    ``key`` is None for draws too large to keep (their test resamples can then be read once).
-    """
+    """One bootstrap's draws: ``seed_weights`` ``(n_boot, n_seeds)``, then the test resamples:
+    either ``kept_test``, the whole ``(n_boot, N)`` counts (``key`` names them in the kept draws),
+    or, for draws too large to keep (``key`` None), ``draw_test``, which draws them chunk by chunk
+    as they are read (once)."""
     key: Optional[tuple]
     n_boot: int
     seed_weights: np.ndarray
-    _test: object  # the kept (n_boot, N) weights, or the generator function that draws them
+    kept_test: Optional[np.ndarray] = None
+    draw_test: Optional[Callable[[int], Iterator[np.ndarray]]] = None
 
     def test_weights(self, chunk: int) -> Iterator[np.ndarray]:
         """The test-example counts of every replicate, ``chunk`` replicates at a time."""
-        if self.key is None:
-            yield from self._test(chunk)
+        if self.kept_test is None:
+            yield from self.draw_test(chunk)
             return
         for start in range(0, self.n_boot, chunk):
-            yield self._test[start:start + chunk]
+            yield self.kept_test[start:start + chunk]
 
 
 def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _Draws:
@@ -280,7 +281,7 @@ def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _D
             for start in range(0, n_boot, chunk):
                 yield _test_resample_counts(rng, min(chunk, n_boot - start), n_examples).astype(dtype)
 
-        return _Draws(None, n_boot, seed_weights, drawn)
+        return _Draws(None, n_boot, seed_weights, draw_test=drawn)
     key = (int(rng_seed), n_boot, n_seeds, n_examples)
     with _drawing_lock:
         with _draws_lock:
@@ -289,7 +290,7 @@ def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _D
                 _draws_cache.move_to_end(key)
                 return kept
             # make room first, so the old draws and the new one never exceed the budget together
-            _evict(_draws_cache, _DRAWS_KEPT_BYTES - size, lambda d: d._test.nbytes)
+            _evict(_draws_cache, _DRAWS_KEPT_BYTES - size, lambda d: d.kept_test.nbytes)
         rng = np.random.default_rng(rng_seed)
         seed_weights = _seed_resample_weights(rng, n_boot, n_seeds)
         test = np.empty((n_boot, n_examples), dtype=dtype)
@@ -299,7 +300,7 @@ def _bootstrap_draws(rng_seed, n_boot: int, n_seeds: int, n_examples: int) -> _D
             test[start:start + rows] = _test_resample_counts(rng, rows, n_examples)
         for array in (seed_weights, test):
             array.setflags(write=False)  # shared between calls: nobody may change them
-        kept = _Draws(key, n_boot, seed_weights, test)
+        kept = _Draws(key, n_boot, seed_weights, kept_test=test)
         with _draws_lock:
             _draws_cache[key] = kept
         return kept
