@@ -40,10 +40,10 @@ def _stamps(cache) -> dict:
             if "fitted" not in p.relative_to(cache).parts}
 
 
-def _run(train, test, cache, **protocol):
+def _run(train, test, cache, progress=None, **protocol):
     spec = protocol.pop("spec", _vae())
     p = Protocol(**({"shots": [2], "seeds": [0], "classifier_steps": 10, "arms": ["real", "real+synthetic"]} | protocol))
-    return evaluate(train, test, [spec], p, cache_dir=cache)
+    return evaluate(train, test, [spec], p, cache_dir=cache, progress=progress)
 
 
 # --------------------------------------------------------------------------- identity
@@ -86,9 +86,19 @@ def test_a_bumped_classifier_version_recomputes_every_cell(digits_split, tmp_pat
     before = _stamps(tmp_path)
     fits = {p: p.stat().st_mtime_ns for p in (tmp_path / "fitted").rglob("*")}
     monkeypatch.setattr(classifiers, "CLASSIFIER_VERSION", classifiers.CLASSIFIER_VERSION + 100)
-    _run(train, test, tmp_path)
+    events = []
+    _run(train, test, tmp_path, progress=events.append)
     after = _stamps(tmp_path)
     assert all(after[k] != before[k] for k in before)
+    # ... and the progress lines say so as each cell starts, not after the run
+    computing = [e.message for e in events if e.message.startswith("n=2 seed=0 real")]
+    assert sorted(m.split(" (")[0] for m in computing) == ["n=2 seed=0 real", "n=2 seed=0 real+synthetic[vae/v]"]
+    assert all("cached under other settings" in m and "computed anew" in m for m in computing)
+    # a cell computed for the first time is not said to be recomputed
+    fresh = []
+    _run(train, test, tmp_path / "fresh", progress=fresh.append)
+    assert [e.message for e in fresh if e.message.startswith("n=2 seed=0 real")]
+    assert not any("other settings" in e.message for e in fresh)
     # the generator's fit does not depend on the classifier: the kept fit is loaded, not redone
     assert fits and {p: p.stat().st_mtime_ns for p in (tmp_path / "fitted").rglob("*")} == fits
 

@@ -511,7 +511,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 skipped.append((n, seed, base, cache.holds_other(n, seed, base, base_identity)))
                 continue
             if cell is None:
-                report(f"n={n} seed={seed} {base}")
+                report(f"n={n} seed={seed} {base}{_other_settings_note(cache, n, seed, base, base_identity)}")
                 cell = trainer.run(real, None, base == "real+classic", seed, unused)
                 cache.put(n, seed, base, cell, base_identity)
                 computed += 1
@@ -591,7 +591,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                     counts, samples, quality, negatives, draw_fit_seconds = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
-                    report(f"n={n} seed={seed} {name}")
+                    report(f"n={n} seed={seed} {name}{_other_settings_note(cache, n, seed, name, identities[name])}")
                     train_negatives = None if negatives is None else negatives["train"]
                     if base == "synthetic":
                         cell = trainer.run(samples.to_dataset(), None, False, seed, unused, train_negatives)
@@ -715,6 +715,17 @@ def _augmented_copies(data: LabelledImages, times: int, classic: ClassicConfig, 
         parts = [data.images] + [tensor_to_images(augment(x)) for _ in range(times - 1)]
     return LabelledImages(np.concatenate(parts), np.tile(data.labels, times), list(data.class_names),
                           [f"{s}#aug{k}" for k in range(times) for s in data.sources])
+
+
+def _other_settings_note(cache: CellCache, n, seed, arm: str, identity: str) -> str:
+    """What a progress line adds when the cell it computes is cached under other settings: the
+    user learns at once that restored or earlier cells are not being reused (a bf16 report's
+    lite0-linear cells read on a CPU that computes fp32, another budget, another version) rather
+    than after hours of computing. Empty otherwise."""
+    if not cache.holds_other(n, seed, arm, identity):
+        return ""
+    return (" (a cell of this arm is cached under other settings -- another version, budget, data or "
+            "lite0 precision -- so it is computed anew)")
 
 
 FIT_RECORD = "fit.json"
