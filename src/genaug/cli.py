@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from . import api
-from .progress import ProgressEvent
+from .progress import RECOMPUTED_MARK, ProgressEvent
 from .store import ModelNotFoundError, ModelNotReadyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
@@ -47,6 +47,8 @@ class ProgressBars:
         return self.progress.__exit__(*exc)
 
     def __call__(self, event: ProgressEvent) -> None:
+        if RECOMPUTED_MARK in event.message:  # the bar shows 60 characters: this one is read in full
+            self.progress.console.print(f"{event.stage}: {event.message}", markup=False, highlight=False)
         losses = [(k, v) for k, v in event.losses.items() if k != "images_per_s"][:3]
         info = " ".join(f"{k}={v:.4g}" for k, v in losses) or event.message[:60]
         if "images_per_s" in event.losses:

@@ -24,6 +24,10 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
+# What an evaluation's progress message carries after the cell it names when that cell is cached
+# but cannot be reused (``n=2 seed=0 real: recomputed, <why>``): the CLI prints such lines in full.
+RECOMPUTED_MARK = ": recomputed, "
+
 
 class ProgressReporter:
     """Turns (step, losses) into ``ProgressEvent``s with an ETA; silent when no callback is given."""

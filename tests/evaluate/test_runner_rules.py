@@ -17,6 +17,7 @@ from genaug.evaluate.metrics import decode_predictions, encode_predictions
 from genaug.evaluate.summary import result_warnings
 from genaug.generators.vae import ImageVAE
 from genaug.hardware import cpu_description
+from genaug.progress import RECOMPUTED_MARK
 
 # Never opens the registry database: runs once, in the SQLite run (tests/conftest.py checks it).
 pytestmark = pytest.mark.no_database
@@ -90,17 +91,52 @@ def test_a_bumped_classifier_version_recomputes_every_cell(digits_split, tmp_pat
     _run(train, test, tmp_path, progress=events.append)
     after = _stamps(tmp_path)
     assert all(after[k] != before[k] for k in before)
+    # the generator's fit does not depend on the classifier: the kept fit is loaded, not redone
+    assert fits and {p: p.stat().st_mtime_ns for p in (tmp_path / "fitted").rglob("*")} == fits
     # ... and the progress lines say so as each cell starts, not after the run
     computing = [e.message for e in events if e.message.startswith("n=2 seed=0 real")]
-    assert sorted(m.split(" (")[0] for m in computing) == ["n=2 seed=0 real", "n=2 seed=0 real+synthetic[vae/v]"]
-    assert all("cached under other settings" in m and "computed anew" in m for m in computing)
+    assert sorted(computing) == sorted(f"n=2 seed=0 {arm}{RECOMPUTED_MARK}a cached cell of other settings (e.g. "
+                                       "another version, budget, data, classifier or lite0 precision) is not reused"
+                                       for arm in ("real", "real+synthetic[vae/v]"))
     # a cell computed for the first time is not said to be recomputed
     fresh = []
     _run(train, test, tmp_path / "fresh", progress=fresh.append)
-    assert [e.message for e in fresh if e.message.startswith("n=2 seed=0 real")]
-    assert not any("other settings" in e.message for e in fresh)
-    # the generator's fit does not depend on the classifier: the kept fit is loaded, not redone
-    assert fits and {p: p.stat().st_mtime_ns for p in (tmp_path / "fitted").rglob("*")} == fits
+    assert sorted(e.message for e in fresh if e.message.startswith("n=2 seed=0 real")) == [
+        "n=2 seed=0 real", "n=2 seed=0 real+synthetic[vae/v]"]
+
+
+def test_a_cell_recomputed_for_quality_numbers_or_an_unreadable_file_says_why(digits_split, tmp_path):
+    train, test = digits_split
+    _run(train, test, tmp_path)
+    # The same settings asking for quality numbers the cached generator cell lacks: the identity is
+    # the same, so the reason is the missing numbers, not other settings.
+    events = []
+    _run(train, test, tmp_path, progress=events.append, quality_samples=4)
+    computing = [e.message for e in events if e.message.startswith("n=2 seed=0 real")]
+    assert computing == [f"n=2 seed=0 real+synthetic[vae/v]{RECOMPUTED_MARK}"
+                         "its cached cell lacks the quality numbers asked for"]
+    # A cell file that cannot be read is computed again and said to be unreadable.
+    (real_file,) = [p for p in tmp_path.rglob("real.json") if "fitted" not in p.parts]
+    real_file.write_text("{not json")
+    events = []
+    _run(train, test, tmp_path, progress=events.append, quality_samples=4)
+    assert [e.message for e in events if e.message.startswith("n=2 seed=0 real")] == [
+        f"n=2 seed=0 real{RECOMPUTED_MARK}its cached file cannot be read"]
+    assert json.loads(real_file.read_text())["arm"] == "real"  # rewritten whole
+
+
+def test_the_cli_prints_a_recomputed_cell_in_full(capsys):
+    from genaug.cli import ProgressBars
+    from genaug.progress import ProgressEvent
+
+    arm = "real+synthetic+classic[ddim-pool/img2img0.7,2000]"
+    long = f"n=5 seed=2 {arm}{RECOMPUTED_MARK}its cached file cannot be read"
+    with ProgressBars() as bars:
+        bars(ProgressEvent("evaluate", 1, 4, message="n=5 seed=2 real"))
+        bars(ProgressEvent("evaluate", 2, 4, message=long))
+    err = capsys.readouterr().err
+    assert f"evaluate: {long}" in " ".join(err.split())  # in full (however wrapped), though the bar shows 60 characters
+    assert "evaluate: n=5 seed=2 real\n" not in err  # an ordinary progress line stays in the bar
 
 
 def test_one_changed_pixel_in_the_train_or_test_data_recomputes(digits_split, tmp_path):

@@ -88,18 +88,23 @@ class CellCache:
         another version, another precision) -- what ``get`` refuses; also when its file cannot be
         read (it will be computed again all the same). Restored cells of other identities kept beside
         the arm's file (``<arm>@<identity>.json``) count too; one of ``identity`` itself does not."""
+        return self.other_cell(n, seed, arm, identity) is not None
+
+    def other_cell(self, n, seed, arm, identity: str) -> Optional[str]:
+        """What ``holds_other`` finds: ``"other settings"`` (a cell of another identity),
+        ``"unreadable"`` (the arm's file cannot be read), or None (neither)."""
         path = self._path(n, seed, arm)
         if path is None:
-            return False
+            return None
         own = self._restored_path(n, seed, arm, identity)
         if any(other != own for other in path.parent.glob(f"{glob.escape(path.stem)}@*.json")):
-            return True
+            return "other settings"
         if not path.exists():
-            return False
+            return None
         try:
-            return json.loads(path.read_text()).get("identity") != identity
-        except (OSError, ValueError):
-            return True
+            return None if json.loads(path.read_text()).get("identity") == identity else "other settings"
+        except (OSError, ValueError, AttributeError):  # AttributeError: a JSON file that holds no object
+            return "unreadable"
 
     def _restored_path(self, n, seed, arm, identity: str) -> Optional[Path]:
         """Where ``restore`` keeps a cell whose (n, seed, arm) file holds another identity."""

@@ -42,7 +42,7 @@ from ..filters import FilterReference, FilterStage, needs_reference, parse_filte
 from ..generators.base import Samples, generator_kinds, get_generator_class
 from ..generators.classic import ClassicConfig, build_augmentation
 from ..hardware import cpu_description
-from ..progress import ProgressCallback, ProgressEvent
+from ..progress import RECOMPUTED_MARK, ProgressCallback, ProgressEvent
 from ..training import remove_checkpoints
 from .cell_cache import CellCache
 from .classifiers import ClassifierChoice, resolve_classifier, train_and_predict, train_classifier
@@ -511,7 +511,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 skipped.append((n, seed, base, cache.holds_other(n, seed, base, base_identity)))
                 continue
             if cell is None:
-                report(f"n={n} seed={seed} {base}{_other_settings_note(cache, n, seed, base, base_identity)}")
+                report(f"n={n} seed={seed} {base}{_recomputed_note(cache, n, seed, base, base_identity)}")
                 cell = trainer.run(real, None, base == "real+classic", seed, unused)
                 cache.put(n, seed, base, cell, base_identity)
                 computed += 1
@@ -591,7 +591,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                     counts, samples, quality, negatives, draw_fit_seconds = drawn[variant.label]
                     if keep_samples:
                         samples_for_grid.setdefault(f"{spec.label}/{variant.label}", (samples, real))
-                    report(f"n={n} seed={seed} {name}{_other_settings_note(cache, n, seed, name, identities[name])}")
+                    report(f"n={n} seed={seed} {name}"
+                           f"{_recomputed_note(cache, n, seed, name, identities[name], protocol.quality_samples)}")
                     train_negatives = None if negatives is None else negatives["train"]
                     if base == "synthetic":
                         cell = trainer.run(samples.to_dataset(), None, False, seed, unused, train_negatives)
@@ -717,15 +718,22 @@ def _augmented_copies(data: LabelledImages, times: int, classic: ClassicConfig, 
                           [f"{s}#aug{k}" for k in range(times) for s in data.sources])
 
 
-def _other_settings_note(cache: CellCache, n, seed, arm: str, identity: str) -> str:
-    """What a progress line adds when the cell it computes is cached under other settings: the
-    user learns at once that restored or earlier cells are not being reused (a bf16 report's
-    lite0-linear cells read on a CPU that computes fp32, another budget, another version) rather
-    than after hours of computing. Empty otherwise."""
-    if not cache.holds_other(n, seed, arm, identity):
-        return ""
-    return (" (a cell of this arm is cached under other settings -- another version, budget, data or "
-            "lite0 precision -- so it is computed anew)")
+def _recomputed_note(cache: CellCache, n, seed, arm: str, identity: str, quality_samples: int = 0) -> str:
+    """What a progress line adds after the cell it starts when that cell is cached but cannot be
+    reused: restored or earlier cells of other settings (a bf16 report's lite0-linear cells read on
+    a CPU that computes fp32, another budget or version), a cell without the quality numbers asked
+    for, an unreadable file. The user learns it as the cell starts, not from the finished report.
+    Empty when nothing of the kind is cached."""
+    if quality_samples and cache.get(n, seed, arm, identity) is not None:
+        reason = "its cached cell lacks the quality numbers asked for"
+    else:
+        found = cache.other_cell(n, seed, arm, identity)
+        if found is None:
+            return ""
+        reason = ("its cached file cannot be read" if found == "unreadable" else
+                  "a cached cell of other settings (e.g. another version, budget, data, classifier or "
+                  "lite0 precision) is not reused")
+    return f"{RECOMPUTED_MARK}{reason}"
 
 
 FIT_RECORD = "fit.json"
