@@ -33,9 +33,9 @@ Precision: the ``lite0-linear`` classifier computes its frozen features in bfloa
 has native bf16 instructions (``classifier_precision``; ``GENAUG_LITE0_PRECISION=fp32|bf16``
 overrides), everything else (quality numbers, filters, fine-tuning) in float32. On the AMD EPYC
 the project's benchmarks ran on (AVX-512 BF16; later machines had AVX2 only), one thread, 160 px
-input: flowers 42 features/s in fp32, 129 in bf16; MNIST 43 and 155 (3.1x and 3.6x with the other core busy: what makes the per-batch features of
-augmented arms affordable); features within 4.6 and 6.5 % (relative norm) and a
-linear probe's accuracy unchanged (20 per class, 5 draws: flowers .586 and .586, MNIST .866 and
+input: flowers 42 features/s in fp32, 129 in bf16; MNIST 43 and 155 (3.1x and 3.6x with the
+other core busy: what makes the per-batch features of augmented arms affordable); features within
+4.6 and 6.5 % (relative norm) and a linear probe's accuracy unchanged (20 per class, 5 draws: flowers .586 and .586, MNIST .866 and
 .864; ``bench/results/lite0_precision.md``). Without native bf16 the emulation is slower than
 fp32, so fp32 stays there -- except on a worker computing a fanned-out unit for a bf16 machine
 (``precision_override``): it follows the submitter's choice, slower, so that the cells carry
