@@ -36,8 +36,8 @@ the project's benchmarks ran on (AVX-512 BF16; later machines had AVX2 only), on
 input: flowers 42 features/s in fp32, 129 in bf16; MNIST 43 and 155 (3.1x and 3.6x with the
 other core busy: what makes the per-batch features of augmented arms affordable); features within
 4.6 and 6.5 % (relative norm) and a linear probe's accuracy unchanged (20 per class, 5 draws:
-flowers .586 and .586, MNIST .866 and .864; ``bench/results/lite0_precision.md``). Without native bf16 the emulation is slower than
-fp32, so fp32 stays there -- except on a worker computing a fanned-out unit for a bf16 machine
+flowers .586 and .586, MNIST .866 and .864; ``bench/results/lite0_precision.md``). Without native
+bf16 the emulation is slower than fp32, so fp32 stays there -- except on a worker computing a fanned-out unit for a bf16 machine
 (``precision_override``): it follows the submitter's choice, slower, so that the cells carry
 the identity the submitter reads back.
 
