@@ -273,5 +273,8 @@ def test_lite0_precision_quick_measures_both_precisions(tmp_path):
     assert set(rows) == {"fp32", "bf16"}
     assert rows["fp32"]["relative_difference"] == 0 and 0 < rows["bf16"]["relative_difference"] < 0.15
     assert all(len(row["probe_accuracies"]) == 5 and 0 < row["probe_accuracy"] <= 1 for row in rows.values())
+    # CPU seconds of this process: features per CPU second are at least the wall-clock rate on one thread
+    assert all(row["features_per_cpu_s"] >= 0.9 * row["features_per_s"] > 0 for row in rows.values())
     report = (tmp_path / "out" / "lite0_precision_quick.md").read_text()
-    assert "| mnist | bf16 | 160 |" in report and "Wall time:" in report
+    assert "| mnist | bf16 | 160 |" in report and "Wall time:" in report and "features per CPU s" in report
+    assert f"CPU: {result['machine']['cpu']};" in report
