@@ -119,15 +119,15 @@ def test_cells_of_one_arm_restored_from_two_results_files_are_both_kept(digits_s
     # A third setting finds neither, and is told that the arm is cached under other settings --
     # also when only the cell kept beside the arm's file is left.
     (path,) = [p for p in (tmp_path / "new").rglob("real.json")]
-    assert cache.get(2, 0, "real", "third") is None and cache.holds_other(2, 0, "real", "third")
+    assert cache.get(2, 0, "real", "third") is None and cache.why_not_reused(2, 0, "real", "third") == "other settings"
     kept = path.read_text()
     path.unlink()
     beside = [c["identity"] for c in first["cells"] + second["cells"]
               if c["arm"] == "real" and c["identity"] != json.loads(kept)["identity"]]
-    assert cache.holds_other(2, 0, "real", "third")
+    assert cache.why_not_reused(2, 0, "real", "third") == "other settings"
     # ... but the cell kept beside it under the asked identity is that identity's own, not another.
     assert len(beside) == 1 and cache.get(2, 0, "real", beside[0]) is not None
-    assert not cache.holds_other(2, 0, "real", beside[0])
+    assert cache.why_not_reused(2, 0, "real", beside[0]) is None
     path.write_text(kept)
     # A damaged cell file is computed again, not fatal.
     assert first["cells"][0]["arm"] == "real"

@@ -346,3 +346,14 @@ def test_full_size_run_finishes(capsys):
               f"paired_bootstrap_difference {end - middle:.2f}s")
     assert 0.0 <= single["low"] <= single["high"] <= 1.0
     assert paired["within_noise"] is False
+
+
+def test_a_bootstrap_holds_its_test_resamples_exactly_one_way():
+    """Kept counts or a drawer, never both or neither: a mix-up would read the wrong resamples."""
+    from genaug.evaluate.statistics import _Draws
+
+    weights, kept = np.ones((4, 3)), np.ones((4, 10))
+    assert _Draws(("k",), 4, weights, kept_test=kept).kept_test is kept
+    for both_or_neither in ({}, {"kept_test": kept, "draw_test": lambda chunk: iter(())}):
+        with pytest.raises(ValueError, match="exactly one"):
+            _Draws(None, 4, weights, **both_or_neither)

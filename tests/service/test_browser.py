@@ -198,6 +198,7 @@ def test_train_generate_download_in_the_browser(browser_service, chromium, tmp_p
             page.wait_for_url(re.compile(r".*#/jobs/[^/]+$"))
             evaluate_id = page.url.rsplit("/", 1)[-1]
             expect(page.get_by_test_id("job-percent")).to_have_text("100%", timeout=150_000)
+            expect(page.get_by_test_id("job-latest")).to_have_text("done")  # the last thing the job reported
             # The answer first, in a sentence; then the warnings; then the plain table.
             expect(page.get_by_test_id("recommendation")).to_contain_text("At 3 per class:")
             expect(page.get_by_test_id("eval-warnings")).to_contain_text("only 1 seed ran")

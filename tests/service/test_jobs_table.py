@@ -112,3 +112,23 @@ def test_errors_with_nul_characters_are_stored(store):
 def test_unknown_job_type_is_refused(store):
     with pytest.raises(ValueError, match="type"):
         store.submit("paint", {})
+
+
+def test_a_running_job_logs_each_recomputed_cell_and_keeps_its_latest_message(store):
+    """Progress is logged at each tenth of a stage; a cell that is cached but recomputed is logged
+    whenever it starts, so the job's log says why a resumed evaluation computes it again."""
+    from genaug.jobs.worker import JobProgress
+    from genaug.progress import RECOMPUTED_MARK, ProgressEvent
+
+    job = store.submit("evaluate", {})
+    assert store.claim("w1").id == job.id
+    progress = JobProgress(store, job.id)
+    recomputed = f"n=2 seed=0 real{RECOMPUTED_MARK}a cached cell of other settings is not reused"
+    for step, message in [(0, "n=2 seed=0 real"), (1, "n=2 seed=0 real+classic"), (2, recomputed),
+                          (3, "n=2 seed=1 real"), (20, "done")]:
+        progress(ProgressEvent("evaluate", step, 20, message=message))
+    progress._write()
+    row = store.get(job.id)
+    logged = [line.split(" ", 1)[1] for line in row.log if " evaluate " in f" {line.split(' ', 1)[1]}"]
+    assert logged == ["evaluate 0/20  n=2 seed=0 real", f"evaluate 2/20  {recomputed}", "evaluate 20/20  done"], row.log
+    assert row.progress["message"] == "done" and row.progress["step"] == 20

@@ -83,16 +83,16 @@ class CellCache:
             return None
         return self.root / "samples" / f"{slug(spec.label)}-{key}.npz"
 
-    def holds_other(self, n, seed, arm, identity: str) -> bool:
-        """True when a cell of this (n, seed, arm) is cached under another identity (other settings,
-        another version, another precision) -- what ``get`` refuses; also when its file cannot be
-        read (it will be computed again all the same). Restored cells of other identities kept beside
-        the arm's file (``<arm>@<identity>.json``) count too; one of ``identity`` itself does not."""
-        return self.other_cell(n, seed, arm, identity) is not None
-
-    def other_cell(self, n, seed, arm, identity: str) -> Optional[str]:
-        """What ``holds_other`` finds: ``"other settings"`` (a cell of another identity),
-        ``"unreadable"`` (the arm's file cannot be read), or None (neither)."""
+    def why_not_reused(self, n, seed, arm, identity: str, quality_samples: int = 0) -> Optional[str]:
+        """Why this (n, seed, arm) is cached yet computed again, or None (nothing cached, or its cell
+        of ``identity`` is reused): ``"no quality numbers"`` (that cell lacks the ``quality_samples``
+        asked for), ``"other settings"`` (a cell of another identity -- another version, budget,
+        data, classifier or precision; restored ones kept beside the arm's file
+        (``<arm>@<identity>.json``) count too) or ``"unreadable"`` (the arm's file cannot be read).
+        The one answer behind both a computing run's progress note and a partial report's list."""
+        cell = self.get(n, seed, arm, identity)
+        if cell is not None:
+            return "no quality numbers" if quality_samples and cell.get("quality_samples") != quality_samples else None
         path = self._path(n, seed, arm)
         if path is None:
             return None

@@ -508,7 +508,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 continue
             cell = cache.get(n, seed, base, base_identity)
             if cell is None and cached_only:
-                skipped.append((n, seed, base, cache.holds_other(n, seed, base, base_identity)))
+                skipped.append((n, seed, base, cache.why_not_reused(n, seed, base, base_identity) is not None))
                 continue
             if cell is None:
                 report(f"n={n} seed={seed} {base}{_recomputed_note(cache, n, seed, base, base_identity)}")
@@ -557,8 +557,8 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
             for name, base, variant in spec_arms:
                 cell = cached[name]
                 if cell is None and cached_only:  # held elsewhere, or here without the quality numbers asked for
-                    skipped.append((n, seed, name, cache.holds_other(n, seed, name, identities[name])
-                                    or cache.get(n, seed, name, identities[name]) is not None))
+                    skipped.append((n, seed, name, cache.why_not_reused(
+                        n, seed, name, identities[name], protocol.quality_samples) is not None))
                     continue
                 if cell is None:
                     if variant.label not in drawn:
@@ -718,22 +718,23 @@ def _augmented_copies(data: LabelledImages, times: int, classic: ClassicConfig, 
                           [f"{s}#aug{k}" for k in range(times) for s in data.sources])
 
 
+# The progress note's words for each of ``CellCache.why_not_reused``'s answers.
+_NOT_REUSED = {
+    "no quality numbers": "its cached cell lacks the quality numbers asked for",
+    "unreadable": "its cached file cannot be read",
+    "other settings": "a cached cell of other settings (e.g. another version, budget, data, classifier or "
+                      "lite0 precision) is not reused",
+}
+
+
 def _recomputed_note(cache: CellCache, n, seed, arm: str, identity: str, quality_samples: int = 0) -> str:
     """What a progress line adds after the cell it starts when that cell is cached but cannot be
-    reused: restored or earlier cells of other settings (a bf16 report's lite0-linear cells read on
-    a CPU that computes fp32, another budget or version), a cell without the quality numbers asked
-    for, an unreadable file. The user learns it as the cell starts, not from the finished report.
-    Empty when nothing of the kind is cached."""
-    if quality_samples and cache.get(n, seed, arm, identity) is not None:
-        reason = "its cached cell lacks the quality numbers asked for"
-    else:
-        found = cache.other_cell(n, seed, arm, identity)
-        if found is None:
-            return ""
-        reason = ("its cached file cannot be read" if found == "unreadable" else
-                  "a cached cell of other settings (e.g. another version, budget, data, classifier or "
-                  "lite0 precision) is not reused")
-    return f"{RECOMPUTED_MARK}{reason}"
+    reused (``CellCache.why_not_reused``): restored or earlier cells of other settings (a bf16
+    report's lite0-linear cells read on a CPU that computes fp32, another budget or version), a cell
+    without the quality numbers asked for, an unreadable file. The user learns it as the cell
+    starts, not from the finished report. Empty when nothing of the kind is cached."""
+    why = cache.why_not_reused(n, seed, arm, identity, quality_samples)
+    return "" if why is None else f"{RECOMPUTED_MARK}{_NOT_REUSED[why]}"
 
 
 FIT_RECORD = "fit.json"

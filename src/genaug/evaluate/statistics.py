@@ -258,6 +258,10 @@ class _Draws:
     kept_test: Optional[np.ndarray] = None
     draw_test: Optional[Callable[[int], Iterator[np.ndarray]]] = None
 
+    def __post_init__(self) -> None:
+        if (self.kept_test is None) == (self.draw_test is None):
+            raise ValueError("_Draws holds its test resamples one way: kept_test or draw_test, exactly one")
+
     def test_weights(self, chunk: int) -> Iterator[np.ndarray]:
         """The test-example counts of every replicate, ``chunk`` replicates at a time."""
         if self.kept_test is None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..interrupts import ShutdownRequested
-from ..progress import ProgressEvent
+from ..progress import RECOMPUTED_MARK, ProgressEvent
 from ..store.registry import TRAINING, Registry, genaug_home
 from .executors import EXECUTORS, job_dir
 from .table import (CANCELLED, FAILED, HISTORY_POINTS, RUNNING, SUCCEEDED, Claimed, JobLostError, JobStore,
@@ -89,8 +89,10 @@ class JobProgress:
             if len(self.history) > HISTORY_POINTS:  # keep the whole run at half the resolution
                 self.history = self.history[::2]
         tenth = int(10 * event.step / max(event.total, 1))
-        if tenth > self.last_logged_tenth:
-            self.last_logged_tenth = tenth
+        # A cached cell that cannot be reused is logged whenever it starts (not only at each tenth):
+        # it says why an evaluation computes what the user expected it to load.
+        if tenth > self.last_logged_tenth or RECOMPUTED_MARK in event.message:
+            self.last_logged_tenth = max(tenth, self.last_logged_tenth)
             losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items() if isinstance(v, (int, float)))
             self.pending_log.append(f"{utcnow():%H:%M:%S} {event.stage} {event.step}/{event.total} {losses}"
                                     + (f" {event.message}" if event.message else ""))

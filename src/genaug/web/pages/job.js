@@ -243,6 +243,8 @@ function factRows(job) {
     ['Stage', p.stage || '–'],
     ['Step', p.total ? `${p.step ?? 0} / ${p.total}` : (p.step ?? '–')],
     ['Time left', job.status === 'running' ? formatSeconds(p.eta_seconds) : '–'],
+    // What the job reported last (an evaluation's cell, a fit, "done"): on a failed job, where it stopped.
+    ...(p.message ? [['Latest', p.message]] : []),
     ['Current losses', lossText],
     ...(otherText ? [['Speed', otherText]] : []),
     ['Created', formatDate(job.created_at)],
