@@ -73,9 +73,14 @@ def test_a_bumped_generator_version_recomputes(digits_split, tmp_path, monkeypat
     _run(train, test, tmp_path)
     before = _stamps(tmp_path)
     monkeypatch.setattr(ImageVAE, "version", ImageVAE.version + "-bumped")
-    _run(train, test, tmp_path)
+    events = []
+    _run(train, test, tmp_path, progress=events.append)
     after = _stamps(tmp_path)
     assert [k for k in before if after[k] != before[k]] == [k for k in before if "synthetic" in k]
+    # the new fit comes first, and its progress line already says why the cached cell is not reused
+    fits = [e.message for e in events if " fit " in e.message]
+    assert fits == [f"n=2 seed=0 fit vae for real+synthetic[vae/v]{RECOMPUTED_MARK}a cached cell of other settings "
+                    "(e.g. another version, budget, data, classifier or lite0 precision) is not reused"]
 
 
 def test_a_bumped_classifier_version_recomputes_every_cell(digits_split, tmp_path, monkeypatch):

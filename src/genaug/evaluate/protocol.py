@@ -536,13 +536,16 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                 fit_key = fitted_key(fit_id, "unlabeled pool" if spec.unlabeled_pool else real_fp, seed,
                                      fit_classic)
 
-            def fitted_generator():
-                """The spec's generator for this (n, seed): fitted (or loaded) on first need only."""
+            def fitted_generator(arm: str):
+                """The spec's generator for this (n, seed): fitted (or loaded) on first need only, by
+                the cell of ``arm``, whose recompute note (if any) the fit's progress line carries:
+                a fit can take long, and the user should not wait through it to learn why."""
                 nonlocal generator, fit_seconds
                 if generator is None and spec.model is not None:
                     generator, fit_seconds = stored[spec.label], 0.0
                 elif generator is None:
-                    report(f"n={n} seed={seed} fit {spec.label}")
+                    note = _recomputed_note(cache, n, seed, arm, identities[arm], protocol.quality_samples)
+                    report(f"n={n} seed={seed} fit {spec.label}" + (f" for {arm}{note}" if note else ""))
                     work = cache.work_dir(spec, fit_id, n, seed)
                     if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
                         fitted, pool = None, cache.pool_dir(spec, fit_id, seed, fit_classic)
@@ -574,7 +577,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                         if loaded is not None:
                             samples, draw_fit_seconds = loaded
                         else:
-                            samples = _sample(fitted_generator(), counts, variant, seed, spec, real,
+                            samples = _sample(fitted_generator(name), counts, variant, seed, spec, real,
                                               trainer.feature_cache)
                             draw_fit_seconds = fit_seconds
                             save_samples(keep, samples, draw_fit_seconds)
@@ -583,7 +586,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                             if protocol.quality_samples else None
                         negatives = None
                         if variant.negatives is not None:
-                            negatives = _sample_negatives(fitted_generator(), spec, variant, real, sampled, seed)
+                            negatives = _sample_negatives(fitted_generator(name), spec, variant, real, sampled, seed)
                             if protocol.quality_samples:  # how near is "near": the card against their source classes
                                 negatives["quality"] = arm_quality(real, negatives["samples"], protocol.quality_samples,
                                                                    seed, trainer.feature_cache)
