@@ -79,8 +79,8 @@ def test_a_bumped_generator_version_recomputes(digits_split, tmp_path, monkeypat
     assert [k for k in before if after[k] != before[k]] == [k for k in before if "synthetic" in k]
     # the new fit comes first, and its progress line already says why the cached cell is not reused
     fits = [e.message for e in events if " fit " in e.message]
-    assert fits == [f"n=2 seed=0 fit vae for real+synthetic[vae/v]{RECOMPUTED_MARK}a cached cell of other settings "
-                    "(e.g. another version, budget, data, classifier or lite0 precision) is not reused"]
+    assert fits == [f"n=2 seed=0 fit vae (for real+synthetic[vae/v]{RECOMPUTED_MARK}a cached cell of other settings "
+                    "(e.g. another version, budget, data, classifier or lite0 precision) is not reused)"]
 
 
 def test_a_bumped_classifier_version_recomputes_every_cell(digits_split, tmp_path, monkeypatch):
@@ -128,6 +128,33 @@ def test_a_cell_recomputed_for_quality_numbers_or_an_unreadable_file_says_why(di
     assert [e.message for e in events if e.message.startswith("n=2 seed=0 real")] == [
         f"n=2 seed=0 real{RECOMPUTED_MARK}its cached file cannot be read"]
     assert json.loads(real_file.read_text())["arm"] == "real"  # rewritten whole
+
+
+def test_the_fit_line_names_the_cell_it_serves_and_a_partial_report_counts_cells_without_quality(
+        digits_split, tmp_path):
+    from genaug.evaluate.cell_cache import CellCache
+
+    train, test = digits_split
+    _run(train, test, tmp_path)  # real and real+synthetic cached, the fit and its draw kept
+    # A partial report asking for quality numbers the cached generator cell lacks: left out, and
+    # counted as cached under other settings; the real cell is still read back.
+    wanted = Protocol(shots=[2], seeds=[0], classifier_steps=10, arms=["real", "real+synthetic"], quality_samples=4)
+    partial = evaluate(train, test, [_vae()], wanted, cache_dir=tmp_path, cached_only=True)
+    assert [c["arm"] for c in partial["cells"]] == ["real"]
+    assert partial["not_cached"] == {"cells": 1, "under_other_identity": 1,
+                                     "first": ["n=2 seed=0 real+synthetic[vae/v]"]}
+    # A second generator arm whose cached cell holds other settings, the first one's cell reusable:
+    # the fit (needed again once the kept draw is gone) is for the second, and its line says so.
+    (mixed,) = [p for p in tmp_path.rglob("*.json") if json.loads(p.read_text()).get("arm") == "real+synthetic[vae/v]"]
+    other = json.loads(mixed.read_text()) | {"arm": "real+synthetic+classic[vae/v]", "identity": "other"}
+    cache = CellCache(tmp_path, mixed.parent.parent.parent.name)
+    assert cache.restore(other | {"n": 2, "seed": 0})
+    shutil.rmtree(tmp_path / "samples")
+    events = []
+    _run(train, test, tmp_path, progress=events.append, arms=["real", "real+synthetic", "real+synthetic+classic"])
+    assert [e.message for e in events if " fit " in e.message] == [
+        f"n=2 seed=0 fit vae (for real+synthetic+classic[vae/v]{RECOMPUTED_MARK}a cached cell of other settings "
+        "(e.g. another version, budget, data, classifier or lite0 precision) is not reused)"]
 
 
 def test_the_cli_prints_a_recomputed_cell_in_full(capsys):

@@ -114,21 +114,32 @@ def test_unknown_job_type_is_refused(store):
         store.submit("paint", {})
 
 
-def test_a_running_job_logs_each_recomputed_cell_and_keeps_its_latest_message(store):
+def test_a_running_job_logs_recomputed_cells_and_keeps_its_latest_message(store):
     """Progress is logged at each tenth of a stage; a cell that is cached but recomputed is logged
-    whenever it starts, so the job's log says why a resumed evaluation computes it again."""
-    from genaug.jobs.worker import JobProgress
+    as it starts (the first few per stage), so the job's log says why a resumed evaluation computes
+    it again; a failed job keeps its last progress beside the traceback."""
+    from genaug.jobs.worker import RECOMPUTED_LOG_LINES, JobProgress
     from genaug.progress import RECOMPUTED_MARK, ProgressEvent
 
     job = store.submit("evaluate", {})
     assert store.claim("w1").id == job.id
     progress = JobProgress(store, job.id)
-    recomputed = f"n=2 seed=0 real{RECOMPUTED_MARK}a cached cell of other settings is not reused"
-    for step, message in [(0, "n=2 seed=0 real"), (1, "n=2 seed=0 real+classic"), (2, recomputed),
-                          (3, "n=2 seed=1 real"), (20, "done")]:
-        progress(ProgressEvent("evaluate", step, 20, message=message))
+    why = f"{RECOMPUTED_MARK}a cached cell of other settings is not reused"
+    recomputed = [f"n=2 seed={k} real{why}" for k in range(RECOMPUTED_LOG_LINES + 2)]
+    # All within the first tenth of 1,000 steps: only the recompute rule logs any but the first.
+    events = [(0, "n=2 seed=0 real+classic")] + [(1 + k, m) for k, m in enumerate(recomputed)] + \
+        [(RECOMPUTED_LOG_LINES + 3, "n=3 seed=0 real"), (1000, "done")]
+    for step, message in events:
+        progress(ProgressEvent("evaluate", step, 1000, message=message))
     progress._write()
     row = store.get(job.id)
-    logged = [line.split(" ", 1)[1] for line in row.log if " evaluate " in f" {line.split(' ', 1)[1]}"]
-    assert logged == ["evaluate 0/20  n=2 seed=0 real", f"evaluate 2/20  {recomputed}", "evaluate 20/20  done"], row.log
-    assert row.progress["message"] == "done" and row.progress["step"] == 20
+    logged = [line.split(" ", 1)[1] for line in row.log if line.split(" ", 2)[1].startswith("evaluate")]
+    assert logged == ["evaluate: 1000 steps", "evaluate 0/1000  n=2 seed=0 real+classic",
+                      *[f"evaluate {1 + k}/1000  {m}" for k, m in enumerate(recomputed[:RECOMPUTED_LOG_LINES])],
+                      "evaluate: more cached cells are recomputed than this log lists",
+                      "evaluate 1000/1000  done"], row.log
+    assert row.progress["message"] == "done" and row.progress["step"] == 1000
+    # The failure path: the traceback joins the last record instead of replacing it.
+    store.report_progress(job.id, progress.record() | {"traceback": "Traceback ..."})
+    row = store.get(job.id)
+    assert row.progress["message"] == "done" and row.progress["traceback"] == "Traceback ..."

@@ -486,7 +486,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                          + sum(1 for s in generators for v in s.variants for a in gen_arms
                                if v.arms is None or a in v.arms))
     done, cells, samples_for_grid, shared = 0, [], {}, {}
-    skipped: list[tuple] = []  # cached_only: (n, seed, arm, cached under another identity?)
+    skipped: list[tuple] = []  # cached_only: (n, seed, arm, cached under another identity or without quality numbers?)
     started = time.monotonic()
     computed = 0
 
@@ -545,7 +545,7 @@ def evaluate(train: LabelledData, test: LabelledData, generators: list[Generator
                     generator, fit_seconds = stored[spec.label], 0.0
                 elif generator is None:
                     note = _recomputed_note(cache, n, seed, arm, identities[arm], protocol.quality_samples)
-                    report(f"n={n} seed={seed} fit {spec.label}" + (f" for {arm}{note}" if note else ""))
+                    report(f"n={n} seed={seed} fit {spec.label}" + (f" (for {arm}{note})" if note else ""))
                     work = cache.work_dir(spec, fit_id, n, seed)
                     if spec.unlabeled_pool:  # learns the whole training split: no few-shot subset in its key
                         fitted, pool = None, cache.pool_dir(spec, fit_id, seed, fit_classic)

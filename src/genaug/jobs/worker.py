@@ -49,6 +49,7 @@ SHUTDOWN_REASON = "its worker shut down"
 CANCEL_SIGNAL = signal.SIGUSR1
 REQUEUE_CHECK_SECONDS = 5.0
 PROGRESS_WRITE_SECONDS = 0.5
+RECOMPUTED_LOG_LINES = 8  # per stage, beside its tenths
 
 
 class JobCancelled(BaseException):
@@ -71,6 +72,7 @@ class JobProgress:
         self.last_write = 0.0
         self.stage: Optional[str] = None
         self.last_logged_tenth = -1
+        self.recomputed_logged = 0  # recomputed-cell lines logged between the tenths of this stage
         self.pending_log: list[str] = []
 
     def note(self, values: dict[str, Any]) -> None:
@@ -81,7 +83,7 @@ class JobProgress:
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         if event.stage != self.stage:
-            self.stage, self.last_logged_tenth = event.stage, -1
+            self.stage, self.last_logged_tenth, self.recomputed_logged = event.stage, -1, 0
             self.pending_log.append(f"{utcnow():%H:%M:%S} {event.stage}: {event.total} steps")
         if event.losses:
             self.history.append([int(event.step), {k: round(float(v), 5) for k, v in event.losses.items()
@@ -90,8 +92,15 @@ class JobProgress:
                 self.history = self.history[::2]
         tenth = int(10 * event.step / max(event.total, 1))
         # A cached cell that cannot be reused is logged whenever it starts (not only at each tenth):
-        # it says why an evaluation computes what the user expected it to load.
-        if tenth > self.last_logged_tenth or RECOMPUTED_MARK in event.message:
+        # it says why an evaluation computes what the user expected it to load. Only the first few
+        # per stage, so that a run recomputing everything does not push the rest out of the log.
+        recomputed = RECOMPUTED_MARK in event.message and tenth <= self.last_logged_tenth
+        if recomputed:
+            self.recomputed_logged += 1
+            if self.recomputed_logged == RECOMPUTED_LOG_LINES + 1:
+                self.pending_log.append(f"{utcnow():%H:%M:%S} {event.stage}: more cached cells are recomputed "
+                                        "than this log lists")
+        if tenth > self.last_logged_tenth or (recomputed and self.recomputed_logged <= RECOMPUTED_LOG_LINES):
             self.last_logged_tenth = max(tenth, self.last_logged_tenth)
             losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items() if isinstance(v, (int, float)))
             self.pending_log.append(f"{utcnow():%H:%M:%S} {event.stage} {event.step}/{event.total} {losses}"
@@ -100,7 +109,8 @@ class JobProgress:
         if now - self.last_write >= PROGRESS_WRITE_SECONDS or event.step >= event.total:
             self._write()
 
-    def _write(self, force: bool = False) -> None:
+    def record(self) -> dict[str, Any]:
+        """The progress record as written to the job row: the fixed facts, then the latest event."""
         event = getattr(self, "latest", None)
         progress = dict(self.extra)
         if event is not None:
@@ -108,7 +118,10 @@ class JobProgress:
                              "fraction": min(1.0, event.step / max(event.total, 1)), "losses": event.losses,
                              "eta_seconds": event.eta_seconds, "message": event.message,
                              "history": self.history})
-        self.store.report_progress(self.job_id, progress, self.pending_log)
+        return progress
+
+    def _write(self, force: bool = False) -> None:
+        self.store.report_progress(self.job_id, self.record(), self.pending_log)
         self.pending_log = []
         self.last_write = time.monotonic()
 
@@ -175,7 +188,8 @@ def run_job_in_child(job: Claimed, home: str, url: Optional[str], worker: str, t
             # The traceback goes to the server log and the admin-only route; users see the message.
             details = traceback.format_exc()
             print(f"genaug job {job.id} failed:\n{details}", file=sys.stderr, flush=True)
-            store.report_progress(job.id, progress.extra | {"traceback": details[-4000:]})
+            # Kept beside the last progress record: a failed job still shows where it stopped.
+            store.report_progress(job.id, progress.record() | {"traceback": details[-4000:]})
             store.finish(job.id, FAILED, error=message, worker=worker, log_line=message[:300])
             return
         progress._write()
