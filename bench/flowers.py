@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -225,12 +226,32 @@ def select_candidates(number: int, train: LabelledImages, args) -> list[Generato
     return smoke_test_grid(candidates) if args.quick else candidates
 
 
+def quick_grid_twin(number: int) -> Optional[int]:
+    """The lower-numbered scenario whose quick-grid search this one repeats, or None. The quick grid's
+    small per-class VAEs learn the training split's images as they are (no ``augment_copies``), so two
+    scenarios with the same classes, target and n give cells of the same identities: scenario 3's
+    quick-grid search is scenario 2's (computed again under scenario 3's cache names)."""
+    same = lambda a, b: all(a[key] == b[key] for key in ("classes", "target", "n_target"))  # noqa: E731
+    return next((other for other in sorted(SCENARIOS) if other < number and same(SCENARIOS[other], SCENARIOS[number])),
+                None)
+
+
+def twin_sentence(number: int) -> str:
+    """Why a scenario's quick-grid search says nothing its twin's does not (``quick_grid_twin``)."""
+    return (f"Scenario {number}'s quick-grid search repeats scenario {quick_grid_twin(number)}'s: the quick grid's "
+            "per-class VAEs do not learn from the augmented copies that set it apart, so its cells have the other "
+            "scenario's identities (kept under this scenario's name, so computed again). Its own generators' search "
+            "is --select-grid scenario.")
+
+
 def select_scenario(number: int, args, classifier: str, log) -> dict:
     """One scenario's automatic choice (``select_recipe``) beside the oracle (every candidate scored
     on the test split, for the check only). The final and oracle runs share the plain run's cache
     (``s<N>-<classifier>``): its real, real+classic and -- with the scenario grid -- generator cells
     serve them."""
     train, test = scenario_data(number, args)
+    if args.select_grid == "quick" and quick_grid_twin(number) is not None:
+        log(f"warning: {twin_sentence(number)}")
     plain = f"s{number}-{classifier}"
     show = lambda e: log(f"scenario {number} {classifier} select: {e.step}/{e.total} {e.message}"  # noqa: E731
                          + (f" (eta {e.eta_seconds:.0f} s)" if e.eta_seconds else ""))
@@ -267,7 +288,10 @@ def write_select_report(runs: list[dict], args, name: str, started: float) -> No
           "## Target: the choice never loses to real+classic beyond the interval and keeps the gains that exist", ""]
     md += [f"- {line}" for run in runs for line in run["checks"]]
     for run in runs:
-        md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""] + select_sections(run)
+        md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
+        if args.select_grid == "quick" and quick_grid_twin(run["scenario"]) is not None:
+            md += [twin_sentence(run["scenario"]), ""]
+        md += select_sections(run)
     (args.out / f"{report}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -151,6 +151,31 @@ def test_the_flowers_control_is_never_the_best_generator_arm():
     assert flowers.is_control(rows[3]["arm"]) and not flowers.is_control(rows[2]["arm"])
 
 
+def test_flowers_scenario_3_quick_grid_search_is_named_as_scenario_2s():
+    """The quick grid ignores scenario 3's augmented copies: its candidates and splits are scenario 2's,
+    so bench/flowers.py names the twin in its log and report instead of presenting a search of its own."""
+    import argparse
+
+    import numpy as np
+
+    import flowers
+    from genaug.data import LabelledImages
+
+    assert [flowers.quick_grid_twin(n) for n in (1, 2, 3)] == [None, None, 2]
+    assert "repeats scenario 2's" in flowers.twin_sentence(3) and "--select-grid scenario" in flowers.twin_sentence(3)
+    names = ["tulip", "daisy", "rose", "sunflower"]
+    labels = np.repeat(np.arange(4), 120)
+    data = LabelledImages(np.random.default_rng(0).integers(0, 255, (480, 8, 8, 3), dtype=np.uint8), labels, names,
+                          [f"{i}.jpg" for i in range(480)])
+    (train2, test2), (train3, test3) = flowers.scenario_split(data, 2), flowers.scenario_split(data, 3)
+    assert train2.sources == train3.sources and test2.sources == test3.sources
+    args = argparse.Namespace(select_grid="quick", quick=False, generators="dcgan,ddim", budget_scale=1.0)
+    dump = lambda number: [c.model_dump() for c in flowers.select_candidates(number, train2, args)]  # noqa: E731
+    assert dump(2) == dump(3) and dump(2)
+    args.select_grid = "scenario"  # the scenario's own generators do learn the copies
+    assert [c.augment_copies for c in flowers.select_candidates(3, train3, args)] == [15, 15]
+
+
 def test_an_unfinished_runs_cells_are_kept_and_resumed_from_a_fresh_cache(tmp_path, capsys):
     """bench/keep_cells.py keeps every cell under the run's cache names (its search folds too),
     each naming its cache and its arm, and restore_cells puts them back where the run finds them."""
@@ -194,3 +219,9 @@ def test_an_unfinished_runs_cells_are_kept_and_resumed_from_a_fresh_cache(tmp_pa
     assert {c["dataset"] for c in json.loads(both.read_text())["cells"]} == {"run", "run-select-fold0", "other"}
     with pytest.raises(SystemExit):
         keep_cells.main(["--cache", str(old), "--prefix", "run", "--shots", ",", "--out", str(both)])
+
+
+def test_lite0_precision_rate_keeps_a_decimal_below_100():
+    """Emulated bf16 runs at 1-3 features per wall second: the report must not round that to a whole number."""
+    from lite0_precision import rate
+    assert (rate(1.34), rate(20.46), rate(99.94), rate(129.4), rate(1234.5)) == ("1.3", "20.5", "99.9", "129", "1234")

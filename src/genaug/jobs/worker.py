@@ -78,7 +78,7 @@ class JobProgress:
     def note(self, values: dict[str, Any]) -> None:
         """Add fixed facts to every progress record (e.g. the training's work folder)."""
         self.extra.update(values)
-        self._write(force=True)
+        self._write()
 
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
@@ -120,7 +120,7 @@ class JobProgress:
                              "history": self.history})
         return progress
 
-    def _write(self, force: bool = False) -> None:
+    def _write(self) -> None:
         self.store.report_progress(self.job_id, self.record(), self.pending_log)
         self.pending_log = []
         self.last_write = time.monotonic()
