@@ -230,7 +230,7 @@ def quick_grid_twin(number: int) -> Optional[int]:
     """The lower-numbered scenario whose quick-grid search this one repeats, or None. The quick grid's
     small per-class VAEs learn the training split's images as they are (no ``augment_copies``), so two
     scenarios with the same classes, target and n give cells of the same identities: scenario 3's
-    quick-grid search is scenario 2's (computed again under scenario 3's cache names)."""
+    quick-grid search is scenario 2's (its classifier cells computed again under scenario 3's cache names)."""
     same = lambda a, b: all(a[key] == b[key] for key in ("classes", "target", "n_target"))  # noqa: E731
     return next((other for other in sorted(SCENARIOS) if other < number and same(SCENARIOS[other], SCENARIOS[number])),
                 None)
@@ -240,8 +240,9 @@ def twin_sentence(number: int) -> str:
     """Why a scenario's quick-grid search says nothing its twin's does not (``quick_grid_twin``)."""
     return (f"Scenario {number}'s quick-grid search repeats scenario {quick_grid_twin(number)}'s: the quick grid's "
             "per-class VAEs do not learn from the augmented copies that set it apart, so its cells have the other "
-            "scenario's identities (kept under this scenario's name, so computed again). Its own generators' search "
-            "is --select-grid scenario.")
+            "scenario's identities (its classifier cells are kept under this scenario's name, so they are computed "
+            "again; the generators' fits and samples are shared through the cache). Its own generators' search is "
+            "--select-grid scenario.")
 
 
 def select_scenario(number: int, args, classifier: str, log) -> dict:
@@ -250,8 +251,10 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
     (``s<N>-<classifier>``): its real, real+classic and -- with the scenario grid -- generator cells
     serve them."""
     train, test = scenario_data(number, args)
-    if args.select_grid == "quick" and quick_grid_twin(number) is not None:
+    twin = quick_grid_twin(number) if args.select_grid == "quick" else None
+    if twin is not None:
         log(f"warning: {twin_sentence(number)}")
+    again = "" if twin is None else f" (scenario {twin}'s search again)"
     plain = f"s{number}-{classifier}"
     show = lambda e: log(f"scenario {number} {classifier} select: {e.step}/{e.total} {e.message}"  # noqa: E731
                          + (f" (eta {e.eta_seconds:.0f} s)" if e.eta_seconds else ""))
@@ -259,10 +262,11 @@ def select_scenario(number: int, args, classifier: str, log) -> dict:
         train, test, scenario_protocol(number, args, classifier, ["real"]),  # the search sets its own arms
         scenario_protocol(number, args, classifier, ["real", "real+classic", "real+synthetic", "real+synthetic+classic"]),
         select_candidates(number, train, args), final_name=plain, oracle_name=plain, cache_dir=args.cache_root,
-        show=show, reference="real+classic", prefix=f"scenario {number}, {classifier}, ",
+        show=show, reference="real+classic",
+        prefix=f"scenario {number}{again}, {classifier}, ",
         validation_size=args.validation_size or None, search_seeds=seed_list(args.search_seeds),
         search_name=f"{plain}-{args.select_grid}{pool_suffix(args.validation_size)}")
-    return {"scenario": number, "classifier": classifier, **run}
+    return {"scenario": number, "classifier": classifier, "twin": twin, **run}
 
 
 def select_report_name(name: str, args) -> str:
@@ -289,7 +293,7 @@ def write_select_report(runs: list[dict], args, name: str, started: float) -> No
     md += [f"- {line}" for run in runs for line in run["checks"]]
     for run in runs:
         md += ["", f"## Scenario {run['scenario']}, classifier {run['classifier']}", ""]
-        if args.select_grid == "quick" and quick_grid_twin(run["scenario"]) is not None:
+        if run.get("twin") is not None:
             md += [twin_sentence(run["scenario"]), ""]
         md += select_sections(run)
     (args.out / f"{report}.md").write_text("\n".join(md) + "\n")

@@ -151,29 +151,48 @@ def test_the_flowers_control_is_never_the_best_generator_arm():
     assert flowers.is_control(rows[3]["arm"]) and not flowers.is_control(rows[2]["arm"])
 
 
-def test_flowers_scenario_3_quick_grid_search_is_named_as_scenario_2s():
-    """The quick grid ignores scenario 3's augmented copies: its candidates and splits are scenario 2's,
-    so bench/flowers.py names the twin in its log and report instead of presenting a search of its own."""
+def test_flowers_scenario_3_quick_grid_search_is_named_as_scenario_2s(tmp_path, monkeypatch):
+    """The quick grid ignores scenario 3's augmented copies: its cells have scenario 2's identities, so
+    bench/flowers.py names the twin in its report (the check line and the scenario's section) instead of
+    presenting a search of its own."""
     import argparse
 
     import numpy as np
 
     import flowers
     from genaug.data import LabelledImages
+    from genaug.evaluate.classifiers import resolve_classifier
+    from genaug.evaluate.identity import cell_identity
 
     assert [flowers.quick_grid_twin(n) for n in (1, 2, 3)] == [None, None, 2]
-    assert "repeats scenario 2's" in flowers.twin_sentence(3) and "--select-grid scenario" in flowers.twin_sentence(3)
-    names = ["tulip", "daisy", "rose", "sunflower"]
-    labels = np.repeat(np.arange(4), 120)
-    data = LabelledImages(np.random.default_rng(0).integers(0, 255, (480, 8, 8, 3), dtype=np.uint8), labels, names,
-                          [f"{i}.jpg" for i in range(480)])
-    (train2, test2), (train3, test3) = flowers.scenario_split(data, 2), flowers.scenario_split(data, 3)
-    assert train2.sources == train3.sources and test2.sources == test3.sources
-    args = argparse.Namespace(select_grid="quick", quick=False, generators="dcgan,ddim", budget_scale=1.0)
-    dump = lambda number: [c.model_dump() for c in flowers.select_candidates(number, train2, args)]  # noqa: E731
-    assert dump(2) == dump(3) and dump(2)
-    args.select_grid = "scenario"  # the scenario's own generators do learn the copies
-    assert [c.augment_copies for c in flowers.select_candidates(3, train3, args)] == [15, 15]
+    names = ["tulip", "daisy", "rose", "sunflower", "dandelion"]
+    labels = np.repeat(np.arange(5), 120)
+    data = LabelledImages(np.random.default_rng(0).integers(0, 255, (600, 8, 8, 3), dtype=np.uint8), labels, names,
+                          [f"{i}.jpg" for i in range(600)])
+    args = argparse.Namespace(select_grid="quick", quick=False, generators="dcgan,ddim", budget_scale=1.0, seeds="0",
+                              classifier_steps=800, quality_samples=0, validation_size=2000, search_seeds=None,
+                              out=tmp_path)
+
+    def identities(number: int) -> list[str]:
+        train, test = flowers.scenario_split(data, number)
+        protocol = flowers.scenario_protocol(number, args, "cnn", ["real"])
+        classifier = resolve_classifier("cnn", "images")
+        return [cell_identity(protocol, classifier, train.fingerprint(), test.fingerprint(), spec, variant)
+                for spec in flowers.select_candidates(number, train, args) for variant in spec.variants]
+
+    assert identities(2) == identities(3) and len(identities(2)) >= 4 and identities(2) != identities(1)
+    args.select_grid = "scenario"  # the scenario's own generators do learn the copies: other identities
+    assert identities(2) != identities(3)
+
+    args.select_grid = "quick"
+    monkeypatch.setattr(flowers, "select_sections", lambda run: [f"sections of scenario {run['scenario']}"])
+    runs = [{"scenario": s, "classifier": "cnn", "twin": flowers.quick_grid_twin(s), "checks": [f"check {s}"]}
+            for s in (2, 3)]
+    flowers.write_select_report(runs, args, "flowers", 0.0)
+    report = (tmp_path / "flowers_select_quick.md").read_text()
+    two, three = report.split("## Scenario 2, classifier cnn")[1].split("## Scenario 3, classifier cnn")
+    assert flowers.twin_sentence(3) in three and "repeats scenario" not in two
+    assert "--select-grid scenario" in flowers.twin_sentence(3)
 
 
 def test_an_unfinished_runs_cells_are_kept_and_resumed_from_a_fresh_cache(tmp_path, capsys):

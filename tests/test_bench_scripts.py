@@ -278,7 +278,8 @@ def test_lite0_precision_quick_measures_both_precisions(tmp_path):
     report = (tmp_path / "out" / "lite0_precision_quick.md").read_text()
     assert "| mnist | bf16 | 160 |" in report and "Wall time:" in report and "features per CPU s" in report
     assert f"CPU: {result['machine']['cpu']};" in report
-    sys.path.append(str(ROOT / "bench"))
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.append(str(ROOT / "bench"))
     import lite0_precision
     bf16 = rows["bf16"]
     assert f"| mnist | bf16 | 160 | {lite0_precision.rate(bf16['features_per_s'])} | " \
